@@ -1,0 +1,127 @@
+//! The gateway: the REST API on `GATEWAY_ADDR` (default 127.0.0.1:5100).
+//!
+//! Layout:
+//! - [`run`]: serve until the shutdown token fires, then drain.
+//! - [`build`]: the router and its OpenAPI document, from `routes/*`.
+//! - `auth`: credentials (cookie, API key) and the login limiter; `error`: the
+//!   `{"error": …}` type; `extract`: extractors that reject with it.
+//!
+//! A request's path: router → auth middleware → extractor → handler → `Store`
+//! method → bus signal after commit → JSON response.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use arvis_shared::Deps;
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Builds the state (auth keys) from the dependencies. Refuses an open API on a
+/// non-loopback address.
+pub fn state(deps: Deps, listen: SocketAddr) -> anyhow::Result<AppState> {
+    let config = &deps.config;
+    if !config.api_auth_configured() && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the API on {listen} without authentication: set DASHBOARD_PASSWORD or \
+             DASHBOARD_API_KEY, or bind GATEWAY_ADDR to 127.0.0.1"
+        );
+    }
+    let jwt = arvis_shared::bootstrap::jwt_secret(config).context("loading the JWT secret")?;
+    let auth =
+        Auth::new(config.dashboard_password.clone(), config.dashboard_api_key.clone(), &jwt, config.cookie_secure)?;
+    Ok(AppState { deps, auth: Arc::new(auth), started: Instant::now(), openapi: Default::default() })
+}
+
+/// The API's routes as documented routes, before state is attached.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(routes::openapi::ApiDoc::openapi())
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .merge(routes::agents::router())
+        .merge(routes::openapi::router())
+}
+
+/// The OpenAPI document alone (tests, tooling).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The complete router with middleware.
+pub fn build(state: AppState) -> Router {
+    let (router, doc) = api_routes().split_for_parts();
+    if let Ok(json) = serde_json::to_string(&doc) {
+        let _ = state.openapi.set(json);
+    }
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+///
+/// Shutdown phases:
+/// 1. stop accepting connections;
+/// 2. let in-flight requests finish, for at most `DRAIN_TIMEOUT`;
+/// 3. return (the caller closes the database and the bus).
+pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listener address")?;
+    arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
+    let app = build(state(deps, addr)?);
+    tracing::info!(%addr, "gateway listening");
+    let drain = shutdown.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { drain.cancelled().await });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(e).context("serving HTTP"),
+        Ok(Err(e)) => return Err(e).context("gateway server task"),
+        Err(_) => tracing::warn!("gateway: in-flight requests did not finish within the drain timeout"),
+    }
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// Used by `into_response` in middleware closures.
+#[doc(hidden)]
+pub fn not_found() -> Response {
+    ApiError::not_found("no such route").into_response()
+}

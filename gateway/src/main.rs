@@ -1,0 +1,21 @@
+//! `arvis-gateway`: the REST API as its own process (split topology, needs NATS_URL).
+
+use anyhow::Context as _;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "Arvis REST API gateway (split topology; requires NATS_URL)", after_help = arvis_shared::startup::ENV_HELP)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Cli::parse();
+    let deps = arvis_shared::startup::split_service("arvis-gateway").await?;
+    let addr = deps.config.gateway_addr;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding GATEWAY_ADDR {addr}"))?;
+    let shutdown = arvis_shared::shutdown::on_signal();
+    let result = arvis_gateway::run(deps.clone(), listener, shutdown).await;
+    deps.bus.drain().await;
+    deps.store.close().await;
+    result
+}

@@ -1,0 +1,65 @@
+//! `POST /api/auth/login` and `POST /api/auth/logout` (reference: Authentication).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::SET_COOKIE;
+use axum::response::{AppendHeaders, IntoResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Ok;
+use crate::auth::{COOKIE_NAME, SESSION_TTL};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::AppJson;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Login {
+    pub password: String,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
+}
+
+/// Exchanges the dashboard password for a session cookie (`arvis-token`, 7 days).
+/// Ten failed attempts from one address within 15 minutes answer 429 until the
+/// window passes.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()), request_body = Login,
+    responses((status = 200, body = Ok, headers(("Set-Cookie" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    AppJson(body): AppJson<Login>,
+) -> ApiResult<impl IntoResponse> {
+    let auth = &state.auth;
+    if !auth.password_enabled() {
+        return Err(ApiError::bad_request("password login is not enabled (DASHBOARD_PASSWORD is not set)"));
+    }
+    let ip = peer.ip();
+    if let Some(wait) = auth.login_blocked(ip) {
+        return Err(ApiError::too_many("too many failed logins; try again later", wait));
+    }
+    if !auth.check_password(&body.password) {
+        auth.record_login_failure(ip);
+        tracing::warn!(client = %ip, "failed dashboard login");
+        return Err(ApiError::unauthorized("invalid password"));
+    }
+    let token = auth.issue_token()?;
+    let secure = if auth.cookie_secure { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}", SESSION_TTL.as_secs());
+    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
+}
+
+/// Clears the session cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()), responses((status = 200, body = Ok)))]
+async fn logout(State(state): State<AppState>) -> impl IntoResponse {
+    let secure = if state.auth.cookie_secure { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
+    (AppendHeaders([(SET_COOKIE, cookie)]), Ok::json())
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command (README "Testing"). Makes sure the services the tests talk
+# to exist and run — nats-server on the PATH, PostgreSQL on 127.0.0.1:5432 —
+# installing them from Debian's packages on a fresh machine, then runs the
+# whole workspace's tests (nextest when installed, cargo test otherwise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# --- NATS: the tests start their own servers, they only need the binary.
+if ! command -v nats-server >/dev/null; then
+    echo "test.sh: installing nats-server"
+    apt_install nats-server
+fi
+
+# --- PostgreSQL: each Postgres test creates (and drops) its own database.
+PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
+if ! command -v pg_ctlcluster >/dev/null; then
+    echo "test.sh: installing postgresql"
+    apt_install postgresql postgresql-client
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "test.sh: starting PostgreSQL"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if ! psql "$PG_URL/postgres" -qtAc 'select 1' >/dev/null 2>&1; then
+    # A fresh Debian install asks for a password on TCP: give the tests one.
+    echo "test.sh: setting a password for the postgres user (fresh install)"
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    PG_URL="postgres://postgres:postgres@127.0.0.1:5432"
+fi
+export TEST_POSTGRES_URL="$PG_URL"
+
+# --- The tests.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi

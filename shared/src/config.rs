@@ -1,0 +1,385 @@
+//! Configuration, read once at start from environment variables (and from a
+//! `.env` file in the working directory when one exists; real environment
+//! variables win over it). Every variable is listed in the README.
+//!
+//! A bad value is a startup error that names the variable. Secrets are held as
+//! [`SecretString`], whose `Debug` prints `[REDACTED]`, so a `{:?}` of the
+//! configuration can be logged safely.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// A configuration error: always names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {problem}")]
+    Invalid { var: String, problem: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+fn invalid(var: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { var: var.to_string(), problem: problem.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// An LLM account discovered from the environment (behaviour reference §5).
+/// The key itself stays in the environment: the database and the API only ever
+/// see the *name* of the variable that holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSpec {
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub priority: i64,
+}
+
+/// The whole configuration. One struct serves every binary; each reads the
+/// fields it needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://path` or `postgres://…`. Default: `sqlite://$ARVIS_DATA_DIR/arvis.db`.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10): pool size for Postgres and for SQLite readers.
+    pub database_max_connections: u32,
+    /// `NATS_URL`: when set, the bus is NATS; otherwise the launcher uses an in-process bus.
+    pub nats_url: Option<String>,
+    /// `GATEWAY_ADDR` (default 127.0.0.1:5100).
+    pub gateway_addr: SocketAddr,
+    /// `WS_BRIDGE_ADDR` (default 127.0.0.1:5070).
+    pub ws_bridge_addr: SocketAddr,
+    /// `ARVIS_DATA_DIR` (default ./data): the SQLite file, the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// `DASHBOARD_PASSWORD`: enables login and cookie sessions.
+    pub dashboard_password: Option<SecretString>,
+    /// `DASHBOARD_API_KEY`: accepted in `X-API-Key` or `Authorization: Bearer`.
+    pub dashboard_api_key: Option<SecretString>,
+    /// `JWT_SECRET`: signs session cookies; generated into the data dir when unset.
+    pub jwt_secret: Option<SecretString>,
+    /// `WEB_API_KEY`: required by the WebSocket bridge when set.
+    pub web_api_key: Option<SecretString>,
+    /// `COOKIE_SECURE` (default false): add `Secure` to the session cookie (set it behind HTTPS).
+    pub cookie_secure: bool,
+    /// `LOG_FORMAT`: `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `WORKER_CONCURRENCY` (default 8): jobs one worker runs at once.
+    pub worker_concurrency: usize,
+    /// `CHAT_TIMEOUT_SECS` (default 120): how long `POST /api/agents/{id}/chat` waits for the reply.
+    pub chat_timeout: Duration,
+    /// LLM accounts found in the environment, in discovery order.
+    pub accounts: Vec<AccountSpec>,
+    /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
+    secrets: BTreeMap<String, SecretString>,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` when present.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::Io(format!(".env: {e}"))),
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let data_dir = PathBuf::from(get("ARVIS_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => {
+                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(invalid("DATABASE_URL", "must start with sqlite: or postgres://"));
+                }
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("arvis.db").display()),
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") | Some("text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("LOG_FORMAT", format!("expected pretty or json, got {other:?}"))),
+        };
+        let secret = |name: &str| get(name).map(SecretString::from);
+        let (accounts, secrets) = discover_accounts(&get)?;
+        Ok(Config {
+            database_url,
+            database_max_connections: parse_or(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            nats_url: get("NATS_URL"),
+            gateway_addr: parse_or(&get, "GATEWAY_ADDR", SocketAddr::from(([127, 0, 0, 1], 5100)))?,
+            ws_bridge_addr: parse_or(&get, "WS_BRIDGE_ADDR", SocketAddr::from(([127, 0, 0, 1], 5070)))?,
+            data_dir,
+            dashboard_password: secret("DASHBOARD_PASSWORD"),
+            dashboard_api_key: secret("DASHBOARD_API_KEY"),
+            jwt_secret: secret("JWT_SECRET"),
+            web_api_key: secret("WEB_API_KEY"),
+            cookie_secure: parse_bool(&get, "COOKIE_SECURE", false)?,
+            log_format,
+            worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)
+                .and_then(|n| if n == 0 { Err(invalid("WORKER_CONCURRENCY", "must be at least 1")) } else { Ok(n) })?,
+            chat_timeout: Duration::from_secs(parse_or(&get, "CHAT_TIMEOUT_SECS", 120u64)?),
+            accounts,
+            secrets,
+        })
+    }
+
+    /// The value of a secret variable that an account names (its API key).
+    pub fn secret(&self, var: &str) -> Option<&SecretString> {
+        self.secrets.get(var)
+    }
+
+    /// Every configured secret value, for tests and log scrubbing checks.
+    pub fn all_secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.secrets.values().map(|s| s.expose_secret().to_string()).collect();
+        for s in [&self.dashboard_password, &self.dashboard_api_key, &self.jwt_secret, &self.web_api_key]
+            .into_iter()
+            .flatten()
+        {
+            out.push(s.expose_secret().to_string());
+        }
+        out
+    }
+
+    /// The database URL with any password replaced, for log lines.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
+    /// True when some credential protects the API.
+    pub fn api_auth_configured(&self) -> bool {
+        self.dashboard_password.is_some() || self.dashboard_api_key.is_some()
+    }
+
+    /// Where the SQLite file's directory and the generated JWT secret live.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+fn parse_or<T: FromStr>(get: &impl Fn(&str) -> Option<String>, var: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e| invalid(var, format!("cannot parse {v:?}: {e}"))),
+    }
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+        Some(v) => Err(invalid(var, format!("expected true or false, got {v:?}"))),
+    }
+}
+
+type Discovered = (Vec<AccountSpec>, BTreeMap<String, SecretString>);
+
+/// Accounts from the environment, with the names and priority bands of the
+/// original (behaviour reference §5). Indexed keys (`_1`, `_2`, …) stop at the
+/// first gap. Every `*_BASE_URL` must be an http(s) URL.
+fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered, ConfigError> {
+    struct Family {
+        key: &'static str,
+        provider: &'static str,
+        name: &'static str,
+        model_var: &'static str,
+        default_model: &'static str,
+        base_var: Option<&'static str>,
+        priority: i64,
+    }
+    const FAMILIES: &[Family] = &[
+        Family {
+            key: "ANTHROPIC_API_KEY",
+            provider: "anthropic",
+            name: "anthropic-api",
+            model_var: "ANTHROPIC_API_MODEL",
+            default_model: "claude-haiku-4-5-20251001",
+            base_var: Some("ANTHROPIC_BASE_URL"),
+            priority: 20,
+        },
+        Family {
+            key: "OPENAI_API_KEY",
+            provider: "openai",
+            name: "openai-api",
+            model_var: "OPENAI_MODEL",
+            default_model: "gpt-4o-mini",
+            base_var: Some("OPENAI_BASE_URL"),
+            priority: 50,
+        },
+        Family {
+            key: "OPENROUTER_API_KEY",
+            provider: "openrouter",
+            name: "openrouter-api",
+            model_var: "OPENROUTER_MODEL",
+            default_model: "anthropic/claude-sonnet-4",
+            base_var: Some("OPENROUTER_BASE_URL"),
+            priority: 60,
+        },
+        Family {
+            key: "GOOGLE_API_KEY",
+            provider: "google",
+            name: "google-api",
+            model_var: "GOOGLE_MODEL",
+            default_model: "gemini-2.0-flash",
+            base_var: Some("GOOGLE_BASE_URL"),
+            priority: 70,
+        },
+    ];
+    let mut accounts = Vec::new();
+    let mut secrets = BTreeMap::new();
+    let check_url = |var: &str, url: String| -> Result<String, ConfigError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(url.trim_end_matches('/').to_string())
+        } else {
+            Err(invalid(var, "must be an http:// or https:// URL"))
+        }
+    };
+    for f in FAMILIES {
+        // Index 0 is the plain variable; then _1, _2, … until the first gap.
+        // A plain key and `_1` may both exist; `_1` still counts as the second key.
+        for i in 0usize.. {
+            let suffix = if i == 0 { String::new() } else { format!("_{i}") };
+            let key_var = format!("{}{suffix}", f.key);
+            let Some(value) = get(&key_var) else {
+                if i == 0 {
+                    continue;
+                }
+                break;
+            };
+            let model = get(&format!("{}{suffix}", f.model_var))
+                .or_else(|| get(f.model_var))
+                .unwrap_or_else(|| f.default_model.to_string());
+            let base_url = match f.base_var {
+                Some(bv) => {
+                    let var = format!("{bv}{suffix}");
+                    match get(&var).map(|u| (var.clone(), u)).or_else(|| get(bv).map(|u| (bv.to_string(), u))) {
+                        Some((var, u)) => Some(check_url(&var, u)?),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            let name = if i == 0 { f.name.to_string() } else { format!("{}-{}", f.name, i + 1) };
+            secrets.insert(key_var.clone(), SecretString::from(value));
+            accounts.push(AccountSpec {
+                name,
+                provider: f.provider.to_string(),
+                model,
+                base_url,
+                api_key_env: Some(key_var),
+                priority: f.priority + i as i64,
+            });
+        }
+    }
+    if let Some(url) = get("OLLAMA_BASE_URL") {
+        let mut url = check_url("OLLAMA_BASE_URL", url)?;
+        if !url.ends_with("/v1") {
+            url.push_str("/v1");
+        }
+        accounts.push(AccountSpec {
+            name: "ollama-local".into(),
+            provider: "ollama".into(),
+            model: get("OLLAMA_MODEL").unwrap_or_else(|| "qwen2.5-coder:7b".into()),
+            base_url: Some(url),
+            api_key_env: None,
+            priority: 200,
+        });
+    }
+    Ok((accounts, secrets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment_at_all() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.gateway_addr.to_string(), "127.0.0.1:5100");
+        assert_eq!(c.ws_bridge_addr.to_string(), "127.0.0.1:5070");
+        assert_eq!(c.database_url, "sqlite://./data/arvis.db");
+        assert!(c.nats_url.is_none());
+        assert!(c.accounts.is_empty());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = config(&[("GATEWAY_ADDR", "not-an-address")]).unwrap_err().to_string();
+        assert!(err.starts_with("GATEWAY_ADDR:"), "{err}");
+        let err = config(&[("WORKER_CONCURRENCY", "0")]).unwrap_err().to_string();
+        assert!(err.starts_with("WORKER_CONCURRENCY:"), "{err}");
+        let err = config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().to_string();
+        assert!(err.starts_with("DATABASE_URL:"), "{err}");
+        let err = config(&[("OPENAI_API_KEY", "k"), ("OPENAI_BASE_URL", "ftp://x")]).unwrap_err().to_string();
+        assert!(err.starts_with("OPENAI_BASE_URL:"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = config(&[("DASHBOARD_PASSWORD", "hunter2-pw"), ("ANTHROPIC_API_KEY", "sk-ant-secret")]).unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2-pw"), "{debug}");
+        assert!(!debug.contains("sk-ant-secret"), "{debug}");
+        assert_eq!(
+            c.secret("ANTHROPIC_API_KEY").map(|s| s.expose_secret().to_string()).as_deref(),
+            Some("sk-ant-secret")
+        );
+    }
+
+    #[test]
+    fn indexed_keys_stop_at_the_first_gap() {
+        let c = config(&[
+            ("OPENAI_API_KEY", "a"),
+            ("OPENAI_API_KEY_1", "b"),
+            ("OPENAI_API_KEY_2", "c"),
+            ("OPENAI_API_KEY_4", "skipped"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("OLLAMA_BASE_URL", "http://localhost:11434"),
+        ])
+        .unwrap();
+        let names: Vec<_> = c.accounts.iter().map(|a| (a.name.as_str(), a.priority)).collect();
+        assert_eq!(names, [("openai-api", 50), ("openai-api-2", 51), ("openai-api-3", 52), ("ollama-local", 200)]);
+        assert_eq!(c.accounts[0].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(c.accounts[3].base_url.as_deref(), Some("http://localhost:11434/v1"));
+        assert_eq!(c.accounts[1].api_key_env.as_deref(), Some("OPENAI_API_KEY_1"));
+    }
+
+    #[test]
+    fn database_passwords_are_redacted_for_logs() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("sqlite://data/arvis.db"), "sqlite://data/arvis.db");
+    }
+}

@@ -1,0 +1,229 @@
+//! The database layer: the one place where SQL lives.
+//!
+//! [`Store`] is the single interface every service uses. It runs on SQLite or
+//! Postgres, chosen once from the URL, through sqlx's `Any` driver: the SQL is
+//! written once in the common subset of both dialects (`$1` placeholders,
+//! `RETURNING`, `ON CONFLICT`), and the few statements that must differ (the
+//! queue claim, pool set-up, migrations) branch on [`Dialect`]. We chose this
+//! over two hand-written implementations of a trait because the two would be
+//! ~95% identical text to keep in step; the contract tests run every method on
+//! both backends, which is what keeps the dialects honest.
+//!
+//! Conventions: timestamps are `i64` milliseconds (see [`crate::clock`]); JSON
+//! columns are TEXT; every multi-statement write is one transaction.
+//!
+//! SQLite allows one writer at a time. Rather than let concurrent writers fight
+//! over the lock (and fail with `SQLITE_BUSY` on read-to-write upgrades), the
+//! SQLite store keeps a single-connection *write* pool beside a *read* pool.
+//! On Postgres both are the same pool.
+//!
+//! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
+//! methods of one feature; `rows.rs`-style row structs live beside their queries.
+
+pub mod accounts;
+pub mod agents;
+pub mod settings;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor as _};
+
+/// A database failure, named for the condition.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write (a duplicate slug, name, path…).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A foreign key refused the write (the referenced row does not exist).
+    #[error("reference to a missing row: {0}")]
+    MissingReference(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// sqlx's error, for callers that classify failures (e.g. "database unreachable").
+pub use sqlx::Error as SqlxError;
+
+/// Maps constraint violations to [`DbError::Conflict`] / [`DbError::MissingReference`].
+pub(crate) fn classify(e: sqlx::Error) -> DbError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => return DbError::Conflict(db.message().to_string()),
+            sqlx::error::ErrorKind::ForeignKeyViolation => {
+                return DbError::MissingReference(db.message().to_string());
+            }
+            _ => {}
+        }
+        // The Any driver does not always carry the kind through; fall back on the
+        // engines' stable error codes (SQLite extended codes, Postgres SQLSTATE).
+        match db.code().as_deref() {
+            Some("2067") | Some("1555") | Some("23505") => return DbError::Conflict(db.message().to_string()),
+            Some("787") | Some("23503") => return DbError::MissingReference(db.message().to_string()),
+            _ => {}
+        }
+    }
+    DbError::Sqlx(e)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The database. Cheap to clone (pools are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    /// Reads (and, on Postgres, everything).
+    read: AnyPool,
+    /// Writes: one connection on SQLite, the same pool as `read` on Postgres.
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://path` or `postgres://…`).
+    /// A SQLite file and its directory are created when missing.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or(path);
+            if path != ":memory:"
+                && let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Sqlx(sqlx::Error::Configuration(format!("creating {}: {e}", dir.display()).into()))
+                })?;
+            }
+            let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            let options = AnyConnectOptions::from_str(&url)?;
+            let pool = |n: u32| {
+                AnyPoolOptions::new()
+                    .max_connections(n)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers proceed during a write; NORMAL is safe
+                            // with WAL (a power cut may lose the last commits, never
+                            // corrupt); the busy timeout covers other processes.
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                                 PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+            };
+            let write = pool(1).connect_with(options.clone()).await?;
+            let read = pool(max_connections.max(1)).connect_with(options).await?;
+            Ok(Store { read, write, dialect: Dialect::Sqlite })
+        } else {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Store { read: pool.clone(), write: pool, dialect: Dialect::Postgres })
+        }
+    }
+
+    /// Applies the embedded migrations of this dialect. Safe to run from many
+    /// processes at once (sqlx takes an advisory lock on Postgres; SQLite has one writer).
+    pub async fn migrate(&self) -> Result<()> {
+        match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.write).await?,
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.write).await?,
+        }
+        Ok(())
+    }
+
+    /// True when the database answers and every embedded migration is applied.
+    pub async fn ready(&self) -> Result<bool> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.read).await?;
+        let expected = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").iter().count(),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").iter().count(),
+        };
+        Ok(applied as usize >= expected)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn r(&self) -> &AnyPool {
+        &self.read
+    }
+
+    pub(crate) fn w(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Closes both pools (shutdown).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// A statement assembled from constant parts (column lists, a dialect branch).
+/// Never pass user input here: values are always bound.
+pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}
+
+/// JSON text column → value; a broken stored value is an error, not a panic.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("{column}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// A boolean column as read through the Any driver: Postgres returns BOOLEAN,
+/// SQLite returns the INTEGER 0/1 it stores (the Any driver refuses SQLite's
+/// BOOLEAN type outright). Writes bind plain `bool` on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flag(pub bool);
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <bool as sqlx::Type<sqlx::Any>>::type_info()
+    }
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        ty.kind() == sqlx::any::AnyTypeInfoKind::Bool || ty.kind().is_integer()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Flag, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef as _;
+        if value.type_info().kind() == sqlx::any::AnyTypeInfoKind::Bool {
+            <bool as sqlx::Decode<sqlx::Any>>::decode(value).map(Flag)
+        } else {
+            <i64 as sqlx::Decode<sqlx::Any>>::decode(value).map(|n| Flag(n != 0))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Agents: a model, a system prompt and the tools it may use.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Invalid, check_model, check_text};
+
+/// Roles the REST reference allows.
+pub const ROLES: &[&str] = &["conductor", "specialist", "analyst", "creative", "technical"];
+
+pub const DEFAULT_MODEL: &str = "anthropic/claude-haiku-4-5-20251001";
+
+/// An agent as stored and as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub role: String,
+    pub description: String,
+    pub model: String,
+    pub system_prompt: String,
+    pub allowed_tools: Vec<String>,
+    pub temperature: f64,
+    pub max_tokens: i64,
+    pub is_active: bool,
+    pub created_by: Option<String>,
+}
+
+/// `POST /api/agents` body. `slug` and `name` are required.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewAgent {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    #[serde(default)]
+    pub allowed_tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+/// `PATCH /api/agents/{id}` body: only the fields to change.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentPatch {
+    pub slug: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub description: Option<String>,
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub allowed_tools: Option<Vec<String>>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub is_active: Option<bool>,
+}
+
+/// A complete, validated agent definition ready to be written.
+#[derive(Debug, Clone)]
+pub struct AgentFields {
+    pub slug: String,
+    pub name: String,
+    pub role: String,
+    pub description: String,
+    pub model: String,
+    pub system_prompt: String,
+    pub allowed_tools: Vec<String>,
+    pub temperature: f64,
+    pub max_tokens: i64,
+    pub is_active: bool,
+    pub created_by: Option<String>,
+}
+
+impl NewAgent {
+    /// Fills defaults (`default_model` from the settings) and validates.
+    pub fn into_fields(self, default_model: &str) -> Result<AgentFields, Invalid> {
+        let fields = AgentFields {
+            slug: self.slug,
+            name: self.name,
+            role: self.role.unwrap_or_else(|| "specialist".into()),
+            description: self.description.unwrap_or_default(),
+            model: self.model.unwrap_or_else(|| default_model.to_string()),
+            system_prompt: self.system_prompt.unwrap_or_default(),
+            allowed_tools: self.allowed_tools.unwrap_or_default(),
+            temperature: self.temperature.unwrap_or(0.7),
+            max_tokens: self.max_tokens.unwrap_or(4096),
+            is_active: self.is_active.unwrap_or(true),
+            created_by: self.created_by,
+        };
+        fields.validate()?;
+        Ok(fields)
+    }
+}
+
+impl AgentPatch {
+    /// Applies the patch over the current agent and validates the result.
+    pub fn apply(self, current: &Agent) -> Result<AgentFields, Invalid> {
+        let fields = AgentFields {
+            slug: self.slug.unwrap_or_else(|| current.slug.clone()),
+            name: self.name.unwrap_or_else(|| current.name.clone()),
+            role: self.role.unwrap_or_else(|| current.role.clone()),
+            description: self.description.unwrap_or_else(|| current.description.clone()),
+            model: self.model.unwrap_or_else(|| current.model.clone()),
+            system_prompt: self.system_prompt.unwrap_or_else(|| current.system_prompt.clone()),
+            allowed_tools: self.allowed_tools.unwrap_or_else(|| current.allowed_tools.clone()),
+            temperature: self.temperature.unwrap_or(current.temperature),
+            max_tokens: self.max_tokens.unwrap_or(current.max_tokens),
+            is_active: self.is_active.unwrap_or(current.is_active),
+            created_by: current.created_by.clone(),
+        };
+        fields.validate()?;
+        Ok(fields)
+    }
+}
+
+/// `[a-z0-9_-]{1,64}`.
+pub fn check_slug(field: &str, slug: &str) -> Result<(), Invalid> {
+    if slug.is_empty()
+        || slug.len() > 64
+        || !slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(Invalid::new(format!("{field} must be 1-64 characters of a-z, 0-9, - and _")));
+    }
+    Ok(())
+}
+
+impl AgentFields {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_slug("slug", &self.slug)?;
+        check_text("name", &self.name, 200)?;
+        if self.name.trim().is_empty() {
+            return Err(Invalid::new("name must not be empty"));
+        }
+        if !ROLES.contains(&self.role.as_str()) {
+            return Err(Invalid::new(format!("role must be one of: {}", ROLES.join(", "))));
+        }
+        check_text("description", &self.description, 2_000)?;
+        check_model("model", &self.model)?;
+        check_text("systemPrompt", &self.system_prompt, 100_000)?;
+        if self.allowed_tools.len() > 100 {
+            return Err(Invalid::new("allowedTools has more than 100 entries"));
+        }
+        for tool in &self.allowed_tools {
+            check_text("allowedTools", tool, 100)?;
+            if tool.trim().is_empty() {
+                return Err(Invalid::new("allowedTools entries must not be empty"));
+            }
+        }
+        if !(0.0..=2.0).contains(&self.temperature) || !self.temperature.is_finite() {
+            return Err(Invalid::new("temperature must be between 0 and 2"));
+        }
+        if !(1..=1_000_000).contains(&self.max_tokens) {
+            return Err(Invalid::new("maxTokens must be between 1 and 1000000"));
+        }
+        if let Some(by) = &self.created_by {
+            check_text("createdBy", by, 200)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(slug: &str) -> NewAgent {
+        serde_json::from_value(serde_json::json!({"slug": slug, "name": "N"})).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_agent() {
+        let f = new("support").into_fields(DEFAULT_MODEL).unwrap();
+        assert_eq!(f.role, "specialist");
+        assert_eq!(f.model, DEFAULT_MODEL);
+        assert_eq!(f.max_tokens, 4096);
+        assert!(f.is_active);
+    }
+
+    #[test]
+    fn invalid_fields_are_refused_with_the_field_name() {
+        assert!(new("Bad Slug").into_fields(DEFAULT_MODEL).unwrap_err().0.contains("slug"));
+        let mut a = new("ok");
+        a.role = Some("wizard".into());
+        assert!(a.into_fields(DEFAULT_MODEL).unwrap_err().0.contains("role"));
+        let mut a = new("ok");
+        a.temperature = Some(2.5);
+        assert!(a.into_fields(DEFAULT_MODEL).unwrap_err().0.contains("temperature"));
+        let mut a = new("ok");
+        a.model = Some("nope/".into());
+        assert!(a.into_fields(DEFAULT_MODEL).unwrap_err().0.contains("model"));
+        let mut a = new("ok");
+        a.name = "a\0b".into();
+        assert!(a.into_fields(DEFAULT_MODEL).unwrap_err().0.contains("NUL"));
+    }
+}

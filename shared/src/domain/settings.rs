@@ -1,0 +1,21 @@
+//! Platform settings (`GET/PATCH /api/settings`), stored as key/value rows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub conductor_agent_id: Option<i64>,
+    pub default_model: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub conductor_agent_id: Option<i64>,
+    pub default_model: Option<String>,
+}
+
+pub const KEY_CONDUCTOR: &str = "conductor_agent_id";
+pub const KEY_DEFAULT_MODEL: &str = "default_model";

@@ -1,0 +1,59 @@
+//! The shared core of Arvis: everything two or more binaries need, and nothing
+//! that needs axum, a WebSocket type or a cron parser.
+//!
+//! Layout:
+//! - [`config`]: the one configuration read from environment variables (and `.env`).
+//! - [`db`]: the [`db::Store`] over SQLite or Postgres, with embedded migrations.
+//!   All SQL of the project lives under `db/`.
+//! - [`bus`]: signals between processes over NATS, or in-process for the launcher.
+//! - [`domain`]: validated types and business rules shared by the services.
+//! - [`bootstrap`]: what every process does once at start (migrate, conductor, accounts).
+//! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
+//! - [`telemetry`]: tracing set-up (readable or JSON logs).
+//! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
+
+pub mod bootstrap;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+/// What a service needs to run: its configuration, the database and the bus.
+/// Cheap to clone; the launcher hands one `Deps` to all four services.
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<config::Config>,
+    pub store: db::Store,
+    pub bus: bus::Bus,
+}
+
+impl Deps {
+    /// Connects to the database (running migrations) and to the bus named by the
+    /// configuration: NATS when `NATS_URL` is set, otherwise the in-process bus.
+    pub async fn connect(config: config::Config) -> anyhow::Result<Deps> {
+        use anyhow::Context as _;
+        let store = db::Store::connect(&config.database_url, config.database_max_connections)
+            .await
+            .with_context(|| format!("connecting to the database ({})", config.database_url_redacted()))?;
+        store.migrate().await.context("running database migrations")?;
+        let bus = match &config.nats_url {
+            Some(url) => bus::Bus::connect_nats(url).await.with_context(|| format!("connecting to NATS at {url}"))?,
+            None => bus::Bus::local(),
+        };
+        Ok(Deps { config: Arc::new(config), store, bus })
+    }
+}
+
+/// Installs the process-wide TLS crypto provider (ring). Every `main` and the test
+/// support call it first: reqwest, sqlx and async-nats all use rustls, and with no
+/// provider installed a TLS connect panics (PITFALLS.md).
+pub fn install_crypto_provider() {
+    // Err means one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

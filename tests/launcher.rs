@@ -1,0 +1,67 @@
+//! The launcher as a user runs it: a fresh data directory, no configuration,
+//! the real binary. It must serve `/api/health` and the agents API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_launcher_serves_the_api_from_a_fresh_data_directory() {
+    arvis_shared::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, ws) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_arvis"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GATEWAY_ADDR", format!("127.0.0.1:{gw}"))
+        .env("WS_BRIDGE_ADDR", format!("127.0.0.1:{ws}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Kill(child);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{gw}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        match client.get(format!("{base}/api/health")).send().await {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("launcher never answered: {e}"),
+        }
+    };
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+
+    // The default database and the generated JWT secret are in ./data.
+    assert!(dir.path().join("data/arvis.db").exists());
+    assert!(dir.path().join("data/.jwt-secret").exists());
+
+    // The conductor was created on first start.
+    let agents: serde_json::Value =
+        client.get(format!("{base}/api/agents")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(agents[0]["role"], "conductor");
+    let created = client
+        .post(format!("{base}/api/agents"))
+        .json(&serde_json::json!({"slug": "support", "name": "Support Bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}

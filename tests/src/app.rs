@@ -1,0 +1,168 @@
+//! [`TestApp`]: the services in-process on port-0 listeners over a fresh
+//! database, with an HTTP client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use arvis_shared::Deps;
+use arvis_shared::config::Config;
+use reqwest::Method;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Backend, NatsServer, TestDb};
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    vars: HashMap<String, String>,
+    nats: bool,
+    worker: bool,
+    scheduler: bool,
+    bridge: bool,
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>` of the gateway.
+    pub base: String,
+    pub ws_addr: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    pub deps: Deps,
+    pub db: TestDb,
+    pub nats: Option<NatsServer>,
+    pub data_dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder { backend, vars: HashMap::new(), nats: false, worker: false, scheduler: false, bridge: false }
+    }
+
+    /// Just the gateway, no credentials configured.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::builder(backend).start().await
+    }
+}
+
+impl TestAppBuilder {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.vars.insert(key.into(), value.into());
+        self
+    }
+    pub fn with_nats(mut self) -> Self {
+        self.nats = true;
+        self
+    }
+    pub fn with_worker(mut self) -> Self {
+        self.worker = true;
+        self
+    }
+    pub fn with_scheduler(mut self) -> Self {
+        self.scheduler = true;
+        self
+    }
+    pub fn with_bridge(mut self) -> Self {
+        self.bridge = true;
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        crate::init_test_logging();
+        let db = TestDb::new(self.backend).await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let nats = self.nats.then(NatsServer::start);
+        let mut vars = self.vars;
+        vars.insert("DATABASE_URL".into(), db.url.clone());
+        vars.insert("ARVIS_DATA_DIR".into(), data_dir.path().display().to_string());
+        vars.entry("DATABASE_MAX_CONNECTIONS".into()).or_insert_with(|| "5".into());
+        if let Some(n) = &nats {
+            vars.insert("NATS_URL".into(), n.url());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let deps = Deps::connect(config).await.expect("connect deps");
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tasks.push(tokio::spawn(arvis_gateway::run(deps.clone(), listener, shutdown.clone())));
+        if self.worker {
+            tasks.push(tokio::spawn(arvis_worker::run(deps.clone(), shutdown.clone())));
+        }
+        if self.scheduler {
+            tasks.push(tokio::spawn(arvis_scheduler::run(deps.clone(), shutdown.clone())));
+        }
+        let mut ws_addr = None;
+        if self.bridge {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ws_addr = Some(l.local_addr().unwrap());
+            tasks.push(tokio::spawn(arvis_ws_bridge::run(deps.clone(), l, shutdown.clone())));
+        }
+        let app = TestApp { base, ws_addr, client: reqwest::Client::new(), deps, db, nats, data_dir, shutdown, tasks };
+        // The gateway bootstraps (conductor, accounts) before it serves; wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while app.client.get(format!("{}/api/health", app.base)).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "gateway did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        app
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::PATCH, path, Some(body), &[]).await
+    }
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Stops every service and waits for them to drain.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

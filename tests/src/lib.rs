@@ -1,0 +1,50 @@
+//! Test support for the whole workspace, and (under `tests/`) the suite that
+//! exercises the services together.
+//!
+//! - [`TestDb`]: a fresh database per test — a SQLite file in a temp dir, or a
+//!   freshly created Postgres database (dropped afterwards) on the machine's
+//!   server (`TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`).
+//! - [`NatsServer`]: a private `nats-server` on a free port, killed on drop, so a
+//!   test can also stop and restart it.
+//! - [`TestApp`]: the services running in-process on port-0 listeners, with a
+//!   typed HTTP client.
+//! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
+
+// Test support: failing loudly on broken set-up is the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod db;
+pub mod nats;
+
+pub use app::{TestApp, TestAppBuilder};
+pub use db::{Backend, TestDb};
+pub use nats::NatsServer;
+
+/// Runs the same async test body on SQLite and on Postgres:
+/// `both_backends!(name, |backend| async move { … });`
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// Logs to the test output when `TEST_LOG` is set; silent otherwise.
+pub fn init_test_logging() {
+    arvis_shared::install_crypto_provider();
+    if std::env::var_os("TEST_LOG").is_some() {
+        arvis_shared::telemetry::init(arvis_shared::config::LogFormat::Pretty);
+    }
+}

@@ -1,0 +1,18 @@
+//! `arvis-worker` as its own process (split topology, needs NATS_URL).
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "Arvis worker (split topology; requires NATS_URL)", after_help = arvis_shared::startup::ENV_HELP)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Cli::parse();
+    let deps = arvis_shared::startup::split_service("arvis-worker").await?;
+    let shutdown = arvis_shared::shutdown::on_signal();
+    let result = arvis_worker::run(deps.clone(), shutdown).await;
+    deps.bus.drain().await;
+    deps.store.close().await;
+    result
+}
