@@ -85,6 +85,9 @@ CREATE TABLE conversations (
 );
 CREATE INDEX conversations_route ON conversations (agent_id, platform, channel_id, status);
 CREATE INDEX conversations_recent ON conversations (last_message_at);
+-- One active conversation per (agent, platform, channel): concurrent first
+-- messages race on this index, not on application code.
+CREATE UNIQUE INDEX conversations_one_active ON conversations (agent_id, platform, channel_id) WHERE status = 'active';
 
 CREATE TABLE messages (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod queue;
 pub mod settings;
 
 use std::str::FromStr as _;

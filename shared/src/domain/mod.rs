@@ -3,6 +3,7 @@
 //! field names, so the gateway returns them as they are.
 
 pub mod agent;
+pub mod job;
 pub mod settings;
 
 /// A rule a value broke; the gateway turns it into a 400 with this text.

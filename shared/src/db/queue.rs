@@ -1,0 +1,444 @@
+//! The durable job queue and the chat writes that feed it.
+//!
+//! Guarantees (DESIGN.md):
+//! - a job is enqueued in the same transaction as the user message it answers;
+//! - a claim is atomic: `FOR UPDATE SKIP LOCKED` on Postgres, one `UPDATE …
+//!   RETURNING` through the single write connection on SQLite — two workers
+//!   never hold the same attempt;
+//! - a claimed job carries a lease (`locked_by`, `lease_expires_at`) that its
+//!   worker renews; [`Store::sweep_expired_leases`] returns jobs of dead workers
+//!   to pending (or fails them when their attempts are used up);
+//! - finishing is conditional on still holding the lease, and the reply is
+//!   written in the same transaction (with a unique index on `messages.job_id`),
+//!   so a late or duplicate finisher never stores a second reply;
+//! - per conversation, a job is claimable only when no earlier job of the same
+//!   conversation is pending or running, so replies come in message order.
+
+use sqlx::FromRow;
+
+use super::{Dialect, Result, Store, classify, from_json, sql, to_json};
+use crate::clock::now_ms;
+use crate::domain::job::{FailOutcome, Job, JobPayload, NewJob};
+
+const JOB_COLUMNS: &str = "id, agent_id, conversation_id, kind, priority, status, payload, result, error, attempts, \
+     max_attempts, run_after, locked_by, lease_expires_at, workflow_id, webhook_id, created_at, started_at, completed_at";
+
+#[derive(FromRow)]
+struct JobRow {
+    id: i64,
+    agent_id: i64,
+    conversation_id: Option<String>,
+    kind: String,
+    priority: i64,
+    status: String,
+    payload: String,
+    result: Option<String>,
+    error: Option<String>,
+    attempts: i64,
+    max_attempts: i64,
+    run_after: i64,
+    locked_by: Option<String>,
+    lease_expires_at: Option<i64>,
+    workflow_id: Option<i64>,
+    webhook_id: Option<i64>,
+    created_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = super::DbError;
+    fn try_from(r: JobRow) -> Result<Job> {
+        Ok(Job {
+            payload: from_json::<JobPayload>("jobs.payload", &r.payload)?,
+            id: r.id,
+            agent_id: r.agent_id,
+            conversation_id: r.conversation_id,
+            kind: r.kind,
+            priority: r.priority,
+            status: r.status,
+            result: r.result,
+            error: r.error,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            run_after: r.run_after,
+            locked_by: r.locked_by,
+            lease_expires_at: r.lease_expires_at,
+            workflow_id: r.workflow_id,
+            webhook_id: r.webhook_id,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+        })
+    }
+}
+
+/// A user message to store and answer.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub agent_id: i64,
+    pub platform: String,
+    pub channel_id: String,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub content: String,
+    pub priority: i64,
+    pub max_attempts: i64,
+}
+
+/// What [`Store::enqueue_chat`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    pub conversation_id: String,
+    pub message_id: i64,
+    pub job_id: i64,
+    pub priority: i64,
+}
+
+/// The end of a successful run.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub job_id: i64,
+    pub worker_id: &'a str,
+    /// The clean reply (tags stripped); also stored as `jobs.result`.
+    pub reply: &'a str,
+    /// Store the reply as an assistant message in this conversation.
+    pub conversation_id: Option<&'a str>,
+}
+
+/// Tokens as the original estimates them: ceil(chars / 3.5).
+pub fn estimate_tokens(text: &str) -> i64 {
+    ((text.chars().count() as f64) / 3.5).ceil() as i64
+}
+
+fn new_conversation_id() -> String {
+    format!("conv_{}", hex::encode(rand::random::<[u8; 9]>()))
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+impl Store {
+    /// Enqueues a job on its own.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<i64> {
+        let mut tx = self.w().begin().await?;
+        let id = insert_job(&mut tx, job, now_ms()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Finds (or opens) the active conversation of (agent, platform, channel),
+    /// stores the user message and enqueues the job that answers it — one
+    /// transaction. The caller publishes `JobReady` after this returns.
+    pub async fn enqueue_chat(&self, req: &ChatRequest) -> Result<Enqueued> {
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        let conversation_id = open_conversation(&mut tx, req, now).await?;
+        let message_id = insert_message(&mut tx, &conversation_id, "user", &req.content, None, now).await?;
+        let payload = JobPayload {
+            prompt: req.content.clone(),
+            conversation_id: Some(conversation_id.clone()),
+            channel_id: Some(req.channel_id.clone()),
+            platform: Some(req.platform.clone()),
+            message_id: Some(message_id),
+            user_name: req.user_name.clone(),
+            extra: serde_json::Value::Null,
+        };
+        let mut job = NewJob::new(req.agent_id, crate::domain::job::JobKind::Message, req.priority, payload);
+        job.conversation_id = Some(conversation_id.clone());
+        job.max_attempts = req.max_attempts;
+        let job_id = insert_job(&mut tx, &job, now).await?;
+        tx.commit().await?;
+        Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority })
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as(sql(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.r())
+            .await?;
+        row.map(Job::try_from).transpose()
+    }
+
+    /// Claims up to `limit` due jobs for `worker_id`, holding each for `lease_ms`.
+    /// Lower priority number first, then oldest; at most the oldest unfinished
+    /// job of each conversation.
+    pub async fn claim_jobs(&self, worker_id: &str, limit: i64, lease_ms: i64) -> Result<Vec<Job>> {
+        let now = now_ms();
+        let lock = match self.dialect() {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let statement = format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, lease_expires_at = $2, \
+             started_at = $3 WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'pending' AND j.run_after <= $3 \
+             AND (j.conversation_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.conversation_id = j.conversation_id \
+             AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 {lock}) \
+             AND status = 'pending' RETURNING {JOB_COLUMNS}"
+        );
+        let rows: Vec<JobRow> = sqlx::query_as(sql(statement))
+            .bind(worker_id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.w())
+            .await
+            .map_err(classify)?;
+        let mut jobs = rows.into_iter().map(Job::try_from).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| (j.priority, j.id));
+        Ok(jobs)
+    }
+
+    /// Extends the leases `worker_id` holds on `job_ids`; returns how many it still held.
+    pub async fn renew_leases(&self, worker_id: &str, job_ids: &[i64], lease_ms: i64) -> Result<u64> {
+        if job_ids.is_empty() {
+            return Ok(0);
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE jobs SET lease_expires_at = ");
+        q.push_bind(now_ms() + lease_ms);
+        q.push(" WHERE status = 'running' AND locked_by = ");
+        q.push_bind(worker_id.to_string());
+        q.push(" AND id IN (");
+        let mut ids = q.separated(", ");
+        for id in job_ids {
+            ids.push_bind(*id);
+        }
+        q.push(")");
+        Ok(q.build().execute(self.w()).await.map_err(classify)?.rows_affected())
+    }
+
+    /// Completes a job and stores its reply, if the worker still holds the lease.
+    /// Returns the stored message id (or `Some(None)` with no conversation);
+    /// `None` when the lease was lost and nothing was written.
+    pub async fn finish_job(&self, f: &Finish<'_>) -> Result<Option<Option<i64>>> {
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
+             lease_expires_at = NULL WHERE id = $3 AND status = 'running' AND locked_by = $4",
+        )
+        .bind(f.reply)
+        .bind(now)
+        .bind(f.job_id)
+        .bind(f.worker_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut message_id = None;
+        if let Some(conv) = f.conversation_id {
+            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM conversations WHERE id = $1")
+                .bind(conv)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_some() {
+                message_id = Some(insert_message(&mut tx, conv, "assistant", f.reply, Some(f.job_id), now).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(message_id))
+    }
+
+    /// Reports a failed attempt. With `retry_at` and attempts left, the job goes
+    /// back to pending until then; otherwise it fails for good.
+    pub async fn fail_job(
+        &self,
+        job_id: i64,
+        worker_id: &str,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<FailOutcome> {
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND status = 'running' AND locked_by = $2",
+        )
+        .bind(job_id)
+        .bind(worker_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((attempts, max_attempts)) = row else {
+            tx.rollback().await?;
+            return Ok(FailOutcome::LostLease);
+        };
+        let outcome = match retry_at {
+            Some(at) if attempts < max_attempts => {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'pending', error = $1, run_after = $2, locked_by = NULL, \
+                     lease_expires_at = NULL WHERE id = $3",
+                )
+                .bind(error)
+                .bind(at)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+                FailOutcome::Retrying { run_after: at }
+            }
+            _ => {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'failed', error = $1, completed_at = $2, locked_by = NULL, \
+                     lease_expires_at = NULL WHERE id = $3",
+                )
+                .bind(error)
+                .bind(now)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+                FailOutcome::Failed
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Gives a claimed job back without counting the attempt (graceful shutdown).
+    pub async fn release_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             locked_by = NULL, lease_expires_at = NULL, run_after = $1 WHERE id = $2 AND status = 'running' AND locked_by = $3",
+        )
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(worker_id)
+        .execute(self.w())
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Returns jobs whose lease expired (their worker died) to pending, or fails
+    /// them when their attempts are used up. Returns (requeued, failed).
+    pub async fn sweep_expired_leases(&self) -> Result<(u64, u64)> {
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        let failed = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error = 'lease expired: the worker running it stopped responding', \
+             completed_at = $1, locked_by = NULL, lease_expires_at = NULL \
+             WHERE status = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'pending', run_after = $1, locked_by = NULL, lease_expires_at = NULL, \
+             error = 'lease expired: the worker running it stopped responding; retrying' \
+             WHERE status = 'running' AND lease_expires_at < $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((requeued, failed))
+    }
+
+    /// The earliest `run_after` among pending jobs (workers sleep until then).
+    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM jobs WHERE status = 'pending'").fetch_one(self.r()).await?)
+    }
+
+    /// Messages of a conversation, oldest first (id, role, content, created_at).
+    pub async fn conversation_messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>> {
+        Ok(sqlx::query_as(
+            "SELECT id, role, content, token_estimate, created_at FROM messages WHERE conversation_id = $1 ORDER BY id",
+        )
+        .bind(conversation_id)
+        .fetch_all(self.r())
+        .await?)
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub role: String,
+    pub content: String,
+    pub token_estimate: i64,
+    pub created_at: i64,
+}
+
+async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
+         workflow_id, webhook_id, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(job.agent_id)
+    .bind(&job.conversation_id)
+    .bind(job.kind.as_str())
+    .bind(job.priority)
+    .bind(to_json(&job.payload))
+    .bind(job.max_attempts.max(1))
+    .bind(job.run_after.unwrap_or(now))
+    .bind(job.workflow_id)
+    .bind(job.webhook_id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(classify)?)
+}
+
+/// The active conversation of (agent, platform, channel), opened if missing.
+/// Concurrent openers meet on the `conversations_one_active` unique index.
+async fn open_conversation(tx: &mut Tx<'_>, req: &ChatRequest, now: i64) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, started_at, last_message_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
+         ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING",
+    )
+    .bind(new_conversation_id())
+    .bind(req.agent_id)
+    .bind(&req.platform)
+    .bind(&req.channel_id)
+    .bind(&req.user_id)
+    .bind(&req.user_name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM conversations WHERE agent_id = $1 AND platform = $2 AND channel_id = $3 AND status = 'active'",
+    )
+    .bind(req.agent_id)
+    .bind(&req.platform)
+    .bind(&req.channel_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+async fn insert_message(
+    tx: &mut Tx<'_>,
+    conversation_id: &str,
+    role: &str,
+    content: &str,
+    job_id: Option<i64>,
+    now: i64,
+) -> Result<i64> {
+    let tokens = estimate_tokens(content);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(role)
+    .bind(content)
+    .bind(tokens)
+    .bind(job_id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(classify)?;
+    sqlx::query(
+        "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $1, \
+         last_message_at = $2 WHERE id = $3",
+    )
+    .bind(tokens)
+    .bind(now)
+    .bind(conversation_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
