@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod job;
+pub mod schedule;
 pub mod settings;
 
 /// A rule a value broke; the gateway turns it into a 400 with this text.
