@@ -1,7 +1,11 @@
 //! The worker: claims jobs from the queue and runs agents.
 //!
-//! Not implemented yet (issue #4): `run` waits for shutdown so the launcher and
-//! the split topology can already be started.
+//! Layout:
+//! - [`llm`]: the provider-neutral request/response types.
+//!
+//! Not implemented yet (issue #4): `run` waits for shutdown.
+
+pub mod llm;
 
 use arvis_shared::Deps;
 use tokio_util::sync::CancellationToken;
