@@ -78,6 +78,10 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// `CHAT_TIMEOUT_SECS` (default 120): how long `POST /api/agents/{id}/chat` waits for the reply.
     pub chat_timeout: Duration,
+    /// `HEALTH_ADDR`: where worker and scheduler serve /healthz, /readyz and /metrics (off when unset).
+    pub health_addr: Option<SocketAddr>,
+    /// `METRICS_PUBLIC` (default false): serve /metrics without credentials.
+    pub metrics_public: bool,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -131,6 +135,13 @@ impl Config {
             worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)
                 .and_then(|n| if n == 0 { Err(invalid("WORKER_CONCURRENCY", "must be at least 1")) } else { Ok(n) })?,
             chat_timeout: Duration::from_secs(parse_or(&get, "CHAT_TIMEOUT_SECS", 120u64)?),
+            health_addr: match get("HEALTH_ADDR") {
+                None => None,
+                Some(v) => {
+                    Some(v.trim().parse().map_err(|e| invalid("HEALTH_ADDR", format!("cannot parse {v:?}: {e}")))?)
+                }
+            },
+            metrics_public: parse_bool(&get, "METRICS_PUBLIC", false)?,
             accounts,
             secrets,
         })

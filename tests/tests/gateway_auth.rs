@@ -54,7 +54,8 @@ both_backends!(every_route_but_health_and_login_needs_credentials, |backend| asy
     let app = secured(backend).await;
     let cookie = login(&app).await;
     for (method, path) in all_routes() {
-        let public = matches!(path.as_str(), "/api/health" | "/api/auth/login" | "/api/auth/logout");
+        let public =
+            matches!(path.as_str(), "/api/health" | "/api/auth/login" | "/api/auth/logout" | "/healthz" | "/readyz");
         let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
         let (status, json) = app.call(method.clone(), &path, body.clone(), &[]).await;
         if public {

@@ -362,7 +362,7 @@ pub struct StoredMessage {
 }
 
 async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
          workflow_id, webhook_id, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id",
     )
@@ -378,7 +378,7 @@ async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
     .bind(now)
     .fetch_one(&mut **tx)
     .await
-    .map_err(classify)?)
+    .map_err(classify)
 }
 
 /// The active conversation of (agent, platform, channel), opened if missing.
@@ -441,4 +441,31 @@ async fn insert_message(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Queue figures for the metrics gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueGauges {
+    pub pending: i64,
+    pub running: i64,
+    pub rate_limited_accounts: i64,
+}
+
+impl Store {
+    pub async fn queue_gauges(&self) -> Result<QueueGauges> {
+        let (pending, running): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM jobs WHERE status IN ('pending', 'running')",
+        )
+        .fetch_one(self.r())
+        .await?;
+        let rate_limited_accounts: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE rate_limited_until IS NOT NULL AND rate_limited_until > $1",
+        )
+        .bind(now_ms())
+        .fetch_one(self.r())
+        .await?;
+        Ok(QueueGauges { pending, running, rate_limited_accounts })
+    }
 }
