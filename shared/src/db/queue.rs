@@ -469,3 +469,31 @@ impl Store {
         Ok(QueueGauges { pending, running, rate_limited_accounts })
     }
 }
+
+impl Store {
+    /// Creates the scratch table of [`Store::bench_raw_insert_update`].
+    #[doc(hidden)]
+    pub async fn bench_raw_prepare(&self) -> Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT NOT NULL)",
+        )
+        .execute(self.w())
+        .await?;
+        Ok(())
+    }
+
+    /// The queue benchmark's baseline: one raw single-row insert and update in
+    /// one transaction, on a scratch table shaped like `jobs`.
+    #[doc(hidden)]
+    pub async fn bench_raw_insert_update(&self) -> Result<()> {
+        let mut tx = self.w().begin().await?;
+        let id = rand::random::<i64>().abs();
+        sqlx::query("INSERT INTO bench_raw (id, status, payload) VALUES ($1, 'pending', '{\"prompt\":\"noop\"}')")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE bench_raw SET status = 'completed' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
