@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod logs;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
