@@ -191,19 +191,68 @@ impl FrontValue {
         match self {
             FrontValue::List(l) => l.clone(),
             FrontValue::Text(t) if t.is_empty() => vec![],
-            FrontValue::Text(t) => t.split(',').map(|s| unquote(s.trim())).filter(|s| !s.is_empty()).collect(),
+            FrontValue::Text(t) => split_list(t),
         }
     }
 }
 
+/// A scalar as YAML writes it: `"double"` (with `\\`, `\"`, `\n`, `\t`
+/// escapes), `'single'` (`''` is a quote) or plain.
 fn unquote(s: &str) -> String {
     let s = s.trim();
-    for q in ['"', '\''] {
-        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
-            return s[1..s.len() - 1].to_string();
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        let inner = &s[1..s.len() - 1];
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('\\') => out.push('\\'),
+                Some('"') => out.push('"'),
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            }
         }
+        return out;
+    }
+    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
+        return s[1..s.len() - 1].replace("''", "'");
     }
     s.to_string()
+}
+
+/// Splits `a, "b, c", 'd'` at the commas outside quotes.
+fn split_list(inner: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in inner.chars() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == ',' => {
+                items.push(unquote(&current));
+                current.clear();
+                continue;
+            }
+            None => {}
+        }
+        current.push(c);
+    }
+    items.push(unquote(&current));
+    items.into_iter().filter(|s| !s.is_empty()).collect()
 }
 
 /// Splits `---\nkey: value\n…\n---\nbody` into its keys and the body. `None`
@@ -243,7 +292,7 @@ pub fn parse_front_matter(text: &str) -> Option<(BTreeMap<String, FrontValue>, S
         let key = key.trim().to_string();
         let value = value.trim();
         let parsed = if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
-            FrontValue::List(inner.split(',').map(unquote).filter(|s| !s.is_empty()).collect())
+            FrontValue::List(split_list(inner))
         } else {
             FrontValue::Text(unquote(value))
         };
@@ -314,6 +363,9 @@ mod tests {
         assert_eq!(s.trigger_keywords, vec!["bitcoin", "btc", "price"]);
         assert_eq!(s.trigger_patterns, vec!["\\bbtc\\b"]);
         assert_eq!(s.content, "# BTC\nDo it.\n");
+        let text = "---\nname: q\npatterns: [\"a{1,3}\", 'it''s', \"\\\\d+\"]\n---\nbody";
+        let s = skill_from_markdown(text, "community").unwrap();
+        assert_eq!(s.trigger_patterns, vec!["a{1,3}", "it's", "\\d+"]);
     }
 
     #[test]
