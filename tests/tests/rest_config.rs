@@ -211,6 +211,11 @@ both_backends!(bots_crud_with_channel_bindings, |backend| async move {
         assert!(e["error"].as_str().unwrap().contains(needle), "{body}: {e}");
     }
     assert_eq!(app.patch(&format!("/api/bots/{id}"), json!({"token": "not a name"})).await.0, 400);
+    // null clears the default agent; absent keeps it.
+    let (_, p) = app.patch(&format!("/api/bots/{id}"), json!({"name": "Renamed"})).await;
+    assert_eq!(p["defaultAgentId"], a1);
+    let (_, p) = app.patch(&format!("/api/bots/{id}"), json!({"defaultAgentId": null})).await;
+    assert_eq!(p["defaultAgentId"], Value::Null);
     assert_eq!(app.patch("/api/bots/99999", json!({"isEnabled": true})).await.0, 404);
     assert_eq!(app.delete(&format!("/api/bots/{id}")).await, (200, json!({"ok": true})));
     assert_eq!(app.delete(&format!("/api/bots/{id}")).await.0, 404);

@@ -207,6 +207,11 @@ both_backends!(workflows_crud_and_schedules, |backend| async move {
     let (_, w2) = app.patch(&format!("/api/workflows/{id}"), json!({"prompt": "Other"})).await;
     assert_eq!(w2["nextRunAt"], w["nextRunAt"]);
     assert_eq!(w2["prompt"], "Other");
+    let (_, w3) =
+        app.patch(&format!("/api/workflows/{id}"), json!({"channelId": "updates", "platform": "discord"})).await;
+    assert_eq!((w3["channelId"].as_str(), w3["platform"].as_str()), (Some("updates"), Some("discord")));
+    let (_, w3) = app.patch(&format!("/api/workflows/{id}"), json!({"channelId": null})).await;
+    assert_eq!((w3["channelId"].clone(), w3["platform"].as_str()), (Value::Null, Some("discord")));
 
     for (body, needle) in [
         (json!({"name": "x", "agentId": a, "schedule": "0 0 9 * * 1", "prompt": "p"}), "5-field"),

@@ -51,7 +51,10 @@ pub struct BotPatch {
     pub name: Option<String>,
     pub platform: Option<String>,
     pub token: Option<String>,
-    pub default_agent_id: Option<i64>,
+    /// `null` clears the default agent.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<i64>)]
+    pub default_agent_id: Option<Option<i64>>,
     pub channel_bindings: Option<Vec<ChannelBinding>>,
     pub is_enabled: Option<bool>,
 }
@@ -88,7 +91,7 @@ impl BotPatch {
             name: self.name.unwrap_or_else(|| current.name.clone()),
             platform: self.platform.unwrap_or_else(|| current.platform.clone()),
             token: self.token.unwrap_or_else(|| current.token.clone()),
-            default_agent_id: self.default_agent_id.or(current.default_agent_id),
+            default_agent_id: super::nullable::apply(self.default_agent_id, &current.default_agent_id),
             channel_bindings: self.channel_bindings.unwrap_or_else(|| current.channel_bindings.clone()),
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
         };

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod jobs;
 pub mod logs;
 pub mod memory;
+pub mod nullable;
 pub mod schedule;
 pub mod settings;
 pub mod skill;

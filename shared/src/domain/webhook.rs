@@ -50,8 +50,14 @@ pub struct WebhookPatch {
     pub agent_id: Option<i64>,
     pub secret: Option<String>,
     pub prompt_template: Option<String>,
-    pub channel_id: Option<String>,
-    pub platform: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<String>)]
+    pub channel_id: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<String>)]
+    pub platform: Option<Option<String>>,
     pub is_enabled: Option<bool>,
 }
 
@@ -113,8 +119,8 @@ impl WebhookPatch {
             agent_id: self.agent_id.unwrap_or(current.agent_id),
             secret: self.secret.or_else(|| current.secret.clone()).unwrap_or_else(generate_secret),
             prompt_template: self.prompt_template.unwrap_or_else(|| current.prompt_template.clone()),
-            channel_id: self.channel_id.or_else(|| current.channel_id.clone()),
-            platform: self.platform.or_else(|| current.platform.clone()),
+            channel_id: super::nullable::apply(self.channel_id, &current.channel_id),
+            platform: super::nullable::apply(self.platform, &current.platform),
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
         };
         f.validate()?;

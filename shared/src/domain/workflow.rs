@@ -44,8 +44,14 @@ pub struct WorkflowPatch {
     pub agent_id: Option<i64>,
     pub schedule: Option<String>,
     pub prompt: Option<String>,
-    pub channel_id: Option<String>,
-    pub platform: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<String>)]
+    pub channel_id: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<String>)]
+    pub platform: Option<Option<String>>,
     pub is_enabled: Option<bool>,
 }
 
@@ -96,8 +102,8 @@ impl WorkflowPatch {
             agent_id: self.agent_id.unwrap_or(current.agent_id),
             schedule: self.schedule.map(|s| s.trim().to_string()).unwrap_or_else(|| current.schedule.clone()),
             prompt: self.prompt.unwrap_or_else(|| current.prompt.clone()),
-            channel_id: self.channel_id.or_else(|| current.channel_id.clone()),
-            platform: self.platform.or_else(|| current.platform.clone()),
+            channel_id: super::nullable::apply(self.channel_id, &current.channel_id),
+            platform: super::nullable::apply(self.platform, &current.platform),
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
             next_run_at: None,
         };
