@@ -115,7 +115,8 @@ async fn security_headers(mut response: Response) -> Response {
 pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
-    let log_writer = arvis_shared::logs::start_writer(deps.store.clone(), shutdown.clone());
+    let log_writer =
+        arvis_shared::logs::start_writer(deps.store.clone(), deps.config.all_secret_values(), shutdown.clone());
     let app = build(state(deps, addr)?);
     tracing::info!(%addr, "gateway listening");
     let drain = shutdown.clone();

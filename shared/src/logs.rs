@@ -163,14 +163,18 @@ impl<S: Subscriber> Layer<S> for DbLogLayer {
 }
 
 /// Starts the task that writes queued log lines to the database, until
-/// `shutdown` fires (then it flushes what is queued).
-pub fn start_writer(store: Store, shutdown: CancellationToken) -> JoinHandle<()> {
+/// `shutdown` fires (then it flushes what is queued). Any of the `redact`
+/// values (the configured secrets) that shows up in a line is replaced by
+/// `[REDACTED]` before it is stored — a second line of defence; secrets are
+/// not logged in the first place.
+pub fn start_writer(store: Store, redact: Vec<String>, shutdown: CancellationToken) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     set_sink(Some(tx));
-    tokio::spawn(write_loop(store, rx, shutdown))
+    let redact: Vec<String> = redact.into_iter().filter(|s| s.len() >= 4).collect();
+    tokio::spawn(write_loop(store, redact, rx, shutdown))
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<NewLogRow>, shutdown: CancellationToken) {
+async fn write_loop(store: Store, redact: Vec<String>, mut rx: mpsc::Receiver<NewLogRow>, shutdown: CancellationToken) {
     let mut batch: Vec<NewLogRow> = Vec::with_capacity(BATCH_ROWS);
     let mut tick = tokio::time::interval(BATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,7 +185,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<NewLogRow>, shutdown: C
             _ = shutdown.cancelled() => break,
             line = rx.recv() => match line {
                 Some(line) => {
-                    batch.push(line);
+                    batch.push(scrub(line, &redact));
                     if batch.len() >= BATCH_ROWS {
                         flush(&store, &mut batch).await;
                     }
@@ -197,9 +201,21 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<NewLogRow>, shutdown: C
         }
     }
     while let Ok(line) = rx.try_recv() {
-        batch.push(line);
+        batch.push(scrub(line, &redact));
     }
     flush(&store, &mut batch).await;
+}
+
+fn scrub(mut line: NewLogRow, redact: &[String]) -> NewLogRow {
+    for secret in redact {
+        if line.msg.contains(secret.as_str()) {
+            line.msg = line.msg.replace(secret.as_str(), "[REDACTED]");
+        }
+        if line.fields.contains(secret.as_str()) {
+            line.fields = line.fields.replace(secret.as_str(), "[REDACTED]");
+        }
+    }
+    line
 }
 
 async fn flush(store: &Store, batch: &mut Vec<NewLogRow>) {

@@ -157,13 +157,14 @@ both_backends!(the_log_writer_stores_info_and_above, |backend| async move {
     let app = TestApp::spawn(backend).await;
     let store = app.deps.store.clone();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let writer = arvis_shared::logs::start_writer(store.clone(), shutdown.clone());
+    let writer = arvis_shared::logs::start_writer(store.clone(), vec!["hunter2-secret".into()], shutdown.clone());
     {
         let _guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(arvis_shared::logs::DbLogLayer));
         tracing::info!(target: "arvis_worker::run", agent_id = 7i64, job_id = 9i64, duration_ms = 33i64, "Job completed");
         tracing::debug!(target: "arvis_worker::run", "too verbose");
         tracing::error!(target: "arvis_gateway::x", "it broke");
+        tracing::warn!(target: "arvis_gateway::x", token = "hunter2-secret", "leaked hunter2-secret here");
     }
     shutdown.cancel();
     writer.await.unwrap();
@@ -175,4 +176,6 @@ both_backends!(the_log_writer_stores_info_and_above, |backend| async move {
     assert_eq!((done.agent_id, done.job_id, done.duration_ms), (Some(7), Some(9), Some(33)));
     assert_eq!(done.service, "worker");
     assert_eq!(ours.iter().find(|l| l.msg == "it broke").unwrap().level, "error");
+    let leaked = lines.iter().find(|l| l.msg.starts_with("leaked")).unwrap();
+    assert_eq!(leaked.msg, "leaked [REDACTED] here");
 });
