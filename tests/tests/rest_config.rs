@@ -131,6 +131,7 @@ both_backends!(bots_crud_with_channel_bindings, |backend| async move {
     let app = TestApp::spawn(backend).await;
     let a1 = agent(&app, "one").await;
     let a2 = agent(&app, "two").await;
+    let mut changes = app.deps.bus.subscribe(arvis_shared::bus::subjects::CONFIG_CHANGED).await.unwrap();
     let (s, bot) = app
         .post(
             "/api/bots",
@@ -143,6 +144,9 @@ both_backends!(bots_crud_with_channel_bindings, |backend| async move {
     assert_eq!(bot["channelBindings"], json!([{"channelId": "123456789", "agentId": a2}]));
     assert_eq!(bot["isEnabled"], true);
     let id = bot["id"].as_i64().unwrap();
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(5), changes.next()).await.unwrap().unwrap();
+    let change: arvis_shared::bus::events::ConfigChanged = msg.decode().unwrap();
+    assert_eq!((change.entity.as_str(), change.id), ("bot", Some(id)));
 
     // Minimal bot: no default agent, no bindings.
     let (s, b2) =

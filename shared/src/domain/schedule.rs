@@ -44,7 +44,12 @@ pub fn parse(s: &str) -> Result<Schedule, Invalid> {
     }
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
     let cron = parser.parse(text).map_err(|e| Invalid::new(format!("schedule is not a valid cron expression: {e}")))?;
-    Ok(Schedule::Cron(Box::new(cron)))
+    let schedule = Schedule::Cron(Box::new(cron));
+    // `0 0 30 2 *` parses but never fires.
+    if schedule.next_after(crate::clock::now_ms()).is_none() {
+        return Err(Invalid::new("schedule never matches a date (e.g. February 30th)"));
+    }
+    Ok(schedule)
 }
 
 fn parse_every(rest: &str) -> Result<i64, Invalid> {
@@ -164,5 +169,10 @@ mod tests {
             assert!(!err.0.is_empty(), "{bad}");
         }
         assert!(parse("0 0 9 * * 1").unwrap_err().0.contains("5-field"));
+        let started = std::time::Instant::now();
+        assert!(parse("0 0 30 2 *").unwrap_err().0.contains("never"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(parse("@daily").is_ok());
+        assert!(parse("0 0 29 2 *").is_ok(), "leap days exist");
     }
 }
