@@ -77,6 +77,32 @@ fn every_reference_endpoint_is_documented() {
     }
 }
 
+/// Every `$ref` in the document points at a schema it defines.
+#[test]
+fn the_openapi_document_is_self_contained() {
+    let doc = serde_json::to_value(arvis_gateway::openapi()).unwrap();
+    fn walk(v: &Value, refs: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    refs.push(r.clone());
+                }
+                m.values().for_each(|x| walk(x, refs));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {r}"));
+        assert!(doc["components"]["schemas"].get(name).is_some(), "{r} is not defined");
+    }
+    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+}
+
 fn concrete(path: &str) -> String {
     path.replace("{id}", "1").replace("{path}", "x")
 }

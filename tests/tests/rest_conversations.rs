@@ -231,3 +231,24 @@ both_backends!(queue_lists_retries_and_cancels, |backend| async move {
     assert_eq!(cancelled[0]["id"], pending);
     assert_eq!(store.get_job(pending).await.unwrap().unwrap().status, "cancelled");
 });
+
+both_backends!(concurrent_retries_and_cancels_change_a_job_once, |backend| async move {
+    use arvis_shared::db::jobs::JobUpdate;
+    let db = arvis_testkit::TestDb::new(backend).await;
+    let store = db.store().await;
+    let agent = arvis_shared::bootstrap::ensure_conductor(&store, "anthropic/claude-haiku-4-5-20251001").await.unwrap();
+    let failed = store.insert_job_row(&row(agent.id, "failed")).await.unwrap();
+    let pending = store.enqueue_job(agent.id, 1, "message", "{}", None).await.unwrap();
+    let retries = futures::future::join_all((0..8).map(|_| store.retry_job(failed))).await;
+    let cancels = futures::future::join_all((0..8).map(|_| store.cancel_job(pending))).await;
+    let done = |v: &[Result<JobUpdate, _>]| v.iter().filter(|r| matches!(r, Ok(JobUpdate::Done { .. }))).count();
+    assert_eq!(done(&retries), 1, "{retries:?}");
+    assert_eq!(done(&cancels), 1, "{cancels:?}");
+    assert!(retries.iter().all(|r| matches!(r, Ok(JobUpdate::Done { priority: 5 }) | Ok(JobUpdate::WrongStatus(_)))));
+    assert_eq!(store.retry_job(999_999).await.unwrap(), JobUpdate::NotFound);
+    assert_eq!(
+        store.cancel_job(failed).await.unwrap(),
+        JobUpdate::Done { priority: 5 },
+        "retried → pending → cancellable"
+    );
+});

@@ -1,9 +1,12 @@
 //! LLM accounts. Discovered from the environment at start and upserted by
 //! name; the API may change priority, activity and model only.
 
-use super::{Result, Store, classify};
-use crate::clock::now_ms;
+use sqlx::FromRow;
+
+use super::{Flag, Result, Store, classify};
+use crate::clock::{now_ms, opt_rfc3339};
 use crate::config::AccountSpec;
+use crate::domain::account::{Account, AccountPatch};
 
 impl Store {
     /// Creates or refreshes an account discovered from the environment. The
@@ -31,12 +34,6 @@ impl Store {
         Ok(())
     }
 }
-
-use sqlx::FromRow;
-
-use super::Flag;
-use crate::clock::opt_rfc3339;
-use crate::domain::account::{Account, AccountPatch};
 
 #[derive(FromRow)]
 struct AccountRow {
