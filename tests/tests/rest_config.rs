@@ -50,6 +50,8 @@ both_backends!(accounts_list_and_patch_without_credentials, |backend| async move
     );
     let (_, list) = app.get("/api/accounts").await;
     assert_eq!(list[0]["id"].as_i64(), Some(id), "ordered by priority");
+    let (s, same) = app.patch(&format!("/api/accounts/{id}"), json!({"priority": null})).await;
+    assert_eq!((s, same["priority"].as_i64()), (200, Some(1)), "null keeps the value");
 
     for body in [json!({"apiKey": "sk-new"}), json!({"apiKeyEnv": "OTHER"}), json!({"baseUrl": "http://evil"})] {
         let (s, e) = app.patch(&format!("/api/accounts/{id}"), body).await;

@@ -42,6 +42,10 @@ impl AccountPatch {
         let obj = body.as_object().ok_or_else(|| Invalid::new("request body must be a JSON object"))?;
         let mut patch = AccountPatch::default();
         for (key, value) in obj {
+            // `null` leaves a field as it is, like the other PATCH bodies.
+            if value.is_null() && matches!(key.as_str(), "priority" | "isActive" | "model") {
+                continue;
+            }
             match key.as_str() {
                 "priority" => {
                     let n = value.as_i64().ok_or_else(|| Invalid::new("priority must be an integer"))?;
