@@ -62,6 +62,18 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::agents::router())
+        .merge(routes::accounts::router())
+        .merge(routes::bots::router())
+        .merge(routes::sessions::router())
+        .merge(routes::memory::router())
+        .merge(routes::queue::router())
+        .merge(routes::skills::router())
+        .merge(routes::workflows::router())
+        .merge(routes::webhooks::router())
+        .merge(routes::connectors::router())
+        .merge(routes::usage::router())
+        .merge(routes::logs::router())
+        .merge(routes::settings::router())
         .merge(routes::openapi::router())
         .merge(routes::ops::router())
 }
@@ -124,6 +136,8 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
     arvis_shared::metrics::install();
+    let log_writer =
+        arvis_shared::logs::start_writer(deps.store.clone(), deps.config.all_secret_values(), shutdown.clone());
     let app = build(state(deps, addr)?);
     tracing::info!(%addr, "gateway listening");
     let drain = shutdown.clone();
@@ -138,6 +152,7 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         Err(_) => tracing::warn!("gateway: in-flight requests did not finish within the drain timeout"),
     }
     tracing::info!("gateway stopped");
+    let _ = log_writer.await;
     Ok(())
 }
 

@@ -29,6 +29,7 @@ pub async fn prepare(store: &Store, config: &Config) -> anyhow::Result<Agent> {
     for account in &config.accounts {
         store.upsert_account(account).await.with_context(|| format!("recording account {}", account.name))?;
     }
+    store.upsert_builtin_skills().await.context("installing the builtin skills")?;
     Ok(conductor)
 }
 

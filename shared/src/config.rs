@@ -86,6 +86,8 @@ pub struct Config {
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
     secrets: BTreeMap<String, SecretString>,
+    /// Which connector variables (`DISCORD_BOT_TOKEN`, …) were set at load time; names only.
+    env_present: std::collections::BTreeSet<String>,
 }
 
 impl Config {
@@ -144,6 +146,12 @@ impl Config {
             metrics_public: parse_bool(&get, "METRICS_PUBLIC", false)?,
             accounts,
             secrets,
+            env_present: crate::domain::connectors::CONNECTORS
+                .iter()
+                .flat_map(|(_, vars)| vars.iter())
+                .filter(|v| get(v).is_some())
+                .map(|v| v.to_string())
+                .collect(),
         })
     }
 
@@ -167,6 +175,12 @@ impl Config {
     /// The database URL with any password replaced, for log lines.
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
+    }
+
+    /// Whether a connector variable (see `domain::connectors::CONNECTORS`) was
+    /// set when the configuration was loaded. Values are never kept.
+    pub fn env_present(&self, name: &str) -> bool {
+        self.env_present.contains(name)
     }
 
     /// True when some credential protects the API.

@@ -10,6 +10,7 @@
 //! - [`bootstrap`]: what every process does once at start (migrate, conductor, accounts).
 //! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
+//! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod shutdown;
 pub mod startup;

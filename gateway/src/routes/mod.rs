@@ -1,11 +1,23 @@
 //! One file per endpoint group of the REST reference; each owns its
 //! `router()`, request/response types and handlers, documented for OpenAPI.
 
+pub mod accounts;
 pub mod agents;
 pub mod auth;
+pub mod bots;
+pub mod connectors;
 pub mod health;
+pub mod logs;
+pub mod memory;
 pub mod openapi;
 pub mod ops;
+pub mod queue;
+pub mod sessions;
+pub mod settings;
+pub mod skills;
+pub mod usage;
+pub mod webhooks;
+pub mod workflows;
 
 use serde::Serialize;
 use utoipa::ToSchema;

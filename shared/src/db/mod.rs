@@ -22,8 +22,17 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod bots;
+pub mod conversations;
+pub mod jobs;
+pub mod logs;
+pub mod memory;
 pub mod queue;
 pub mod settings;
+pub mod skills;
+pub mod usage;
+pub mod webhooks;
+pub mod workflows;
 
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -2,10 +2,22 @@
 //! value acceptable. The types serialize with the REST reference's camelCase
 //! field names, so the gateway returns them as they are.
 
+pub mod account;
 pub mod agent;
+pub mod bot;
+pub mod connectors;
+pub mod conversation;
 pub mod job;
+pub mod jobs;
+pub mod logs;
+pub mod memory;
+pub mod nullable;
 pub mod schedule;
 pub mod settings;
+pub mod skill;
+pub mod usage;
+pub mod webhook;
+pub mod workflow;
 
 /// A rule a value broke; the gateway turns it into a 400 with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

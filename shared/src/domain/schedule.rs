@@ -32,7 +32,7 @@ pub fn parse(text: &str) -> Result<Schedule, Invalid> {
         return parse_every(rest.trim()).map(Schedule::Every);
     }
     if t.len() > 200 || t.contains('\0') {
-        return Err(Invalid::new("schedule is not a cron expression"));
+        return Err(Invalid::new("schedule is not a valid cron expression"));
     }
     let fields = t.split_whitespace().count();
     if !t.starts_with('@') && fields != 5 {
@@ -41,11 +41,12 @@ pub fn parse(text: &str) -> Result<Schedule, Invalid> {
         )));
     }
     let parser = CronParser::builder().seconds(Seconds::Disallowed).build();
-    let cron = parser.parse(t).map_err(|e| Invalid::new(format!("invalid cron expression {t:?}: {e}")))?;
+    let cron =
+        parser.parse(t).map_err(|e| Invalid::new(format!("schedule {t:?} is not a valid cron expression: {e}")))?;
     // A pattern that never fires (e.g. 30 February) is refused up front.
     let probe = jiff::Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC);
     if cron.find_next_occurrence(&probe, false).is_err() {
-        return Err(Invalid::new(format!("cron expression {t:?} never fires")));
+        return Err(Invalid::new(format!("schedule {t:?} never fires")));
     }
     Ok(Schedule::Cron(Box::new(cron)))
 }
@@ -53,7 +54,7 @@ pub fn parse(text: &str) -> Result<Schedule, Invalid> {
 fn parse_every(rest: &str) -> Result<i64, Invalid> {
     let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     let (num, unit) = rest.split_at(split);
-    let n: i64 = num.parse().map_err(|_| Invalid::new(format!("invalid interval 'every {rest}'")))?;
+    let n: i64 = num.parse().map_err(|_| Invalid::new(format!("schedule: invalid interval 'every {rest}'")))?;
     let unit_secs = match unit.trim() {
         "s" | "sec" | "secs" | "second" | "seconds" => 1,
         "m" | "min" | "mins" | "minute" | "minutes" => 60,

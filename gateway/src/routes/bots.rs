@@ -1,0 +1,97 @@
+//! Bot instances (reference: Bot Instances): connector configurations with
+//! their agent assignments. `token` is the NAME of an environment variable.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use arvis_shared::bus::events::ConfigChanged;
+use arvis_shared::db::DbError;
+use arvis_shared::domain::bot::{Bot, BotFields, BotPatch, NewBot};
+
+use super::Ok;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AppJson, AppPath};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_bots, create_bot)).routes(routes!(update_bot, delete_bot))
+}
+
+async fn changed(state: &AppState, id: i64) {
+    state.deps.bus.signal(&ConfigChanged { v: 1, entity: "bot".into(), id: Some(id) }).await;
+}
+
+async fn check_agents(state: &AppState, f: &BotFields) -> ApiResult<()> {
+    if !state.deps.store.agents_exist(&f.agent_ids()).await? {
+        return Err(ApiError::bad_request("defaultAgentId or a channelBindings agentId names no existing agent"));
+    }
+    Ok(())
+}
+
+fn write_error(e: DbError) -> ApiError {
+    match e {
+        DbError::Conflict(_) => ApiError::conflict("a channel in channelBindings is already bound on this platform"),
+        DbError::MissingReference(_) => ApiError::bad_request("an agent referenced by the bot does not exist"),
+        other => other.into(),
+    }
+}
+
+/// List all bot instances with their channel bindings.
+#[utoipa::path(get, path = "/api/bots", tag = "bots", responses((status = 200, body = Vec<Bot>), (status = 401, body = ErrorBody)))]
+async fn list_bots(State(state): State<AppState>) -> ApiResult<Json<Vec<Bot>>> {
+    Ok(Json(state.deps.store.list_bots().await?))
+}
+
+/// Create a bot instance. `platform` is one of discord, telegram, slack,
+/// whatsapp, matrix, sms, email; `token` names the environment variable that
+/// holds the secret (e.g. `DISCORD_BOT_TOKEN`).
+#[utoipa::path(post, path = "/api/bots", tag = "bots", request_body = NewBot,
+    responses((status = 201, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn create_bot(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<NewBot>,
+) -> ApiResult<(StatusCode, Json<Bot>)> {
+    let fields = body.into_fields()?;
+    check_agents(&state, &fields).await?;
+    let bot = state.deps.store.create_bot(&fields).await.map_err(write_error)?;
+    changed(&state, bot.id).await;
+    Ok((StatusCode::CREATED, Json(bot)))
+}
+
+/// Update a bot; `channelBindings`, when given, replaces the bot's bindings.
+#[utoipa::path(patch, path = "/api/bots/{id}", tag = "bots", params(("id" = i64, Path)), request_body = BotPatch,
+    responses((status = 200, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn update_bot(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<i64>,
+    AppJson(patch): AppJson<BotPatch>,
+) -> ApiResult<Json<Bot>> {
+    let store = &state.deps.store;
+    let current = store.get_bot(id).await?.ok_or_else(|| ApiError::not_found("bot not found"))?;
+    let fields = patch.apply(&current)?;
+    check_agents(&state, &fields).await?;
+    let bot = store
+        .update_bot(id, &fields)
+        .await
+        .map_err(write_error)?
+        .ok_or_else(|| ApiError::not_found("bot not found"))?;
+    changed(&state, id).await;
+    Ok(Json(bot))
+}
+
+/// Delete a bot instance (its channel bindings go with it).
+#[utoipa::path(delete, path = "/api/bots/{id}", tag = "bots", params(("id" = i64, Path)),
+    responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_bot(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    if !state.deps.store.delete_bot(id).await? {
+        return Err(ApiError::not_found("bot not found"));
+    }
+    changed(&state, id).await;
+    Ok(Ok::json())
+}

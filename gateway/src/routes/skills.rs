@@ -1,0 +1,150 @@
+//! Skills (reference: Skills): builtin and community skills; create, edit,
+//! delete community skills, import one from a URL.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use arvis_shared::bus::events::ConfigChanged;
+use arvis_shared::db::DbError;
+use arvis_shared::db::skills::SkillDelete;
+use arvis_shared::domain::skill::{MAX_CONTENT_BYTES, NewSkill, Skill, SkillImport, SkillPatch, skill_from_markdown};
+use arvis_shared::domain::{Invalid, check_text};
+
+use super::Ok;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AppJson, AppPath};
+use crate::state::AppState;
+
+/// How long an import may take.
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_skills, create_skill))
+        .routes(routes!(update_skill, delete_skill))
+        .routes(routes!(import_skill))
+}
+
+async fn changed(state: &AppState, id: i64) {
+    state.deps.bus.signal(&ConfigChanged { v: 1, entity: "skill".into(), id: Some(id) }).await;
+}
+
+fn duplicate_name(e: DbError) -> ApiError {
+    match e {
+        DbError::Conflict(_) => ApiError::conflict("a skill with this name already exists"),
+        other => other.into(),
+    }
+}
+
+/// List all skills (builtin and community).
+#[utoipa::path(get, path = "/api/skills", tag = "skills", responses((status = 200, body = Vec<Skill>), (status = 401, body = ErrorBody)))]
+async fn list_skills(State(state): State<AppState>) -> ApiResult<Json<Vec<Skill>>> {
+    Ok(Json(state.deps.store.list_skills().await?))
+}
+
+/// Create a community skill. `name` is a unique slug; `triggerPatterns` must be
+/// valid regular expressions.
+#[utoipa::path(post, path = "/api/skills", tag = "skills", request_body = NewSkill,
+    responses((status = 201, body = Skill), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn create_skill(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<NewSkill>,
+) -> ApiResult<(StatusCode, Json<Skill>)> {
+    let fields = body.into_fields()?;
+    let skill = state.deps.store.create_skill(&fields).await.map_err(duplicate_name)?;
+    changed(&state, skill.id).await;
+    Ok((StatusCode::CREATED, Json(skill)))
+}
+
+/// Update a skill. Editable: isEnabled, displayName, description,
+/// triggerKeywords, triggerPatterns, content.
+#[utoipa::path(patch, path = "/api/skills/{id}", tag = "skills", params(("id" = i64, Path)), request_body = SkillPatch,
+    responses((status = 200, body = Skill), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn update_skill(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<i64>,
+    AppJson(patch): AppJson<SkillPatch>,
+) -> ApiResult<Json<Skill>> {
+    let store = &state.deps.store;
+    let current = store.get_skill(id).await?.ok_or_else(|| ApiError::not_found("skill not found"))?;
+    let fields = patch.apply(&current)?;
+    let skill = store.update_skill(id, &fields).await?.ok_or_else(|| ApiError::not_found("skill not found"))?;
+    changed(&state, id).await;
+    Ok(Json(skill))
+}
+
+/// Delete a community skill. Builtin skills cannot be deleted (400; disable them instead).
+#[utoipa::path(delete, path = "/api/skills/{id}", tag = "skills", params(("id" = i64, Path)),
+    responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_skill(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    match state.deps.store.delete_skill(id).await? {
+        SkillDelete::Deleted => {
+            changed(&state, id).await;
+            Ok(Ok::json())
+        }
+        SkillDelete::Builtin => Err(ApiError::bad_request("builtin skills cannot be deleted; disable them instead")),
+        SkillDelete::NotFound => Err(ApiError::not_found("skill not found")),
+    }
+}
+
+/// Import a community skill from an http(s) URL serving markdown with front
+/// matter (`name` required; `description`, `keywords`, `patterns` optional).
+/// At most 256 KiB, 10 s.
+#[utoipa::path(post, path = "/api/skills/import", tag = "skills", request_body = SkillImport,
+    responses((status = 201, body = Skill), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn import_skill(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<SkillImport>,
+) -> ApiResult<(StatusCode, Json<Skill>)> {
+    let text = fetch_markdown(&body.url).await?;
+    let fields = skill_from_markdown(&text, "community")?;
+    let skill = state.deps.store.create_skill(&fields).await.map_err(duplicate_name)?;
+    changed(&state, skill.id).await;
+    Ok((StatusCode::CREATED, Json(skill)))
+}
+
+/// Downloads the skill file: http(s) only, bounded in time and size.
+async fn fetch_markdown(url: &str) -> Result<String, Invalid> {
+    check_text("url", url, 2_000)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| Invalid::new(format!("url is not a valid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Invalid::new("url must be an http:// or https:// URL"));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(IMPORT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| Invalid::new(format!("cannot fetch the skill: {e}")))?;
+    let mut response = client
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| Invalid::new(format!("cannot fetch the skill: {}", without_url(&e))))?;
+    if !response.status().is_success() {
+        return Err(Invalid::new(format!("cannot fetch the skill: the server answered {}", response.status())));
+    }
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| Invalid::new(format!("cannot fetch the skill: {}", without_url(&e))))?
+    {
+        if bytes.len() + chunk.len() > MAX_CONTENT_BYTES {
+            return Err(Invalid::new("the skill file is larger than 256 KiB"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| Invalid::new("the skill file is not UTF-8 text"))
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    if e.is_timeout() { "timed out".into() } else { text }
+}

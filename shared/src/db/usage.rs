@@ -1,0 +1,117 @@
+//! Usage rows (one per LLM call) and their aggregation for `GET /api/usage`.
+//!
+//! Sums are cast explicitly: on Postgres `SUM(bigint)` and `AVG(…)` are
+//! NUMERIC, which the Any driver cannot decode. `DOUBLE PRECISION` is a valid
+//! CAST target in both dialects (SQLite gives it REAL affinity).
+
+use sqlx::FromRow;
+
+use super::{Result, Store, classify};
+use crate::domain::usage::{AgentUsage, ModelUsage, ProviderUsage, UsageRecord, UsageReport};
+
+#[derive(FromRow)]
+struct AgentRow {
+    agent_id: Option<i64>,
+    agent_name: Option<String>,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    avg_duration_ms: f64,
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    key: String,
+    requests: i64,
+    cost_usd: f64,
+}
+
+impl Store {
+    /// Records one LLM call. Returns the row id.
+    pub async fn insert_usage(&self, u: &UsageRecord) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
+             output_tokens, cost_usd, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING id",
+        )
+        .bind(u.account_id)
+        .bind(u.agent_id)
+        .bind(&u.conversation_id)
+        .bind(u.job_id)
+        .bind(&u.provider)
+        .bind(&u.model)
+        .bind(u.input_tokens)
+        .bind(u.output_tokens)
+        .bind(u.cost_usd)
+        .bind(u.duration_ms)
+        .bind(u.created_at)
+        .fetch_one(self.w())
+        .await
+        .map_err(classify)
+    }
+
+    /// Totals and breakdowns of the calls made at or after `since_ms`.
+    pub async fn usage_report(&self, since_ms: i64) -> Result<UsageReport> {
+        let (total_requests, total_input_tokens, total_output_tokens, total_cost_usd): (i64, i64, i64, f64) =
+            sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage WHERE created_at >= $1",
+            )
+            .bind(since_ms)
+            .fetch_one(self.r())
+            .await?;
+        let agents: Vec<AgentRow> = sqlx::query_as(
+            "SELECT u.agent_id, a.name AS agent_name, COUNT(*) AS requests, \
+             CAST(COALESCE(SUM(u.input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(u.output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(u.cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+             CAST(COALESCE(AVG(u.duration_ms), 0) AS DOUBLE PRECISION) AS avg_duration_ms \
+             FROM usage u LEFT JOIN agents a ON a.id = u.agent_id WHERE u.created_at >= $1 \
+             GROUP BY u.agent_id, a.name ORDER BY requests DESC, u.agent_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.r())
+        .await?;
+        let by_key = |column: &'static str| {
+            let text = format!(
+                "SELECT {column} AS key, COUNT(*) AS requests, \
+                 CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd \
+                 FROM usage WHERE created_at >= $1 GROUP BY {column} ORDER BY requests DESC, {column}"
+            );
+            async move {
+                let rows: Vec<KeyRow> = sqlx::query_as(super::sql(text)).bind(since_ms).fetch_all(self.r()).await?;
+                Ok::<_, super::DbError>(rows)
+            }
+        };
+        let providers = by_key("provider").await?;
+        let models = by_key("model").await?;
+        Ok(UsageReport {
+            total_requests,
+            total_input_tokens,
+            total_output_tokens,
+            total_cost_usd,
+            by_agent: agents
+                .into_iter()
+                .map(|r| AgentUsage {
+                    agent_id: r.agent_id,
+                    agent_name: r.agent_name,
+                    requests: r.requests,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    cost_usd: r.cost_usd,
+                    avg_duration_ms: r.avg_duration_ms.round() as i64,
+                })
+                .collect(),
+            by_provider: providers
+                .into_iter()
+                .map(|r| ProviderUsage { provider: r.key, requests: r.requests, cost_usd: r.cost_usd })
+                .collect(),
+            by_model: models
+                .into_iter()
+                .map(|r| ModelUsage { model: r.key, requests: r.requests, cost_usd: r.cost_usd })
+                .collect(),
+        })
+    }
+}
