@@ -118,6 +118,12 @@ both_backends!(a_lost_lease_cannot_store_a_second_reply, |backend| async move {
     let again = store.claim_jobs("live-worker", 1, 60_000).await.unwrap().remove(0);
     assert_eq!(again.id, job.id);
     assert_eq!(again.attempts, 2);
+    assert_eq!(
+        store.renew_leases("dead-worker", &[job.id], 60_000).await.unwrap(),
+        0,
+        "a lost lease cannot be renewed"
+    );
+    assert_eq!(store.renew_leases("live-worker", &[job.id, job.id + 1000], 60_000).await.unwrap(), 1);
     // The dead worker wakes up and tries to finish: refused, nothing written.
     let late =
         Finish { job_id: job.id, worker_id: "dead-worker", reply: "late", conversation_id: Some(&e.conversation_id) };

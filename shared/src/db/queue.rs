@@ -193,17 +193,18 @@ impl Store {
         if job_ids.is_empty() {
             return Ok(0);
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE jobs SET lease_expires_at = ");
-        q.push_bind(now_ms() + lease_ms);
-        q.push(" WHERE status = 'running' AND locked_by = ");
-        q.push_bind(worker_id.to_string());
-        q.push(" AND id IN (");
-        let mut ids = q.separated(", ");
+        // sqlx's QueryBuilder emits `?` placeholders under the Any driver,
+        // which Postgres refuses: number them ourselves (`$3`, `$4`, …).
+        let ids: Vec<String> = (0..job_ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let statement = format!(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE status = 'running' AND locked_by = $2 AND id IN ({})",
+            ids.join(", ")
+        );
+        let mut q = sqlx::query(sql(statement)).bind(now_ms() + lease_ms).bind(worker_id);
         for id in job_ids {
-            ids.push_bind(*id);
+            q = q.bind(*id);
         }
-        q.push(")");
-        Ok(q.build().execute(self.w()).await.map_err(classify)?.rows_affected())
+        Ok(q.execute(self.w()).await.map_err(classify)?.rows_affected())
     }
 
     /// Completes a job and stores its reply, if the worker still holds the lease.
