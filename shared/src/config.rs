@@ -78,6 +78,11 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// `CHAT_TIMEOUT_SECS` (default 120): how long `POST /api/agents/{id}/chat` waits for the reply.
     pub chat_timeout: Duration,
+    /// `HTTP_FETCH_ALLOW_PRIVATE` (default false): let the `http_fetch` tool reach
+    /// loopback, private and link-local addresses.
+    pub http_fetch_allow_private: bool,
+    /// `WEB_SEARCH_URL`: the endpoint the `web_search` tool queries (`GET …?q=`, JSON results).
+    pub web_search_url: Option<String>,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -131,6 +136,12 @@ impl Config {
             worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)
                 .and_then(|n| if n == 0 { Err(invalid("WORKER_CONCURRENCY", "must be at least 1")) } else { Ok(n) })?,
             chat_timeout: Duration::from_secs(parse_or(&get, "CHAT_TIMEOUT_SECS", 120u64)?),
+            http_fetch_allow_private: parse_bool(&get, "HTTP_FETCH_ALLOW_PRIVATE", false)?,
+            web_search_url: match get("WEB_SEARCH_URL") {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.trim().to_string()),
+                Some(_) => return Err(invalid("WEB_SEARCH_URL", "must be an http:// or https:// URL")),
+                None => None,
+            },
             accounts,
             secrets,
         })

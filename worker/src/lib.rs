@@ -5,6 +5,7 @@
 //!
 //! Not implemented yet (issue #4): `run` waits for shutdown.
 
+pub mod agent;
 pub mod llm;
 
 use arvis_shared::Deps;

@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod memory_ctx;
 pub mod queue;
 pub mod settings;
 
