@@ -8,7 +8,7 @@
 
 use sqlx::FromRow;
 
-use super::{DbError, Flag, Result, Store, classify, from_json};
+use super::{DbError, Flag, Result, Store, classify, from_json, sql};
 use crate::clock::now_ms;
 
 /// The category whose facts are always in the prompt.
@@ -129,17 +129,18 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
-            "UPDATE memory_facts SET access_count = access_count + 1, last_accessed = ",
+        // Numbered placeholders written out: the Any driver's QueryBuilder emits
+        // `?`, which Postgres does not accept.
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let statement = format!(
+            "UPDATE memory_facts SET access_count = access_count + 1, last_accessed = $1 WHERE id IN ({})",
+            list.join(", ")
         );
-        q.push_bind(now_ms());
-        q.push(" WHERE id IN (");
-        let mut list = q.separated(", ");
+        let mut q = sqlx::query(sql(statement)).bind(now_ms());
         for id in ids {
-            list.push_bind(*id);
+            q = q.bind(*id);
         }
-        q.push(")");
-        q.build().execute(self.w()).await.map_err(classify)?;
+        q.execute(self.w()).await.map_err(classify)?;
         Ok(())
     }
 
