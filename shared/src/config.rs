@@ -389,6 +389,19 @@ mod tests {
     }
 
     #[test]
+    fn agent_tool_settings() {
+        let c = config(&[]).unwrap();
+        assert!(!c.http_fetch_allow_private);
+        assert!(c.web_search_url.is_none());
+        let c = config(&[("HTTP_FETCH_ALLOW_PRIVATE", "true"), ("WEB_SEARCH_URL", "http://127.0.0.1:8888/search")])
+            .unwrap();
+        assert!(c.http_fetch_allow_private);
+        assert_eq!(c.web_search_url.as_deref(), Some("http://127.0.0.1:8888/search"));
+        let err = config(&[("WEB_SEARCH_URL", "duckduckgo")]).unwrap_err().to_string();
+        assert!(err.starts_with("WEB_SEARCH_URL:"), "{err}");
+    }
+
+    #[test]
     fn database_passwords_are_redacted_for_logs() {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("sqlite://data/arvis.db"), "sqlite://data/arvis.db");

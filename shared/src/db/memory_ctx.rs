@@ -152,7 +152,7 @@ impl Store {
             .await?)
     }
 
-    /// Every enabled skill, by id.
+    /// Every enabled skill, by id. Rows whose JSON columns do not decode are skipped.
     pub async fn skills_for_matching(&self) -> Result<Vec<MatchableSkill>> {
         let rows: Vec<SkillRow> = sqlx::query_as(
             "SELECT id, name, display_name, content, trigger_keywords, trigger_patterns, required_tools, is_enabled \
@@ -162,15 +162,26 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for r in rows.into_iter().filter(|r| r.is_enabled.0) {
-            out.push(MatchableSkill {
-                trigger_keywords: from_json("skills.trigger_keywords", &r.trigger_keywords)?,
-                trigger_patterns: from_json("skills.trigger_patterns", &r.trigger_patterns)?,
-                required_tools: from_json("skills.required_tools", &r.required_tools)?,
-                id: r.id,
-                name: r.name,
-                display_name: r.display_name,
-                content: r.content,
-            });
+            // One broken row must not break every prompt: it is skipped and logged.
+            let decoded = (|| -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+                Ok((
+                    from_json("skills.trigger_keywords", &r.trigger_keywords)?,
+                    from_json("skills.trigger_patterns", &r.trigger_patterns)?,
+                    from_json("skills.required_tools", &r.required_tools)?,
+                ))
+            })();
+            match decoded {
+                Ok((trigger_keywords, trigger_patterns, required_tools)) => out.push(MatchableSkill {
+                    trigger_keywords,
+                    trigger_patterns,
+                    required_tools,
+                    id: r.id,
+                    name: r.name,
+                    display_name: r.display_name,
+                    content: r.content,
+                }),
+                Err(e) => tracing::warn!(skill = %r.name, error = %e, "skill row has invalid triggers; skipped"),
+            }
         }
         Ok(out)
     }

@@ -22,6 +22,8 @@ use super::tags::{ConductorAction, Fields, ParsedReply};
 pub const MAX_DELEGATION_DEPTH: i64 = 3;
 /// Model-created schedules must be at least this far apart.
 pub const MIN_ACTION_INTERVAL_MS: i64 = 30_000;
+/// The longest memory fact or state value saved from a reply.
+pub const MAX_FACT_CHARS: usize = 2_000;
 /// The `extra` key carrying the delegation depth.
 pub const DEPTH_KEY: &str = "delegationDepth";
 
@@ -76,6 +78,10 @@ pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &Parsed
     let mut applied = Applied::default();
     let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
     for (category, fact) in &reply.memories {
+        if let Err(e) = check_text("memory", fact, MAX_FACT_CHARS).and(check_text("category", category, 100)) {
+            applied.outcomes.push(Outcome::refused(format!("memory [{category}] not saved: {e}")));
+            continue;
+        }
         let o = match store.save_fact(agent.id, category, fact, conversation).await {
             Ok(id) => Outcome::ok(format!("memory {id} saved [{category}]")),
             Err(e) => Outcome::refused(format!("memory [{category}] not saved: {e}")),
@@ -83,6 +89,10 @@ pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &Parsed
         applied.outcomes.push(o);
     }
     for (key, value) in &reply.states {
+        if let Err(e) = check_text("state", value, MAX_FACT_CHARS).and(check_text("key", key, 100)) {
+            applied.outcomes.push(Outcome::refused(format!("state {key} not set: {e}")));
+            continue;
+        }
         let o = match store.set_state(agent.id, key, value).await {
             Ok(()) => Outcome::ok(format!("state {key} set")),
             Err(e) => Outcome::refused(format!("state {key} not set: {e}")),

@@ -16,7 +16,7 @@ use arvis_shared::config::Config;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use crate::llm::{ToolCall, ToolSpec};
+use crate::llm::{ChatMessage, ToolCall, ToolSpec};
 
 /// A built-in tool: its name and the one-line hint the system prompt carries.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +111,13 @@ pub async fn call(call: &ToolCall, ctx: &ToolContext) -> String {
         }
         _ => web_search(arg("query"), ctx.web_search_url.as_deref()).await.unwrap_or_else(|e| format!("Error: {e}")),
     }
+}
+
+/// Runs one round of tool calls concurrently; the results in call order, as
+/// tool-result messages to append after the assistant turn that made them.
+pub async fn call_all(calls: &[ToolCall], ctx: &ToolContext) -> Vec<ChatMessage> {
+    let results = futures::future::join_all(calls.iter().map(|c| call(c, ctx))).await;
+    calls.iter().zip(results).map(|(c, r)| ChatMessage::tool_result(c, r)).collect()
 }
 
 /// Now, ISO 8601 UTC.
@@ -479,6 +486,8 @@ async fn fetch_following_redirects(raw: &str, allow_private: bool) -> Result<Str
         let addrs = resolve_checked(&url, allow_private).await?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name itself, past the address check.
+            .no_proxy()
             .timeout(FETCH_TIMEOUT)
             .user_agent(concat!("Arvis/", env!("CARGO_PKG_VERSION"), " (http_fetch)"));
         if let Some(host) = url.host_str()
@@ -695,6 +704,16 @@ mod tests {
             call(&tool("web_search", json!({"query": "x"})), &ctx(false)).await,
             "Error: web search is not configured (set WEB_SEARCH_URL)"
         );
+    }
+
+    #[tokio::test]
+    async fn a_round_of_calls_answers_each_in_order() {
+        let calls = vec![tool("calculate", json!({"expression": "1+1"})), tool("nope", json!({}))];
+        let out = call_all(&calls, &ctx(false)).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].content, "2");
+        assert_eq!(out[0].tool_call_id.as_deref(), Some("c1"));
+        assert!(out[1].content.starts_with("Error: unknown tool"));
     }
 
     #[test]
