@@ -82,6 +82,11 @@ pub struct Config {
     pub health_addr: Option<SocketAddr>,
     /// `METRICS_PUBLIC` (default false): serve /metrics without credentials.
     pub metrics_public: bool,
+    /// `HTTP_FETCH_ALLOW_PRIVATE` (default false): let the `http_fetch` tool reach
+    /// loopback, private and link-local addresses.
+    pub http_fetch_allow_private: bool,
+    /// `WEB_SEARCH_URL`: the endpoint the `web_search` tool queries (`GET …?q=`, JSON results).
+    pub web_search_url: Option<String>,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -144,6 +149,12 @@ impl Config {
                 }
             },
             metrics_public: parse_bool(&get, "METRICS_PUBLIC", false)?,
+            http_fetch_allow_private: parse_bool(&get, "HTTP_FETCH_ALLOW_PRIVATE", false)?,
+            web_search_url: match get("WEB_SEARCH_URL") {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u.trim().to_string()),
+                Some(_) => return Err(invalid("WEB_SEARCH_URL", "must be an http:// or https:// URL")),
+                None => None,
+            },
             accounts,
             secrets,
             env_present: crate::domain::connectors::CONNECTORS
@@ -400,6 +411,19 @@ mod tests {
         assert_eq!(c.accounts[0].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
         assert_eq!(c.accounts[3].base_url.as_deref(), Some("http://localhost:11434/v1"));
         assert_eq!(c.accounts[1].api_key_env.as_deref(), Some("OPENAI_API_KEY_1"));
+    }
+
+    #[test]
+    fn agent_tool_settings() {
+        let c = config(&[]).unwrap();
+        assert!(!c.http_fetch_allow_private);
+        assert!(c.web_search_url.is_none());
+        let c = config(&[("HTTP_FETCH_ALLOW_PRIVATE", "true"), ("WEB_SEARCH_URL", "http://127.0.0.1:8888/search")])
+            .unwrap();
+        assert!(c.http_fetch_allow_private);
+        assert_eq!(c.web_search_url.as_deref(), Some("http://127.0.0.1:8888/search"));
+        let err = config(&[("WEB_SEARCH_URL", "duckduckgo")]).unwrap_err().to_string();
+        assert!(err.starts_with("WEB_SEARCH_URL:"), "{err}");
     }
 
     #[test]

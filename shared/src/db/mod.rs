@@ -27,6 +27,7 @@ pub mod conversations;
 pub mod jobs;
 pub mod logs;
 pub mod memory;
+pub mod memory_ctx;
 pub mod queue;
 pub mod settings;
 pub mod skills;

@@ -1,0 +1,334 @@
+//! The agent's working context as the worker reads and writes it while running
+//! a job: memory facts and state for the system prompt, enabled skills for
+//! matching, compaction summaries and the compaction transaction, and the
+//! workflow rows the conductor's `[CREATE_CRON]` action creates.
+//!
+//! The REST endpoints for memory and skills keep their own methods elsewhere;
+//! the names here are distinct on purpose (`facts_for_prompt`, `touch_facts`, …).
+
+use sqlx::FromRow;
+
+use super::{DbError, Flag, Result, Store, classify, from_json, sql};
+use crate::clock::now_ms;
+
+/// The category whose facts are always in the prompt.
+pub const STICKY: &str = "sticky";
+
+/// A memory fact as the prompt builder sees it.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct PromptFact {
+    pub id: i64,
+    pub category: String,
+    pub content: String,
+    pub confidence: f64,
+    pub access_count: i64,
+    pub last_accessed: Option<i64>,
+}
+
+/// An enabled skill with its triggers decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchableSkill {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub content: String,
+    pub trigger_keywords: Vec<String>,
+    pub trigger_patterns: Vec<String>,
+    pub required_tools: Vec<String>,
+}
+
+#[derive(FromRow)]
+struct SkillRow {
+    id: i64,
+    name: String,
+    display_name: String,
+    content: String,
+    trigger_keywords: String,
+    trigger_patterns: String,
+    required_tools: String,
+    is_enabled: Flag,
+}
+
+/// A stored compaction summary.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct CompactionSummary {
+    pub id: i64,
+    pub summary: String,
+    pub created_at: i64,
+}
+
+/// A conversation's running totals.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct ConversationTotals {
+    pub agent_id: i64,
+    pub message_count: i64,
+    pub total_tokens: i64,
+}
+
+/// What [`Store::store_compaction`] writes.
+#[derive(Debug, Clone)]
+pub struct CompactionWrite<'a> {
+    pub conversation_id: &'a str,
+    pub agent_id: i64,
+    pub summary: &'a str,
+    /// Every message of the conversation with an id up to and including this one is deleted.
+    pub delete_through_id: i64,
+}
+
+/// What a compaction changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionDone {
+    pub compaction_id: i64,
+    pub messages_before: i64,
+    pub messages_after: i64,
+    pub tokens_saved: i64,
+}
+
+/// A workflow created by the conductor (already validated by the caller).
+#[derive(Debug, Clone)]
+pub struct ActionWorkflow {
+    pub name: String,
+    pub agent_id: i64,
+    pub schedule: String,
+    pub prompt: String,
+    pub channel_id: Option<String>,
+    pub platform: Option<String>,
+    pub next_run_at: Option<i64>,
+}
+
+impl Store {
+    /// Every sticky fact of the agent, oldest first.
+    pub async fn sticky_facts(&self, agent_id: i64) -> Result<Vec<PromptFact>> {
+        Ok(sqlx::query_as(
+            "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
+             WHERE agent_id = $1 AND category = $2 ORDER BY id",
+        )
+        .bind(agent_id)
+        .bind(STICKY)
+        .fetch_all(self.r())
+        .await?)
+    }
+
+    /// The agent's top non-sticky facts: highest confidence first, then most
+    /// recently used (never-used facts last), then newest.
+    pub async fn facts_for_prompt(&self, agent_id: i64, limit: i64) -> Result<Vec<PromptFact>> {
+        Ok(sqlx::query_as(
+            "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
+             WHERE agent_id = $1 AND category <> $2 \
+             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3",
+        )
+        .bind(agent_id)
+        .bind(STICKY)
+        .bind(limit.max(0))
+        .fetch_all(self.r())
+        .await?)
+    }
+
+    /// Records that these facts were put in a prompt (access count + 1, last accessed = now).
+    pub async fn touch_facts(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Numbered placeholders written out: the Any driver's QueryBuilder emits
+        // `?`, which Postgres does not accept.
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let statement = format!(
+            "UPDATE memory_facts SET access_count = access_count + 1, last_accessed = $1 WHERE id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(sql(statement)).bind(now_ms());
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(self.w()).await.map_err(classify)?;
+        Ok(())
+    }
+
+    /// The agent's state as (key, value), by key.
+    pub async fn state_for_agent(&self, agent_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as("SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key")
+            .bind(agent_id)
+            .fetch_all(self.r())
+            .await?)
+    }
+
+    /// Every enabled skill, by id. Rows whose JSON columns do not decode are skipped.
+    pub async fn skills_for_matching(&self) -> Result<Vec<MatchableSkill>> {
+        let rows: Vec<SkillRow> = sqlx::query_as(
+            "SELECT id, name, display_name, content, trigger_keywords, trigger_patterns, required_tools, is_enabled \
+             FROM skills ORDER BY id",
+        )
+        .fetch_all(self.r())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows.into_iter().filter(|r| r.is_enabled.0) {
+            // One broken row must not break every prompt: it is skipped and logged.
+            let decoded = (|| -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+                Ok((
+                    from_json("skills.trigger_keywords", &r.trigger_keywords)?,
+                    from_json("skills.trigger_patterns", &r.trigger_patterns)?,
+                    from_json("skills.required_tools", &r.required_tools)?,
+                ))
+            })();
+            match decoded {
+                Ok((trigger_keywords, trigger_patterns, required_tools)) => out.push(MatchableSkill {
+                    trigger_keywords,
+                    trigger_patterns,
+                    required_tools,
+                    id: r.id,
+                    name: r.name,
+                    display_name: r.display_name,
+                    content: r.content,
+                }),
+                Err(e) => tracing::warn!(skill = %r.name, error = %e, "skill row has invalid triggers; skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Saves a fact; the same (agent, category, content) is not stored twice —
+    /// saving it again restores full confidence and marks it as just used.
+    /// Returns the fact's id.
+    pub async fn save_fact(
+        &self,
+        agent_id: i64,
+        category: &str,
+        content: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<i64> {
+        let now = now_ms();
+        sqlx::query_scalar(
+            "INSERT INTO memory_facts (agent_id, conversation_id, category, content, confidence, access_count, \
+             last_accessed, created_at) VALUES ($1, $2, $3, $4, 1.0, 0, $5, $5) \
+             ON CONFLICT (agent_id, category, content) DO UPDATE SET confidence = 1.0, last_accessed = $5 \
+             RETURNING id",
+        )
+        .bind(agent_id)
+        .bind(conversation_id)
+        .bind(category)
+        .bind(content)
+        .bind(now)
+        .fetch_one(self.w())
+        .await
+        .map_err(classify)
+    }
+
+    /// Sets (or replaces) one state value of the agent.
+    pub async fn set_state(&self, agent_id: i64, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO memory_state (agent_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (agent_id, key) DO UPDATE SET value = $3, updated_at = $4",
+        )
+        .bind(agent_id)
+        .bind(key)
+        .bind(value)
+        .bind(now_ms())
+        .execute(self.w())
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The last `limit` compaction summaries of a conversation, oldest first.
+    pub async fn compaction_summaries(&self, conversation_id: &str, limit: i64) -> Result<Vec<CompactionSummary>> {
+        let mut rows: Vec<CompactionSummary> = sqlx::query_as(
+            "SELECT id, summary, created_at FROM compactions WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(conversation_id)
+        .bind(limit.max(0))
+        .fetch_all(self.r())
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// A conversation's agent and running totals.
+    pub async fn conversation_totals(&self, conversation_id: &str) -> Result<Option<ConversationTotals>> {
+        Ok(sqlx::query_as("SELECT agent_id, message_count, total_tokens FROM conversations WHERE id = $1")
+            .bind(conversation_id)
+            .fetch_optional(self.r())
+            .await?)
+    }
+
+    /// In one transaction: deletes the conversation's messages up to
+    /// `delete_through_id`, records the summary in `compactions`, and resets the
+    /// conversation's message count and token total to what remains.
+    pub async fn store_compaction(&self, c: &CompactionWrite<'_>) -> Result<CompactionDone> {
+        let now = now_ms();
+        let mut tx = self.w().begin().await?;
+        let (before, tokens_before): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(token_estimate), 0) AS BIGINT) FROM messages WHERE conversation_id = $1",
+        )
+        .bind(c.conversation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND id <= $2")
+            .bind(c.conversation_id)
+            .bind(c.delete_through_id)
+            .execute(&mut *tx)
+            .await?;
+        let (after, tokens_after): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(token_estimate), 0) AS BIGINT) FROM messages WHERE conversation_id = $1",
+        )
+        .bind(c.conversation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let tokens_saved = tokens_before - tokens_after;
+        let compaction_id: i64 = sqlx::query_scalar(
+            "INSERT INTO compactions (conversation_id, agent_id, summary, messages_before, messages_after, \
+             tokens_saved, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(c.conversation_id)
+        .bind(c.agent_id)
+        .bind(c.summary)
+        .bind(before)
+        .bind(after)
+        .bind(tokens_saved)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let updated = sqlx::query("UPDATE conversations SET message_count = $1, total_tokens = $2 WHERE id = $3")
+            .bind(after)
+            .bind(tokens_after)
+            .bind(c.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(DbError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(CompactionDone { compaction_id, messages_before: before, messages_after: after, tokens_saved })
+    }
+
+    /// Inserts a workflow the conductor asked for; returns its id.
+    pub async fn create_workflow_from_action(&self, w: &ActionWorkflow) -> Result<i64> {
+        let now = now_ms();
+        sqlx::query_scalar(
+            "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
+             next_run_at, skipped_runs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
+             RETURNING id",
+        )
+        .bind(&w.name)
+        .bind(w.agent_id)
+        .bind(&w.schedule)
+        .bind(&w.prompt)
+        .bind(&w.channel_id)
+        .bind(&w.platform)
+        .bind(true)
+        .bind(w.next_run_at)
+        .bind(now)
+        .fetch_one(self.w())
+        .await
+        .map_err(classify)
+    }
+
+    /// How many workflows exist (tests and diagnostics).
+    pub async fn count_workflows_for_agent(&self, agent_id: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE agent_id = $1")
+            .bind(agent_id)
+            .fetch_one(self.r())
+            .await?)
+    }
+}

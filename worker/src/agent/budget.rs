@@ -1,0 +1,244 @@
+//! The conversation history that fits the model's context window (behaviour
+//! reference §6, "Budget"): tokens are estimated as ceil(chars / 3.5); the
+//! budget is the window minus 20k reserved for the answer and tools, minus the
+//! system prompt, minus the compaction summaries. Messages are taken newest
+//! first (always at least the newest one) and returned oldest first as
+//! user/assistant turns, after one `[Previous conversation summary]` turn built
+//! from the last three summaries.
+//!
+//! The window is looked up by the model name *without* its `provider/` prefix
+//! (the original looked up the raw spec and so fell back for every prefixed name).
+
+use arvis_shared::db::queue::{StoredMessage, estimate_tokens};
+use arvis_shared::db::{DbError, Store};
+
+use crate::llm::{ChatMessage, Role};
+
+/// Tokens kept free for the answer, tool calls and tool results.
+pub const RESERVED_TOKENS: i64 = 20_000;
+/// How many compaction summaries go into the context.
+pub const SUMMARIES_IN_CONTEXT: i64 = 3;
+/// The window of a model we do not know.
+pub const DEFAULT_WINDOW: i64 = 128_000;
+
+/// The context window of a model, in tokens. Accepts `provider/model` specs
+/// (and OpenRouter's `vendor/model` names): only the last path segment counts.
+pub fn context_window(model: &str) -> i64 {
+    let name = model.rsplit('/').next().unwrap_or(model).trim().to_ascii_lowercase();
+    if name.contains("claude") {
+        200_000
+    } else if name.starts_with("gpt-4.1") {
+        1_000_000
+    } else if name.starts_with("gpt-4o") {
+        128_000
+    } else if name.starts_with("o3") || name.starts_with("o4-mini") {
+        200_000
+    } else if name.starts_with("gemini") {
+        1_000_000
+    } else {
+        DEFAULT_WINDOW
+    }
+}
+
+/// The turns to send, and how they were chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// Oldest first; starts with the summary turn when there are summaries.
+    pub messages: Vec<ChatMessage>,
+    /// How many stored messages made it in.
+    pub included: usize,
+    /// How many stored messages did not fit.
+    pub dropped: usize,
+    /// The tokens available for messages (may be ≤ 0 with a huge prompt).
+    pub budget: i64,
+}
+
+/// The summary turn's text, or `None` without summaries.
+pub fn summary_turn(summaries: &[String]) -> Option<String> {
+    let parts: Vec<&str> = summaries.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("[Previous conversation summary]\n{}", parts.join("\n---\n")))
+}
+
+/// Messages the history never carries: system rows and prompts frozen by the
+/// original's format (`<instructions>`, `[user]:`, `[assistant]:`).
+fn skipped(m: &StoredMessage) -> bool {
+    let c = m.content.trim_start();
+    !(m.role == "user" || m.role == "assistant")
+        || c.starts_with("<instructions>")
+        || c.starts_with("[user]:")
+        || c.starts_with("[assistant]:")
+}
+
+/// Chooses the history for a model with `window` tokens. `messages` are oldest first.
+pub fn fit_history(messages: &[StoredMessage], summaries: &[String], window: i64, system_prompt: &str) -> History {
+    let summary = summary_turn(summaries);
+    let budget = window
+        - RESERVED_TOKENS
+        - estimate_tokens(system_prompt)
+        - summary.as_deref().map(estimate_tokens).unwrap_or(0);
+    let candidates: Vec<&StoredMessage> = messages.iter().filter(|m| !skipped(m)).collect();
+    let mut used = 0i64;
+    let mut chosen: Vec<&StoredMessage> = Vec::new();
+    for m in candidates.iter().rev() {
+        let cost = estimate_tokens(&m.content);
+        if !chosen.is_empty() && used + cost > budget {
+            break;
+        }
+        used += cost;
+        chosen.push(m);
+    }
+    chosen.reverse();
+    let included = chosen.len();
+    let mut turns: Vec<ChatMessage> = Vec::new();
+    if let Some(s) = summary {
+        turns.push(ChatMessage::user(s));
+    }
+    for m in chosen {
+        let role = if m.role == "assistant" { Role::Assistant } else { Role::User };
+        if turns.is_empty() && role == Role::Assistant {
+            // Providers want the first turn to be the user's; an assistant turn
+            // cut off from its question carries little.
+            continue;
+        }
+        match turns.last_mut() {
+            // Two turns of the same role in a row (a failed job, the summary
+            // before a user message) are merged: providers expect alternation.
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&m.content);
+            }
+            _ => turns.push(match role {
+                Role::Assistant => ChatMessage::assistant(m.content.clone()),
+                _ => ChatMessage::user(m.content.clone()),
+            }),
+        }
+    }
+    History { messages: turns, included, dropped: candidates.len() - included, budget }
+}
+
+/// The history of a conversation for `model`, up to and including the message
+/// `up_to_message_id` (the job's user message; later messages belong to later
+/// jobs). The job's own prompt is the last turn — do not append it again.
+pub async fn history(
+    store: &Store,
+    conversation_id: &str,
+    up_to_message_id: Option<i64>,
+    model: &str,
+    system_prompt: &str,
+) -> Result<History, DbError> {
+    let mut messages = store.conversation_messages(conversation_id).await?;
+    if let Some(last) = up_to_message_id {
+        messages.retain(|m| m.id <= last);
+    }
+    let summaries: Vec<String> = store
+        .compaction_summaries(conversation_id, SUMMARIES_IN_CONTEXT)
+        .await?
+        .into_iter()
+        .map(|c| c.summary)
+        .collect();
+    Ok(fit_history(&messages, &summaries, context_window(model), system_prompt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: i64, role: &str, content: &str) -> StoredMessage {
+        StoredMessage {
+            id,
+            role: role.into(),
+            content: content.into(),
+            token_estimate: estimate_tokens(content),
+            created_at: id,
+        }
+    }
+
+    #[test]
+    fn windows_by_model_without_provider_prefix() {
+        assert_eq!(context_window("anthropic/claude-sonnet-4-6"), 200_000);
+        assert_eq!(context_window("claude-haiku-4-5-20251001"), 200_000);
+        assert_eq!(context_window("openrouter/anthropic/claude-sonnet-4"), 200_000);
+        assert_eq!(context_window("openai/gpt-4.1-mini"), 1_000_000);
+        assert_eq!(context_window("openai/gpt-4o-mini"), 128_000);
+        assert_eq!(context_window("gpt-4o"), 128_000);
+        assert_eq!(context_window("openai/o3"), 200_000);
+        assert_eq!(context_window("openai/o4-mini"), 200_000);
+        assert_eq!(context_window("google/gemini-2.5-pro"), 1_000_000);
+        assert_eq!(context_window("ollama/qwen2.5-coder:7b"), 128_000);
+    }
+
+    #[test]
+    fn token_estimate_is_ceil_chars_over_3_5() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abc"), 1);
+        assert_eq!(estimate_tokens(&"a".repeat(7)), 2);
+        assert_eq!(estimate_tokens(&"a".repeat(8)), 3);
+    }
+
+    #[test]
+    fn budget_is_window_minus_reserve_prompt_and_summaries() {
+        let system = "s".repeat(35); // 10 tokens
+        let h = fit_history(&[], &["x".repeat(10)], 100_000, &system);
+        let summary_tokens = estimate_tokens(&format!("[Previous conversation summary]\n{}", "x".repeat(10)));
+        assert_eq!(h.budget, 100_000 - 20_000 - 10 - summary_tokens);
+    }
+
+    #[test]
+    fn fills_newest_first_and_returns_oldest_first() {
+        // Each message is 3500 chars = 1000 tokens. Window 23_000 → budget 3000 − prompt 0.
+        let big = |c: char| c.to_string().repeat(3500);
+        let msgs = vec![
+            msg(1, "user", &big('a')),
+            msg(2, "assistant", &big('b')),
+            msg(3, "user", &big('c')),
+            msg(4, "assistant", &big('d')),
+            msg(5, "user", &big('e')),
+        ];
+        let h = fit_history(&msgs, &[], 23_000, "");
+        assert_eq!(h.budget, 3000);
+        assert_eq!(h.included, 3);
+        assert_eq!(h.dropped, 2);
+        let firsts: Vec<char> = h.messages.iter().map(|m| m.content.chars().next().unwrap()).collect();
+        assert_eq!(firsts, vec!['c', 'd', 'e']);
+        assert_eq!(h.messages[0].role, Role::User);
+    }
+
+    #[test]
+    fn at_least_the_newest_message_even_over_budget() {
+        let msgs = vec![msg(1, "user", "old"), msg(2, "user", &"z".repeat(100_000))];
+        let h = fit_history(&msgs, &[], 21_000, "");
+        assert_eq!(h.included, 1);
+        assert_eq!(h.messages.len(), 1);
+        assert!(h.messages[0].content.starts_with('z'));
+    }
+
+    #[test]
+    fn summary_turn_first_same_roles_merged_system_and_legacy_skipped() {
+        let msgs = vec![
+            msg(1, "assistant", "orphan answer"),
+            msg(2, "system", "internal"),
+            msg(3, "user", "[user]: legacy frozen prompt"),
+            msg(4, "user", "first"),
+            msg(5, "user", "second"),
+            msg(6, "assistant", "reply"),
+        ];
+        let h = fit_history(&msgs, &["one".into(), "two".into(), "three".into()], 200_000, "");
+        let got: Vec<(Role, &str)> = h.messages.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Role::User, "[Previous conversation summary]\none\n---\ntwo\n---\nthree"),
+                (Role::Assistant, "orphan answer"),
+                (Role::User, "first\n\nsecond"),
+                (Role::Assistant, "reply"),
+            ]
+        );
+        assert_eq!(h.included, 4, "system and legacy rows are skipped");
+        // Without a summary, a leading assistant turn is dropped.
+        let h = fit_history(&msgs[..1], &[], 200_000, "");
+        assert!(h.messages.is_empty());
+    }
+}
