@@ -10,6 +10,8 @@
 //! - [`bootstrap`]: what every process does once at start (migrate, conductor, accounts).
 //! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
+//! - [`routing`]: which agent answers an incoming message (the routing chain).
+//! - [`session`]: verifying the dashboard session cookie outside the gateway.
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
@@ -18,6 +20,8 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod routing;
+pub mod session;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
