@@ -69,7 +69,9 @@ pub(crate) struct Ctx {
     /// Every session (reader and writer): shutdown waits for them, because
     /// axum does not wait for upgraded connections.
     tracker: TaskTracker,
+    /// One permit per open socket (`WS_MAX_CONNECTIONS`).
     connections: Arc<Semaphore>,
+    max_connections: usize,
     next_id: AtomicU64,
 }
 
@@ -95,8 +97,10 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         .await
         .context("subscribing to reply events")?;
     deps.bus.flush().await.context("registering the reply subscription")?;
+    let max_connections = deps.config.ws_max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let ctx = Arc::new(Ctx {
-        connections: Arc::new(Semaphore::new(deps.config.ws_max_connections)),
+        connections: Arc::new(Semaphore::new(max_connections)),
+        max_connections,
         deps,
         hub: Arc::default(),
         web_api_key,
@@ -135,7 +139,7 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
 }
 
 async fn healthz(State(ctx): State<Arc<Ctx>>) -> Response {
-    let connections = ctx.deps.config.ws_max_connections - ctx.connections.available_permits();
+    let connections = ctx.max_connections.saturating_sub(ctx.connections.available_permits());
     axum::Json(serde_json::json!({"status": "ok", "connections": connections, "channels": ctx.hub.channel_count()}))
         .into_response()
 }

@@ -120,8 +120,10 @@ impl Session {
                 Some(Err(error)) => {
                     // Oversized frames end here (tungstenite refuses them); so do broken connections.
                     tracing::debug!(session = self.handle.id, %error, "websocket read failed");
-                    let too_big = error.to_string().to_ascii_lowercase().contains("too long")
-                        || error.to_string().to_ascii_lowercase().contains("capacity");
+                    let too_big = matches!(
+                        error.into_inner().downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+                        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+                    );
                     self.handle.close(if too_big { TOO_BIG } else { CloseReason { code: close::NORMAL, reason: "" } });
                     return;
                 }
