@@ -427,6 +427,15 @@ async fn a_client_that_never_authenticates_is_closed_after_ten_seconds() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_bridge_refuses_to_listen_beyond_loopback() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = arvis_ws_bridge::run(app.deps.clone(), listener, CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains("WEB_API_KEY"), "{err}");
+    app.stop().await;
+}
+
 // ---- bad input and limits ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

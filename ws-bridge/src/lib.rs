@@ -85,6 +85,13 @@ pub(crate) struct Ctx {
 pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
     let web_api_key = deps.config.web_api_key.clone();
+    // Like the gateway: an open chat (anyone can make agents spend tokens) only on loopback.
+    if web_api_key.is_none() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve WebSocket chat on {addr} without authentication: set WEB_API_KEY, or bind \
+             WS_BRIDGE_ADDR to 127.0.0.1"
+        );
+    }
     let jwt_secret = match web_api_key {
         Some(_) => Some(arvis_shared::bootstrap::jwt_secret(&deps.config).context("loading the JWT secret")?),
         None => None,
