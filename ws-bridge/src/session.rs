@@ -48,11 +48,18 @@ const MAX_ID_CHARS: usize = 200;
 const RESUME_LIMIT: i64 = 500;
 /// How long a session-originated frame may wait for room in the queue.
 const SEND_PATIENCE: Duration = Duration::from_secs(10);
+/// The writer pings every socket this often; clients answer with a pong (browsers
+/// and WebSocket libraries do it on their own), so a live connection is never silent long.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// A connection that sent nothing — not even a pong — for this long is dead
+/// (a vanished peer would otherwise hold its socket until TCP gives up).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const UNAUTHORIZED: CloseReason = CloseReason { code: close::UNAUTHORIZED, reason: "unauthorized" };
 const RATE_ABUSE: CloseReason = CloseReason { code: close::POLICY, reason: "rate limit exceeded" };
+const IDLE: CloseReason = CloseReason { code: close::GOING_AWAY, reason: "idle timeout" };
 const TOO_BIG: CloseReason = CloseReason { code: close::TOO_BIG, reason: "message too big" };
 
 /// Serves one upgraded socket until it closes. `authenticated` says whether the
@@ -103,6 +110,8 @@ impl Session {
     async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
         let auth_deadline = tokio::time::sleep(AUTH_TIMEOUT);
         tokio::pin!(auth_deadline);
+        let idle = tokio::time::sleep(IDLE_TIMEOUT);
+        tokio::pin!(idle);
         loop {
             let next = tokio::select! {
                 biased;
@@ -113,8 +122,14 @@ impl Session {
                     self.handle.close(UNAUTHORIZED);
                     return;
                 }
+                () = &mut idle => {
+                    tracing::debug!(session = self.handle.id, "closing a silent connection");
+                    self.handle.close(IDLE);
+                    return;
+                }
                 m = stream.next() => m,
             };
+            idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
             match next {
                 None | Some(Ok(Message::Close(_))) => return,
                 Some(Err(error)) => {
@@ -349,21 +364,24 @@ async fn write_loop(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     const GOING_AWAY: CloseReason = CloseReason { code: close::GOING_AWAY, reason: "server shutting down" };
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
-        let frame = tokio::select! {
+        let message = tokio::select! {
             biased;
             () = shutdown.cancelled() => break GOING_AWAY,
             () = handle.kill.cancelled() => break handle.close_reason(),
             f = rx.recv() => match f {
-                Some(f) => f,
+                Some(f) => Message::Text(f),
                 None => break handle.close_reason(),
             },
+            _ = heartbeat.tick() => Message::Ping(Default::default()),
         };
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break GOING_AWAY,
             () = handle.kill.cancelled() => break handle.close_reason(),
-            r = sink.send(Message::Text(frame)) => if r.is_err() {
+            r = sink.send(message) => if r.is_err() {
                 handle.close(CloseReason { code: close::NORMAL, reason: "" });
                 return;
             },
