@@ -626,3 +626,51 @@ async fn shutdown_closes_every_socket_with_going_away() {
     tokio::time::timeout(WAIT, bridge).await.expect("run returns after closing").unwrap().unwrap();
     app.stop().await;
 }
+
+// ---- footprint ----
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Opens `WS_FOOTPRINT_SOCKETS` (default 5000) idle sockets and prints the
+/// resident memory they add — bridge *and* clients, so an upper bound for the
+/// bridge. Run with `--run-ignored only`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn idle_sockets_footprint() {
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    let n: usize = std::env::var("WS_FOOTPRINT_SOCKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let (app, addr) = bridge_app(Backend::Sqlite).await;
+    let mut warm = connect(addr).await;
+    ping_pong(&mut warm).await;
+    let before = rss_kib();
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let config = WebSocketConfig::default().read_buffer_size(1024).write_buffer_size(0);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await.unwrap();
+        sockets.push(ws);
+    }
+    ping_pong(sockets.last_mut().unwrap()).await;
+    let after = rss_kib();
+    let health: Value = reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
+    eprintln!(
+        "{n} idle sockets: +{} KiB RSS, {:.1} KiB per socket (bridge and client together); healthz {health}",
+        after - before,
+        (after - before) as f64 / n as f64
+    );
+    assert_eq!(health["connections"].as_u64(), Some(n as u64 + 1));
+    drop(sockets);
+    app.stop().await;
+}
