@@ -142,7 +142,10 @@ impl Session {
                     self.handle.close(if too_big { TOO_BIG } else { CloseReason { code: close::NORMAL, reason: "" } });
                     return;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // Control frames count against the rate too (each ping makes us write a pong).
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    self.admit().await;
+                }
                 Some(Ok(Message::Binary(_))) => {
                     if self.admit().await {
                         self.reply(protocol::error("binary frames are not supported: send JSON text frames")).await;
