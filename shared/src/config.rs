@@ -70,6 +70,9 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     /// `WEB_API_KEY`: required by the WebSocket bridge when set.
     pub web_api_key: Option<SecretString>,
+    /// `WS_MAX_CONNECTIONS` (default 20 000): open WebSockets one bridge accepts;
+    /// further upgrades get 503.
+    pub ws_max_connections: usize,
     /// `COOKIE_SECURE` (default false): add `Secure` to the session cookie (set it behind HTTPS).
     pub cookie_secure: bool,
     /// `LOG_FORMAT`: `pretty` (default) or `json`.
@@ -137,6 +140,8 @@ impl Config {
             dashboard_api_key: secret("DASHBOARD_API_KEY"),
             jwt_secret: secret("JWT_SECRET"),
             web_api_key: secret("WEB_API_KEY"),
+            ws_max_connections: parse_or(&get, "WS_MAX_CONNECTIONS", 20_000usize)
+                .and_then(|n| if n == 0 { Err(invalid("WS_MAX_CONNECTIONS", "must be at least 1")) } else { Ok(n) })?,
             cookie_secure: parse_bool(&get, "COOKIE_SECURE", false)?,
             log_format,
             worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)

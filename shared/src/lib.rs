@@ -11,6 +11,8 @@
 //! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
 //! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
+//! - [`routing`]: which agent answers an incoming message (the routing chain).
+//! - [`session`]: verifying the dashboard session cookie outside the gateway.
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
@@ -22,6 +24,8 @@ pub mod domain;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod routing;
+pub mod session;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

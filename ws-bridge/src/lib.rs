@@ -1,12 +1,195 @@
-//! The WebSocket bridge: live chat on `WS_BRIDGE_ADDR`.
+//! The WebSocket bridge: live chat on `WS_BRIDGE_ADDR` (README, "WebSocket chat").
 //!
-//! Not implemented yet (issue #5): `run` holds the listener until shutdown.
+//! Layout:
+//! - [`run`]: serve until the shutdown token fires, then close every socket.
+//! - `session`: one connection — reader, writer task, limits, commands.
+//! - `fanout`: the bridge's one bus subscription and the channel → sockets map.
+//! - `protocol`: the JSON frames.
+//!
+//! A message's path: frame → routing chain → `enqueue_chat` (user message and
+//! job in one transaction) → `ack` → `JobReady` on the bus. A worker (any
+//! process) answers and publishes reply events on `arvis.reply.web.<channel>`;
+//! every bridge receives them on its one subscription and hands them to its own
+//! sockets on that channel. The database holds every message, so a client that
+//! missed events (disconnect, slow consumer, bus outage) `resume`s from it.
+//!
+//! Authentication (only when `WEB_API_KEY` is set): the upgrade request carries
+//! the key (`X-API-Key` or `Authorization: Bearer`) or the dashboard session
+//! cookie, or the first frame is `{"type":"auth","apiKey":…}` within 10 s;
+//! otherwise the client gets an error frame and close code 4001.
 
+mod fanout;
+mod protocol;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use arvis_shared::Deps;
+use arvis_shared::bus::subjects;
+use arvis_shared::session::{COOKIE_NAME, cookie_value, secret_eq, verify_session_token};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub async fn run(_deps: Deps, _listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub use fanout::close;
+
+/// Largest accepted incoming message or frame. Chat content is at most
+/// 100 000 characters; this leaves room for the JSON around it.
+pub const MAX_INCOMING_BYTES: usize = 128 * 1024;
+/// tungstenite allocates its read buffer eagerly per connection (128 KiB by
+/// default): 4 KiB keeps 10 000 idle sockets near 40 MB; larger frames still
+/// arrive, in several reads.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are written out at once (chat traffic is small and latency matters);
+/// the bound stops a stalled socket from buffering without limit.
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// How long sockets get to receive their Close frame at shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler and session shares.
+pub(crate) struct Ctx {
+    deps: Deps,
+    hub: Arc<fanout::Hub>,
+    web_api_key: Option<SecretString>,
+    /// Verifies the dashboard session cookie (loaded only when a key is required).
+    jwt_secret: Option<SecretString>,
+    shutdown: CancellationToken,
+    /// Every session (reader and writer): shutdown waits for them, because
+    /// axum does not wait for upgraded connections.
+    tracker: TaskTracker,
+    /// One permit per open socket (`WS_MAX_CONNECTIONS`).
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    next_id: AtomicU64,
+}
+
+/// Serves WebSocket chat on `listener` until `shutdown` fires.
+///
+/// Shutdown phases:
+/// 1. stop accepting connections;
+/// 2. send every socket a Close frame with code 1001 (going away);
+/// 3. wait for the sessions to end (at most `SHUTDOWN_TIMEOUT`);
+/// 4. return (the caller closes the database and the bus).
+pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listener address")?;
+    let web_api_key = deps.config.web_api_key.clone();
+    // Like the gateway: an open chat (anyone can make agents spend tokens) only on loopback.
+    if web_api_key.is_none() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve WebSocket chat on {addr} without authentication: set WEB_API_KEY, or bind \
+             WS_BRIDGE_ADDR to 127.0.0.1"
+        );
+    }
+    let jwt_secret = match web_api_key {
+        Some(_) => Some(arvis_shared::bootstrap::jwt_secret(&deps.config).context("loading the JWT secret")?),
+        None => None,
+    };
+    // Subscribe before serving, and make sure the server has the subscription
+    // before any client can send (PITFALLS.md: flush is needed on NATS).
+    let subscription = deps
+        .bus
+        .subscribe(&subjects::replies_for_platform(fanout::PLATFORM))
+        .await
+        .context("subscribing to reply events")?;
+    deps.bus.flush().await.context("registering the reply subscription")?;
+    let max_connections = deps.config.ws_max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let ctx = Arc::new(Ctx {
+        connections: Arc::new(Semaphore::new(max_connections)),
+        max_connections,
+        deps,
+        hub: Arc::default(),
+        web_api_key,
+        jwt_secret,
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+        next_id: AtomicU64::new(1),
+    });
+    let fanout = ctx.tracker.spawn(fanout::run(subscription, ctx.hub.clone(), shutdown.clone()));
+    let app = Router::new()
+        .route("/", get(upgrade))
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(healthz))
+        .with_state(ctx.clone());
+    tracing::info!(%addr, "ws-bridge listening");
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+    let server = tokio::spawn(async move { server.await });
     shutdown.cancelled().await;
+    ctx.tracker.close();
+    let open = ctx.tracker.len();
+    if open > 1 {
+        tracing::info!(sessions = open - 1, "ws-bridge closing sockets");
+    }
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, ctx.tracker.wait()).await.is_err() {
+        tracing::warn!(left = ctx.tracker.len(), "ws-bridge: sockets did not close within the timeout");
+    }
+    let _ = fanout.await;
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) | Err(_) => {}
+        Ok(Ok(Err(e))) => return Err(e).context("serving WebSocket connections"),
+        Ok(Err(e)) => return Err(e).context("ws-bridge server task"),
+    }
+    tracing::info!("ws-bridge stopped");
     Ok(())
+}
+
+async fn healthz(State(ctx): State<Arc<Ctx>>) -> Response {
+    let connections = ctx.max_connections.saturating_sub(ctx.connections.available_permits());
+    axum::Json(serde_json::json!({"status": "ok", "connections": connections, "channels": ctx.hub.channel_count()}))
+        .into_response()
+}
+
+async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if ctx.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "shutting down"})))
+            .into_response();
+    }
+    let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "too many connections"})))
+            .into_response();
+    };
+    let authenticated = ctx.web_api_key.is_none() || authorized(&ctx, &headers);
+    let token = ctx.tracker.token();
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_INCOMING_BYTES)
+        .max_frame_size(MAX_INCOMING_BYTES)
+        .on_upgrade(move |socket| async move {
+            session::serve(socket, ctx, authenticated).await;
+            drop(permit);
+            drop(token);
+        })
+}
+
+/// Does the upgrade request carry the key or a dashboard session?
+fn authorized(ctx: &Ctx, headers: &HeaderMap) -> bool {
+    let Some(key) = &ctx.web_api_key else { return true };
+    let key_ok = |given: &str| secret_eq(given.trim(), key.expose_secret());
+    let session_ok = |token: &str| ctx.jwt_secret.as_ref().is_some_and(|s| verify_session_token(s, token.trim()));
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(key_ok) {
+        return true;
+    }
+    if let Some(bearer) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        && (key_ok(bearer) || session_ok(bearer))
+    {
+        return true;
+    }
+    cookie_value(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), COOKIE_NAME)
+        .is_some_and(|t| session_ok(&t))
 }

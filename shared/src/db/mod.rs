@@ -29,6 +29,7 @@ pub mod logs;
 pub mod memory;
 pub mod memory_ctx;
 pub mod queue;
+pub mod routing;
 pub mod settings;
 pub mod skills;
 pub mod usage;
