@@ -23,6 +23,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod queue;
+pub mod runs;
 pub mod settings;
 
 use std::str::FromStr as _;
