@@ -62,6 +62,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::agents::router())
+        .merge(routes::chat::router())
         .merge(routes::openapi::router())
 }
 

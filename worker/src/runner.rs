@@ -202,7 +202,16 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<String, JobError> {
     for round in 1..=MAX_TOOL_ROUNDS {
         let served = crate::failover::call(ctx, &agent, job, &request, &mut on_delta).await?;
         let response = served.response;
-        if response.tool_calls.is_empty() || round == MAX_TOOL_ROUNDS {
+        if response.tool_calls.is_empty() {
+            final_text = response.text;
+            break;
+        }
+        if round == MAX_TOOL_ROUNDS {
+            if response.text.trim().is_empty() {
+                return Err(JobError::Permanent(format!(
+                    "the agent used up its {MAX_TOOL_ROUNDS} tool rounds without answering"
+                )));
+            }
             final_text = response.text;
             break;
         }

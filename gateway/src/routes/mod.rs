@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod chat;
 pub mod health;
 pub mod openapi;
 
