@@ -196,7 +196,11 @@ fn sse(events: Vec<(Option<&str>, Value)>, done: bool) -> Response {
 }
 
 fn json_response(status: StatusCode, v: Value) -> Response {
-    Response::builder().status(status).header("content-type", "application/json").body(Body::from(v.to_string())).unwrap()
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(v.to_string()))
+        .unwrap()
 }
 
 fn pieces(text: &str) -> Vec<String> {
@@ -221,49 +225,59 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
             r
         }
         MockReply::PlainJson(text) => openai_json(&text),
-        MockReply::Text(text) => match dialect {
-            Dialect::OpenAi if request["stream"] != json!(true) => openai_json(&text),
-            Dialect::OpenAi => {
-                let mut events: Vec<(Option<&str>, Value)> = pieces(&text)
+        MockReply::Text(text) => {
+            match dialect {
+                Dialect::OpenAi if request["stream"] != json!(true) => openai_json(&text),
+                Dialect::OpenAi => {
+                    let mut events: Vec<(Option<&str>, Value)> = pieces(&text)
                     .into_iter()
                     .map(|p| (None, json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]})))
                     .collect();
-                events.push((None, json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
-                events.push((None, json!({"choices": [], "usage": {"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS}})));
-                sse(events, true)
-            }
-            Dialect::Anthropic => {
-                let mut events = vec![
-                    (Some("message_start"), json!({"type": "message_start", "message": {"id": "msg_mock", "role": "assistant", "content": [], "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}})),
-                    (Some("content_block_start"), json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-                    (Some("ping"), json!({"type": "ping"})),
-                ];
-                for p in pieces(&text) {
-                    events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
+                    events.push((None, json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
+                    events.push((None, json!({"choices": [], "usage": {"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS}})));
+                    sse(events, true)
                 }
-                events.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})));
-                events.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": OUTPUT_TOKENS}})));
-                events.push((Some("message_stop"), json!({"type": "message_stop"})));
-                sse(events, false)
+                Dialect::Anthropic => {
+                    let mut events = vec![
+                        (
+                            Some("message_start"),
+                            json!({"type": "message_start", "message": {"id": "msg_mock", "role": "assistant", "content": [], "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}}),
+                        ),
+                        (
+                            Some("content_block_start"),
+                            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                        ),
+                        (Some("ping"), json!({"type": "ping"})),
+                    ];
+                    for p in pieces(&text) {
+                        events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
+                    }
+                    events.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})));
+                    events.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": OUTPUT_TOKENS}})));
+                    events.push((Some("message_stop"), json!({"type": "message_stop"})));
+                    sse(events, false)
+                }
+                Dialect::Gemini => {
+                    let ps = pieces(&text);
+                    let n = ps.len();
+                    let events = ps
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let mut chunk =
+                                json!({"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}}]});
+                            if i + 1 == n {
+                                chunk["candidates"][0]["finishReason"] = json!("STOP");
+                                chunk["usageMetadata"] =
+                                    json!({"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS});
+                            }
+                            (None, chunk)
+                        })
+                        .collect();
+                    sse(events, false)
+                }
             }
-            Dialect::Gemini => {
-                let ps = pieces(&text);
-                let n = ps.len();
-                let events = ps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        let mut chunk = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}}]});
-                        if i + 1 == n {
-                            chunk["candidates"][0]["finishReason"] = json!("STOP");
-                            chunk["usageMetadata"] = json!({"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS});
-                        }
-                        (None, chunk)
-                    })
-                    .collect();
-                sse(events, false)
-            }
-        },
+        }
         MockReply::ToolCall { name, arguments } => {
             let args = arguments.to_string();
             let (a, b) = args.split_at(args.len() / 2);
@@ -275,29 +289,59 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
                 ),
                 Dialect::OpenAi => sse(
                     vec![
-                        (None, json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_mock", "type": "function", "function": {"name": name, "arguments": ""}}]}}]})),
-                        (None, json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": a}}]}}]})),
-                        (None, json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": b}}]}}]})),
+                        (
+                            None,
+                            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_mock", "type": "function", "function": {"name": name, "arguments": ""}}]}}]}),
+                        ),
+                        (
+                            None,
+                            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": a}}]}}]}),
+                        ),
+                        (
+                            None,
+                            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": b}}]}}]}),
+                        ),
                         (None, json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
-                        (None, json!({"choices": [], "usage": {"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS}})),
+                        (
+                            None,
+                            json!({"choices": [], "usage": {"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS}}),
+                        ),
                     ],
                     true,
                 ),
                 Dialect::Anthropic => sse(
                     vec![
-                        (Some("message_start"), json!({"type": "message_start", "message": {"usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}})),
-                        (Some("content_block_start"), json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}})),
-                        (Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": a}})),
-                        (Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": b}})),
+                        (
+                            Some("message_start"),
+                            json!({"type": "message_start", "message": {"usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}}),
+                        ),
+                        (
+                            Some("content_block_start"),
+                            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}}),
+                        ),
+                        (
+                            Some("content_block_delta"),
+                            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": a}}),
+                        ),
+                        (
+                            Some("content_block_delta"),
+                            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": b}}),
+                        ),
                         (Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})),
-                        (Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": OUTPUT_TOKENS}})),
+                        (
+                            Some("message_delta"),
+                            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": OUTPUT_TOKENS}}),
+                        ),
                         (Some("message_stop"), json!({"type": "message_stop"})),
                     ],
                     false,
                 ),
                 Dialect::Gemini => sse(
-                    vec![(None, json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": name, "args": arguments}}]}, "finishReason": "STOP"}],
-                        "usageMetadata": {"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS}}))],
+                    vec![(
+                        None,
+                        json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": name, "args": arguments}}]}, "finishReason": "STOP"}],
+                        "usageMetadata": {"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS}}),
+                    )],
                     false,
                 ),
             }

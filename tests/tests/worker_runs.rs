@@ -24,7 +24,8 @@ async fn create_agent(app: &TestApp, slug: &str, model: &str) -> i64 {
 }
 
 async fn subscribe(app: &TestApp, agent_id: i64) -> Subscription {
-    let sub = app.deps.bus.subscribe(&subjects::reply("dashboard", &format!("dashboard-agent-{agent_id}"))).await.unwrap();
+    let sub =
+        app.deps.bus.subscribe(&subjects::reply("dashboard", &format!("dashboard-agent-{agent_id}"))).await.unwrap();
     app.deps.bus.flush().await.unwrap();
     sub
 }
@@ -102,7 +103,10 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
     assert_eq!(req.body["model"], "gpt-4o-mini");
     assert_eq!(req.body["stream"], true);
     assert_eq!(req.body["stream_options"]["include_usage"], true);
-    assert_eq!(req.body["messages"], json!([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]));
+    assert_eq!(
+        req.body["messages"],
+        json!([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}])
+    );
 
     // Usage: one row for the call, with tokens, price and duration.
     let usage = app.deps.store.usage_for_job(last.job_id).await.unwrap();
@@ -433,9 +437,12 @@ async fn tools_are_declared_in_each_wire_format() {
         temperature: 0.5,
     };
     let openai_base = format!("{}/v1", mock.url);
-    for (provider, base) in [("openai", openai_base.as_str()), ("anthropic", mock.url.as_str()), ("google", mock.url.as_str())] {
+    for (provider, base) in
+        [("openai", openai_base.as_str()), ("anthropic", mock.url.as_str()), ("google", mock.url.as_str())]
+    {
         mock.push(MockReply::tool("web_search", json!({"q": "rust"})));
-        let endpoint = Endpoint { provider, base_url: Some(base), api_key: Some(&key), timeout: Duration::from_secs(5) };
+        let endpoint =
+            Endpoint { provider, base_url: Some(base), api_key: Some(&key), timeout: Duration::from_secs(5) };
         let mut deltas = String::new();
         let out = call(&client, &endpoint, &req, &mut |d| deltas.push_str(d)).await.unwrap();
         assert_eq!(out.tool_calls.len(), 1, "{provider}");
@@ -444,9 +451,15 @@ async fn tools_are_declared_in_each_wire_format() {
         assert_eq!((out.input_tokens, out.output_tokens), (INPUT_TOKENS, OUTPUT_TOKENS), "{provider}");
     }
     let reqs = mock.requests();
-    assert_eq!(reqs[0].body["tools"][0], json!({"type": "function", "function": {"name": "web_search", "description": "search", "parameters": schema}}));
+    assert_eq!(
+        reqs[0].body["tools"][0],
+        json!({"type": "function", "function": {"name": "web_search", "description": "search", "parameters": schema}})
+    );
     assert_eq!(reqs[0].body["tool_choice"], "auto");
-    assert_eq!(reqs[1].body["tools"][0], json!({"name": "web_search", "description": "search", "input_schema": schema}));
+    assert_eq!(
+        reqs[1].body["tools"][0],
+        json!({"name": "web_search", "description": "search", "input_schema": schema})
+    );
     let decl = &reqs[2].body["tools"][0]["functionDeclarations"][0];
     assert_eq!(decl["name"], "web_search");
     assert_eq!(decl["parameters"]["properties"]["q"]["type"], "string");
@@ -454,14 +467,66 @@ async fn tools_are_declared_in_each_wire_format() {
 
     // Errors: a timeout and a refusal, with the key nowhere in the text.
     mock.push(MockReply::slow(Duration::from_secs(3), MockReply::text("late")));
-    let endpoint = Endpoint { provider: "openai", base_url: Some(&openai_base), api_key: Some(&key), timeout: Duration::from_secs(1) };
+    let endpoint = Endpoint {
+        provider: "openai",
+        base_url: Some(&openai_base),
+        api_key: Some(&key),
+        timeout: Duration::from_secs(1),
+    };
     let err = call(&client, &endpoint, &req, &mut |_| {}).await.unwrap_err();
     assert_eq!(err, arvis_worker::providers::ProviderError::Timeout);
     mock.push(MockReply::Status { status: 401, retry_after: None, message: "bad key k-123".into() });
     let err = call(&client, &endpoint, &req, &mut |_| {}).await.unwrap_err();
     assert!(err.is_permanent());
     assert!(!err.to_string().contains("k-123"), "{err}");
-    mock.push(MockReply::Status { status: 503, retry_after: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()), message: "busy".into() });
+    mock.push(MockReply::Status {
+        status: 503,
+        retry_after: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+        message: "busy".into(),
+    });
     let err = call(&client, &endpoint, &req, &mut |_| {}).await.unwrap_err();
     assert!(matches!(err, arvis_worker::providers::ProviderError::RateLimited { status: 503, .. }), "{err:?}");
 }
+
+both_backends!(shutdown_lets_jobs_finish_within_the_grace_then_releases, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .env("WORKER_SHUTDOWN_GRACE_SECS", "1")
+        .start()
+        .await;
+    let agent = create_agent(&app, "drainer", "openai/gpt-4o-mini").await;
+    let store = &app.deps.store;
+
+    // Finishes within the grace period: completed.
+    mock.push(MockReply::slow(Duration::from_millis(500), MockReply::text("just in time")));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(arvis_worker::run(app.deps.clone(), stop.clone()));
+    let quick = store.enqueue_chat(&chat_request(agent, "quick", "hi")).await.unwrap();
+    wait_status(store, quick.job_id, "running", Duration::from_secs(10)).await;
+    while mock.request_count() < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+    let done = store.job(quick.job_id).await.unwrap().unwrap();
+    assert_eq!((done.status.as_str(), done.result.as_deref()), ("completed", Some("just in time")));
+
+    // Outlasts the grace period: released, attempt given back.
+    mock.push(MockReply::slow(Duration::from_secs(10), MockReply::text("never")));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(arvis_worker::run(app.deps.clone(), stop.clone()));
+    let slow = store.enqueue_chat(&chat_request(agent, "slow", "hi")).await.unwrap();
+    wait_status(store, slow.job_id, "running", Duration::from_secs(10)).await;
+    while mock.request_count() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let released = store.job(slow.job_id).await.unwrap().unwrap();
+    assert_eq!((released.status.as_str(), released.attempts, released.locked_by), ("pending", 0, None));
+    app.stop().await;
+});

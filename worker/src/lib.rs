@@ -37,6 +37,13 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
 pub async fn run_with_hooks(deps: Deps, shutdown: CancellationToken, hooks: Arc<dyn RunHooks>) -> anyhow::Result<()> {
     arvis_shared::install_crypto_provider();
     let client = http_client()?;
+    // Record this process's accounts too (idempotent), so a worker started
+    // before any gateway finds them; the keys stay in this process's environment.
+    for account in &deps.config.accounts {
+        if let Err(error) = deps.store.upsert_account(account).await {
+            tracing::warn!(%error, account = %account.name, "cannot record an account");
+        }
+    }
     let settings = Settings::from_config(&deps.config);
     let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), hooks, settings });
     pool::run(ctx, shutdown).await
