@@ -56,12 +56,12 @@ pub fn body(provider: &str, req: &LlmRequest) -> Value {
     // OpenAI's reasoning models refuse `max_tokens` and a temperature.
     let reasoning = provider == "openai"
         && (req.model.starts_with("o1") || req.model.starts_with("o3") || req.model.starts_with("o4"));
-    if provider == "openai" {
+    // `max_tokens` is what every compatible server knows; OpenAI's reasoning
+    // models want `max_completion_tokens` and no temperature.
+    if reasoning {
         body["max_completion_tokens"] = json!(req.max_tokens);
     } else {
         body["max_tokens"] = json!(req.max_tokens);
-    }
-    if !reasoning {
         body["temperature"] = json!(req.temperature);
     }
     if !req.tools.is_empty() {
