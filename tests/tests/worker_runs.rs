@@ -530,3 +530,90 @@ both_backends!(shutdown_lets_jobs_finish_within_the_grace_then_releases, |backen
     assert_eq!((released.status.as_str(), released.attempts, released.locked_by), ("pending", 0, None));
     app.stop().await;
 });
+
+both_backends!(when_every_account_is_limited_the_job_waits_for_the_first_to_rest, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    mock.push(MockReply::rate_limited("1"));
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let agent = create_agent(&app, "patient", "openai/gpt-4o-mini").await;
+    let store = &app.deps.store;
+    let e = store.enqueue_chat(&chat_request(agent, "wait", "hi")).await.unwrap();
+    let done = wait_status(store, e.job_id, "completed", Duration::from_secs(15)).await;
+    assert_eq!(done.attempts, 2, "one attempt hit the limit, the next ran after it");
+    let at: Vec<Instant> = mock.requests().iter().map(|r| r.at).collect();
+    assert_eq!(at.len(), 2);
+    assert!(at[1] - at[0] >= Duration::from_millis(900), "waited for Retry-After: {:?}", at[1] - at[0]);
+    let account = &store.account_rows().await.unwrap()[0];
+    assert_eq!((account.rate_limited_until, account.retry_count, account.total_messages), (None, 0, 1));
+    app.stop().await;
+});
+
+both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend| async move {
+    let db = arvis_testkit::TestDb::new(backend).await;
+    let store = db.store().await;
+    let spec = |name: &str, provider: &str, priority| arvis_shared::config::AccountSpec {
+        name: name.into(),
+        provider: provider.into(),
+        model: "m".into(),
+        base_url: None,
+        api_key_env: Some(format!("{}_KEY", name.to_uppercase())),
+        priority,
+    };
+    for s in [spec("a", "openai", 50), spec("b", "openai", 51), spec("c", "anthropic", 20)] {
+        store.upsert_account(&s).await.unwrap();
+    }
+    let now = arvis_shared::clock::now_ms();
+    let names = |v: Vec<arvis_shared::db::runs::AccountRow>| v.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(names(store.usable_accounts(None, now).await.unwrap()), ["c", "a", "b"]);
+    assert_eq!(names(store.usable_accounts(Some("openai"), now).await.unwrap()), ["a", "b"]);
+    let a = store.usable_accounts(Some("openai"), now).await.unwrap()[0].id;
+    store.mark_rate_limited(a, now + 60_000).await.unwrap();
+    assert_eq!(names(store.usable_accounts(Some("openai"), now).await.unwrap()), ["b"]);
+    assert_eq!(
+        names(store.usable_accounts(Some("openai"), now + 60_000).await.unwrap()),
+        ["a", "b"],
+        "the rest is over"
+    );
+    assert_eq!(store.earliest_rate_limit_end(now).await.unwrap(), Some(now + 60_000));
+    store.record_account_success(a).await.unwrap();
+    let row = store.account_rows().await.unwrap().into_iter().find(|r| r.id == a).unwrap();
+    assert_eq!((row.rate_limited_until, row.retry_count, row.total_messages), (None, 0, 1));
+    // Fewest messages first among equal priorities.
+    let b = store.usable_accounts(Some("openai"), now).await.unwrap()[1].id;
+    sqlx::query("UPDATE accounts SET priority = 50, is_active = $1 WHERE id = $2")
+        .bind(true)
+        .bind(b)
+        .execute(&sqlx::AnyPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(names(store.usable_accounts(Some("openai"), now).await.unwrap()), ["b", "a"]);
+    // Disabled accounts are never used.
+    sqlx::query("UPDATE accounts SET is_active = $1 WHERE name = 'c'")
+        .bind(false)
+        .execute(&sqlx::AnyPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(names(store.usable_accounts(None, now).await.unwrap()), ["b", "a"]);
+    let id = store
+        .record_usage(&arvis_shared::db::runs::UsageRecord {
+            account_id: Some(a),
+            agent_id: None,
+            conversation_id: None,
+            job_id: Some(77),
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            cost_usd: 0.5,
+            duration_ms: 9,
+        })
+        .await
+        .unwrap();
+    let rows = store.usage_for_job(77).await.unwrap();
+    assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, 0.5, 9));
+});

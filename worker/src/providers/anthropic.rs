@@ -196,3 +196,36 @@ pub async fn call(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, ToolCall};
+
+    #[test]
+    fn tool_results_are_blocks_of_one_user_message() {
+        let call = |id: &str| ToolCall { id: id.into(), name: "t".into(), arguments: json!({"x": 1}) };
+        let mut assistant = ChatMessage::assistant("");
+        assistant.tool_calls = vec![call("a"), call("b")];
+        let req = LlmRequest {
+            model: "claude".into(),
+            system: String::new(),
+            messages: vec![
+                ChatMessage::user("q"),
+                assistant,
+                ChatMessage::tool_result(&call("a"), "ra"),
+                ChatMessage::tool_result(&call("b"), "rb"),
+            ],
+            tools: vec![],
+            max_tokens: 10,
+            temperature: 0.2,
+        };
+        let b = body(&req);
+        assert!(b.get("system").is_none());
+        let msgs = b["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[1]["content"][0], json!({"type": "tool_use", "id": "a", "name": "t", "input": {"x": 1}}));
+        assert_eq!(msgs[2]["role"], "user");
+        assert_eq!(msgs[2]["content"][1], json!({"type": "tool_result", "tool_use_id": "b", "content": "rb"}));
+    }
+}

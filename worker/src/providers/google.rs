@@ -138,3 +138,33 @@ pub async fn call(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ChatMessage, ToolCall};
+
+    #[test]
+    fn function_calls_and_responses_use_model_and_user_turns() {
+        let call = ToolCall { id: "call_0".into(), name: "get_time".into(), arguments: json!({"tz": "UTC"}) };
+        let mut assistant = ChatMessage::assistant("checking");
+        assistant.tool_calls = vec![call.clone()];
+        let req = LlmRequest {
+            model: "gemini-2.0-flash".into(),
+            system: "sys".into(),
+            messages: vec![ChatMessage::user("time?"), assistant, ChatMessage::tool_result(&call, "noon")],
+            tools: vec![],
+            max_tokens: 10,
+            temperature: 0.2,
+        };
+        let b = body(&req);
+        let c = b["contents"].as_array().unwrap();
+        assert_eq!(c[1]["role"], "model");
+        assert_eq!(c[1]["parts"][1], json!({"functionCall": {"name": "get_time", "args": {"tz": "UTC"}}}));
+        assert_eq!(
+            c[2]["parts"][0],
+            json!({"functionResponse": {"name": "get_time", "response": {"content": "noon"}}})
+        );
+        assert_eq!(b["generationConfig"]["maxOutputTokens"], 10);
+    }
+}

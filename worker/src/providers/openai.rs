@@ -215,3 +215,26 @@ fn from_document(v: &Value) -> Result<LlmResponse, ProviderError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+
+    #[test]
+    fn reasoning_models_get_max_completion_tokens_and_no_temperature() {
+        let req = |model: &str| LlmRequest {
+            model: model.into(),
+            system: String::new(),
+            messages: vec![ChatMessage::user("q")],
+            tools: vec![],
+            max_tokens: 10,
+            temperature: 0.2,
+        };
+        let b = body("openai", &req("o3-mini"));
+        assert_eq!((b["max_completion_tokens"].as_i64(), b.get("temperature")), (Some(10), None));
+        let b = body("ollama", &req("qwen"));
+        assert_eq!((b["max_tokens"].as_i64(), b["temperature"].as_f64()), (Some(10), Some(0.2)));
+        assert_eq!(b["messages"], json!([{"role": "user", "content": "q"}]), "no empty system message");
+    }
+}
