@@ -245,6 +245,12 @@ both_backends!(a_rate_limited_account_fails_over_to_the_next, |backend: Backend|
     let (status, _) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "again"})).await;
     assert_eq!(status, 200);
     assert_eq!((first.request_count(), second.request_count()), (1, 2));
+    // An agent of a provider with no account falls to another provider with
+    // that account's own model: a Claude model name never goes to OpenAI.
+    let claude = create_agent(&app, "claude", "anthropic/claude-sonnet-4-5").await;
+    let (status, body) = app.post(&format!("/api/agents/{claude}/chat"), json!({"message": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(second.requests()[2].body["model"], "gpt-4o-mini");
     app.stop().await;
 });
 
