@@ -282,13 +282,22 @@ both_backends!(retryable_errors_back_off_then_fail_with_an_error_event, |backend
     assert!(at[1] - at[0] >= Duration::from_millis(140), "{:?}", at[1] - at[0]);
     assert!(at[2] - at[1] >= Duration::from_millis(290), "{:?}", at[2] - at[1]);
 
-    // A 400-class refusal is permanent: one call, failed at once.
-    mock.set_default(MockReply::status(400));
+    // A 400-class refusal is permanent: one call, failed at once. The key the
+    // provider echoes back is scrubbed from the stored error.
+    mock.set_default(MockReply::Status { status: 401, retry_after: None, message: "invalid key sk-test".into() });
     let before = mock.request_count();
     let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "bad"})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "the agent run failed: the model provider refused the request");
     assert_eq!(mock.request_count() - before, 1);
+    let events = events_until_final(&mut sub).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, ReplyKind::Error);
+    assert!(!last.content.contains("sk-test"));
+    let job = app.deps.store.job(last.job_id).await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.attempts), ("failed", 1));
+    let error = job.error.unwrap();
+    assert!(error.contains("HTTP 401") && error.contains("[REDACTED]") && !error.contains("sk-test"), "{error}");
     app.stop().await;
 });
 
