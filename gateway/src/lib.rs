@@ -74,6 +74,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::usage::router())
         .merge(routes::logs::router())
         .merge(routes::settings::router())
+        .merge(routes::chat::router())
         .merge(routes::openapi::router())
         .merge(routes::ops::router())
 }

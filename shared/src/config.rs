@@ -90,6 +90,14 @@ pub struct Config {
     pub http_fetch_allow_private: bool,
     /// `WEB_SEARCH_URL`: the endpoint the `web_search` tool queries (`GET …?q=`, JSON results).
     pub web_search_url: Option<String>,
+    /// `WORKER_SHUTDOWN_GRACE_SECS` (default 25): on shutdown, how long running jobs may finish before they are released.
+    pub worker_shutdown_grace: Duration,
+    /// `WORKER_LEASE_MS` (default 30000): how long a claimed job stays held without a renewal.
+    pub worker_lease_ms: i64,
+    /// `WORKER_RETRY_BASE_MS` (default 2000): base of the exponential retry backoff (base · 2^attempt, max 5 min).
+    pub worker_retry_base_ms: i64,
+    /// `PROVIDER_TIMEOUT_SECS` (default 120): the whole-request timeout of one LLM provider call.
+    pub provider_timeout: Duration,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -160,6 +168,13 @@ impl Config {
                 Some(_) => return Err(invalid("WEB_SEARCH_URL", "must be an http:// or https:// URL")),
                 None => None,
             },
+            worker_shutdown_grace: Duration::from_secs(parse_or(&get, "WORKER_SHUTDOWN_GRACE_SECS", 25u64)?),
+            worker_lease_ms: parse_or(&get, "WORKER_LEASE_MS", 30_000i64)
+                .and_then(|n| if n < 100 { Err(invalid("WORKER_LEASE_MS", "must be at least 100")) } else { Ok(n) })?,
+            worker_retry_base_ms: parse_or(&get, "WORKER_RETRY_BASE_MS", 2_000i64).and_then(|n| {
+                if n < 0 { Err(invalid("WORKER_RETRY_BASE_MS", "must not be negative")) } else { Ok(n) }
+            })?,
+            provider_timeout: Duration::from_secs(parse_or(&get, "PROVIDER_TIMEOUT_SECS", 120u64)?.max(1)),
             accounts,
             secrets,
             env_present: crate::domain::connectors::CONNECTORS

@@ -8,6 +8,7 @@
 //!   test can also stop and restart it.
 //! - [`TestApp`]: the services running in-process on port-0 listeners, with a
 //!   typed HTTP client.
+//! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
 // Test support: failing loudly on broken set-up is the point here.
@@ -15,10 +16,12 @@
 
 pub mod app;
 pub mod db;
+pub mod mock_llm;
 pub mod nats;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use db::{Backend, TestDb};
+pub use mock_llm::{MockLlm, MockReply};
 pub use nats::NatsServer;
 
 /// Runs the same async test body on SQLite and on Postgres:

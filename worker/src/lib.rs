@@ -1,19 +1,75 @@
 //! The worker: claims jobs from the queue and runs agents.
 //!
 //! Layout:
+//! - [`pool`]: the claim loop — slots, leases, wake-ups, sweeping, graceful drain.
+//! - [`runner`]: one job from claim to stored reply (or recorded failure), with reply events.
+//! - [`pipeline`]: the seams where the agent modules plug in (`build_request`, tool and post-processing hooks).
+//! - [`failover`]: account order, rate limits, usage rows.
+//! - [`providers`]: the Anthropic, OpenAI-compatible and Gemini wire formats, streaming.
+//! - [`error`]: `JobError` and the retry schedule; [`pricing`]: cost per model.
 //! - [`llm`]: the provider-neutral request/response types.
 //! - [`agent`]: the agent's brain — system prompt, skills, history budget,
 //!   compaction, reply tags and their effects, built-in tools.
-//!
-//! Not implemented yet (issue #4): `run` waits for shutdown.
 
 pub mod agent;
-pub mod llm;
 
+pub mod error;
+pub mod failover;
+pub mod llm;
+pub mod pipeline;
+pub mod pool;
+pub mod pricing;
+pub mod providers;
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use arvis_shared::Deps;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(_deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
-    shutdown.cancelled().await;
-    Ok(())
+use crate::pipeline::{DefaultHooks, RunHooks};
+use crate::runner::{RunCtx, Settings};
+
+/// Runs a worker until `shutdown` fires, then drains (see [`pool`]).
+pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_hooks(deps, shutdown, Arc::new(DefaultHooks)).await
+}
+
+/// [`run`] with the agent modules' hooks.
+pub async fn run_with_hooks(deps: Deps, shutdown: CancellationToken, hooks: Arc<dyn RunHooks>) -> anyhow::Result<()> {
+    arvis_shared::install_crypto_provider();
+    let client = http_client()?;
+    // Record this process's accounts too (idempotent), so a worker started
+    // before any gateway finds them; the keys stay in this process's environment.
+    for account in &deps.config.accounts {
+        if let Err(error) = deps.store.upsert_account(account).await {
+            tracing::warn!(%error, account = %account.name, "cannot record an account");
+        }
+    }
+    let settings = Settings::from_config(&deps.config);
+    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), hooks, settings });
+    pool::run(ctx, shutdown).await
+}
+
+/// The HTTP client of provider calls (per-request timeouts are set per call).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .user_agent(concat!("arvis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// `hostname-pid-random`: unique per worker, readable in the jobs table.
+pub fn worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 3]>()))
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod agents;
 pub mod auth;
 pub mod bots;
+pub mod chat;
 pub mod connectors;
 pub mod health;
 pub mod logs;

@@ -30,6 +30,7 @@ pub mod memory;
 pub mod memory_ctx;
 pub mod queue;
 pub mod routing;
+pub mod runs;
 pub mod settings;
 pub mod skills;
 pub mod usage;

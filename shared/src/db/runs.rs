@@ -1,0 +1,211 @@
+//! What an agent run needs from the database besides the queue: the accounts
+//! it may call (with their rate limits and counters) and the usage rows it
+//! writes, one per provider call.
+//!
+//! Method names are deliberately distinct from the account CRUD of the API
+//! (`accounts.rs`): the worker only reads usable accounts and updates their
+//! run-time state.
+
+use sqlx::FromRow;
+
+use super::{Flag, Result, Store, classify};
+use crate::clock::now_ms;
+
+/// An account as the worker sees it. The key itself is never stored: `api_key_env`
+/// names the environment variable holding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub priority: i64,
+    pub is_active: bool,
+    pub rate_limited_until: Option<i64>,
+    pub retry_count: i64,
+    pub total_messages: i64,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: i64,
+    name: String,
+    kind: String,
+    provider: String,
+    model: String,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    priority: i64,
+    is_active: Flag,
+    rate_limited_until: Option<i64>,
+    retry_count: i64,
+    total_messages: i64,
+}
+
+impl From<Row> for AccountRow {
+    fn from(r: Row) -> AccountRow {
+        AccountRow {
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            provider: r.provider,
+            model: r.model,
+            base_url: r.base_url,
+            api_key_env: r.api_key_env,
+            priority: r.priority,
+            is_active: r.is_active.0,
+            rate_limited_until: r.rate_limited_until,
+            retry_count: r.retry_count,
+            total_messages: r.total_messages,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, type AS kind, provider, model, base_url, api_key_env, priority, is_active, \
+                       rate_limited_until, retry_count, total_messages";
+
+/// One provider call, as the `usage` table records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub account_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub conversation_id: Option<String>,
+    pub job_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub duration_ms: i64,
+}
+
+/// A stored usage row (tests, reports).
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct UsageRow {
+    pub id: i64,
+    pub account_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub conversation_id: Option<String>,
+    pub job_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub duration_ms: i64,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Accounts that may be called now: active and not rate-limited (or limited
+    /// until a time already past), optionally of one provider; by priority,
+    /// then the fewest messages sent (spreads load over equal accounts).
+    pub async fn usable_accounts(&self, provider: Option<&str>, now: i64) -> Result<Vec<AccountRow>> {
+        let rows: Vec<Row> = match provider {
+            Some(p) => {
+                sqlx::query_as(super::sql(format!(
+                    "SELECT {COLUMNS} FROM accounts WHERE is_active AND (rate_limited_until IS NULL \
+                     OR rate_limited_until <= $1) AND provider = $2 ORDER BY priority, total_messages, id"
+                )))
+                .bind(now)
+                .bind(p)
+                .fetch_all(self.r())
+                .await?
+            }
+            None => {
+                sqlx::query_as(super::sql(format!(
+                    "SELECT {COLUMNS} FROM accounts WHERE is_active AND (rate_limited_until IS NULL \
+                     OR rate_limited_until <= $1) ORDER BY priority, total_messages, id"
+                )))
+                .bind(now)
+                .fetch_all(self.r())
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(AccountRow::from).collect())
+    }
+
+    /// Every account with its run-time state, by priority (whether usable or not).
+    pub async fn account_rows(&self) -> Result<Vec<AccountRow>> {
+        let rows: Vec<Row> =
+            sqlx::query_as(super::sql(format!("SELECT {COLUMNS} FROM accounts ORDER BY priority, id")))
+                .fetch_all(self.r())
+                .await?;
+        Ok(rows.into_iter().map(AccountRow::from).collect())
+    }
+
+    /// The earliest time a currently rate-limited active account becomes usable again.
+    pub async fn earliest_rate_limit_end(&self, now: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(rate_limited_until) FROM accounts WHERE is_active AND rate_limited_until > $1",
+        )
+        .bind(now)
+        .fetch_one(self.r())
+        .await?)
+    }
+
+    /// The account answered 429/overloaded: unusable until `until_ms`; counts the strike.
+    pub async fn mark_rate_limited(&self, id: i64, until_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET rate_limited_until = $1, retry_count = retry_count + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(until_ms)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.w())
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The account answered: clear its limit and strikes, count the message.
+    pub async fn record_account_success(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.w())
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Writes one usage row (one provider call).
+    pub async fn record_usage(&self, u: &UsageRecord) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
+             output_tokens, cost_usd, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING id",
+        )
+        .bind(u.account_id)
+        .bind(u.agent_id)
+        .bind(&u.conversation_id)
+        .bind(u.job_id)
+        .bind(&u.provider)
+        .bind(&u.model)
+        .bind(u.input_tokens)
+        .bind(u.output_tokens)
+        .bind(u.cost_usd)
+        .bind(u.duration_ms)
+        .bind(now_ms())
+        .fetch_one(self.w())
+        .await
+        .map_err(classify)
+    }
+
+    /// The usage rows of one job, oldest first.
+    pub async fn usage_for_job(&self, job_id: i64) -> Result<Vec<UsageRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, output_tokens, \
+             cost_usd, duration_ms, created_at FROM usage WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(self.r())
+        .await?)
+    }
+}

@@ -1,0 +1,186 @@
+//! Account selection and failover for one model call.
+//!
+//! Order: usable accounts (active, not rate-limited) of the agent's provider
+//! first, then the others, each list by priority then fewest messages. An
+//! account of another provider is called with its *own* model (a Claude model
+//! name is never sent to OpenAI). A rate limit (429, 529, 503 with
+//! `Retry-After`) marks the account until `Retry-After` — or a backoff of 1, 5,
+//! 25, 60 minutes by its strikes — and the same request moves on at once; a
+//! 5xx, a timeout or a connection failure also moves on (without marking); a
+//! 4xx refusal stops (permanent). Success clears the account's limit, counts
+//! the message and writes one usage row with tokens, cost and duration.
+
+use std::time::Instant;
+
+use arvis_shared::clock::now_ms;
+use arvis_shared::db::runs::{AccountRow, UsageRecord};
+use arvis_shared::domain::agent::Agent;
+use arvis_shared::domain::job::Job;
+use arvis_shared::domain::split_model;
+
+use crate::error::JobError;
+use crate::llm::{LlmRequest, LlmResponse};
+use crate::pricing;
+use crate::providers::{self, Endpoint, ProviderError};
+use crate::runner::RunCtx;
+
+/// A successful call and who served it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub response: LlmResponse,
+    pub account_id: i64,
+    pub provider: String,
+    pub model: String,
+}
+
+/// Usable accounts in call order, each with the model to ask it for.
+pub fn plan(agent_model: &str, accounts: Vec<AccountRow>) -> Vec<(AccountRow, String)> {
+    let (provider, model) = split_model(agent_model);
+    let (mut own, others): (Vec<_>, Vec<_>) = accounts.into_iter().partition(|a| a.provider == provider);
+    own.extend(others);
+    own.into_iter()
+        .map(|a| {
+            let m = if a.provider == provider && !model.is_empty() { model.to_string() } else { a.model.clone() };
+            (a, m)
+        })
+        .collect()
+}
+
+fn db(e: impl std::fmt::Display) -> JobError {
+    JobError::retryable("the worker could not reach its database", e)
+}
+
+/// Calls the model for `request`, failing over between accounts.
+pub async fn call(
+    ctx: &RunCtx,
+    agent: &Agent,
+    job: &Job,
+    request: &LlmRequest,
+    on_delta: &mut (dyn FnMut(&str) + Send),
+) -> Result<Served, JobError> {
+    let store = &ctx.deps.store;
+    let config = &ctx.deps.config;
+    let accounts = store.usable_accounts(None, now_ms()).await.map_err(db)?;
+    let mut last_error: Option<ProviderError> = None;
+    let mut only_rate_limits = true;
+    for (account, model) in plan(&agent.model, accounts) {
+        let api_key = match &account.api_key_env {
+            Some(var) => match config.secret(var) {
+                Some(k) => Some(k),
+                None => {
+                    tracing::warn!(account = %account.name, var = %var, "skipping an account whose key variable is not set in this process");
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let endpoint = Endpoint {
+            provider: &account.provider,
+            base_url: account.base_url.as_deref(),
+            api_key,
+            timeout: ctx.settings.provider_timeout,
+        };
+        let mut req = request.clone();
+        req.model = model.clone();
+        let started = Instant::now();
+        match providers::call(&ctx.client, &endpoint, &req, on_delta).await {
+            Ok(response) => {
+                let duration_ms = started.elapsed().as_millis() as i64;
+                if let Err(e) = store.record_account_success(account.id).await {
+                    tracing::warn!(error = %e, account = %account.name, "cannot record the account's success");
+                }
+                let usage = UsageRecord {
+                    account_id: Some(account.id),
+                    agent_id: Some(agent.id),
+                    conversation_id: job.conversation_id.clone(),
+                    job_id: Some(job.id),
+                    provider: account.provider.clone(),
+                    model: model.clone(),
+                    input_tokens: response.input_tokens,
+                    output_tokens: response.output_tokens,
+                    cost_usd: pricing::cost_usd(&model, response.input_tokens, response.output_tokens),
+                    duration_ms,
+                };
+                if let Err(e) = store.record_usage(&usage).await {
+                    tracing::warn!(error = %e, job_id = job.id, "cannot record usage");
+                }
+                tracing::debug!(job_id = job.id, account = %account.name, %model, duration_ms, "model call served");
+                return Ok(Served { response, account_id: account.id, provider: account.provider, model });
+            }
+            Err(ProviderError::RateLimited { status, retry_after }) => {
+                let rest_ms = match retry_after {
+                    Some(d) => (d.as_millis() as i64).max(1000),
+                    None => crate::error::rate_limit_backoff_ms(account.retry_count),
+                };
+                let until = now_ms() + rest_ms;
+                tracing::warn!(account = %account.name, status, rest_ms, "account rate-limited; moving to the next one");
+                store.mark_rate_limited(account.id, until).await.map_err(db)?;
+                last_error = Some(ProviderError::RateLimited { status, retry_after });
+            }
+            Err(ProviderError::Config(reason)) => {
+                tracing::warn!(account = %account.name, %reason, "skipping an account that cannot be called");
+                only_rate_limits = false;
+                last_error = Some(ProviderError::Config(reason));
+            }
+            Err(e) if e.is_permanent() => {
+                tracing::warn!(account = %account.name, error = %e, job_id = job.id, "the provider refused the request");
+                return Err(JobError::permanent("the model provider refused the request", e));
+            }
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, job_id = job.id, "model call failed; trying the next account");
+                only_rate_limits = false;
+                last_error = Some(e);
+            }
+        }
+    }
+    if only_rate_limits {
+        // Nothing usable, or every account tried was rate-limited: retry when
+        // the first one rests no more.
+        if let Some(at) = store.earliest_rate_limit_end(now_ms()).await.map_err(db)? {
+            return Err(JobError::Retryable {
+                msg: "every LLM account is rate-limited; the run will be retried".into(),
+                retry_at: Some(at),
+            });
+        }
+        if last_error.is_none() {
+            return Err(JobError::Permanent(
+                "no LLM account is configured (set ANTHROPIC_API_KEY, OPENAI_API_KEY, … or add one)".into(),
+            ));
+        }
+    }
+    match last_error {
+        Some(ProviderError::Config(reason)) => Err(JobError::permanent("no LLM account can be called", reason)),
+        Some(e) => Err(JobError::retryable("the model provider is unavailable", e)),
+        None => Err(JobError::Permanent("no LLM account is configured".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: i64, provider: &str, model: &str) -> AccountRow {
+        AccountRow {
+            id,
+            name: format!("a{id}"),
+            kind: "api_key".into(),
+            provider: provider.into(),
+            model: model.into(),
+            base_url: None,
+            api_key_env: None,
+            priority: id,
+            is_active: true,
+            rate_limited_until: None,
+            retry_count: 0,
+            total_messages: 0,
+        }
+    }
+
+    #[test]
+    fn own_provider_first_and_others_with_their_own_model() {
+        let accounts = vec![account(1, "anthropic", "claude-haiku"), account(2, "openai", "gpt-4o-mini")];
+        let p = plan("openai/gpt-4.1", accounts);
+        let got: Vec<_> = p.iter().map(|(a, m)| (a.id, m.as_str())).collect();
+        assert_eq!(got, [(2, "gpt-4.1"), (1, "claude-haiku")]);
+    }
+}

@@ -1,0 +1,250 @@
+//! Runs one claimed job to its end: load the agent, announce "typing", build
+//! the request ([`crate::pipeline::build_request`]), call the model with
+//! failover and the tool loop (at most [`MAX_TOOL_ROUNDS`] rounds), streaming
+//! text deltas as reply events, then either finish the job (the reply is stored
+//! in the same transaction, conditional on the lease) and publish the final
+//! message — after the commit — or report the failure: permanent errors fail at
+//! once, retryable ones back off exponentially with jitter (or until the first
+//! rate-limited account is free again). A final failure is published as an
+//! error event with a user-readable text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arvis_shared::Deps;
+use arvis_shared::bus::events::{ReplyEvent, ReplyKind};
+use arvis_shared::clock::now_ms;
+use arvis_shared::db::queue::Finish;
+use arvis_shared::domain::agent::Agent;
+use arvis_shared::domain::job::{FailOutcome, Job};
+use tokio::sync::mpsc;
+
+use crate::error::JobError;
+use crate::llm::{ChatMessage, Role};
+use crate::pipeline::{RunHooks, build_request};
+
+/// Tool rounds per run (behaviour reference §5).
+pub const MAX_TOOL_ROUNDS: usize = 5;
+/// A reply event that cannot be published within this is dropped (the bus is
+/// at-most-once anyway; the reply is in the database).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tunables of the worker, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub concurrency: usize,
+    pub lease_ms: i64,
+    pub renew_every: Duration,
+    pub poll_every: Duration,
+    pub sweep_every: Duration,
+    pub shutdown_grace: Duration,
+    pub retry_base_ms: i64,
+    pub provider_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &arvis_shared::config::Config) -> Settings {
+        let lease = Duration::from_millis(c.worker_lease_ms.max(100) as u64);
+        Settings {
+            concurrency: c.worker_concurrency.max(1),
+            lease_ms: c.worker_lease_ms,
+            renew_every: (lease / 3).min(Duration::from_secs(10)),
+            poll_every: Duration::from_secs(2),
+            sweep_every: lease.min(Duration::from_secs(5)),
+            shutdown_grace: c.worker_shutdown_grace,
+            retry_base_ms: c.worker_retry_base_ms,
+            provider_timeout: c.provider_timeout,
+        }
+    }
+}
+
+/// What every job of one worker shares.
+pub struct RunCtx {
+    pub deps: Deps,
+    pub client: reqwest::Client,
+    pub worker_id: String,
+    pub hooks: Arc<dyn RunHooks>,
+    pub settings: Settings,
+}
+
+/// Where a job's reply events go, when it has an outside channel.
+fn channel(job: &Job) -> Option<(&str, &str)> {
+    Some((job.payload.platform.as_deref()?, job.payload.channel_id.as_deref()?))
+}
+
+fn reply_event(job: &Job, kind: ReplyKind, content: String, message_id: Option<i64>) -> Option<ReplyEvent> {
+    let (platform, channel_id) = channel(job)?;
+    Some(ReplyEvent {
+        v: 1,
+        kind,
+        platform: platform.to_string(),
+        channel_id: channel_id.to_string(),
+        conversation_id: job.conversation_id.clone().or_else(|| job.payload.conversation_id.clone()),
+        job_id: job.id,
+        agent_id: job.agent_id,
+        message_id,
+        content,
+        timestamp: now_ms(),
+    })
+}
+
+/// Publishes a reply event when the job has a channel; never blocks long.
+async fn publish(deps: &Deps, job: &Job, kind: ReplyKind, content: String, message_id: Option<i64>) -> bool {
+    let Some(event) = reply_event(job, kind, content, message_id) else { return true };
+    match tokio::time::timeout(PUBLISH_TIMEOUT, deps.bus.publish(&event)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, job_id = job.id, "reply event not published; the reply is in the history");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(job_id = job.id, "reply event not published in time; the reply is in the history");
+            false
+        }
+    }
+}
+
+/// Runs the job and records its outcome. Never fails: every error ends in the job row.
+pub async fn process(ctx: Arc<RunCtx>, job: Job) {
+    let started = std::time::Instant::now();
+    let outcome = run(&ctx, &job).await;
+    let store = &ctx.deps.store;
+    match outcome {
+        Ok(reply) => {
+            let finish = Finish {
+                job_id: job.id,
+                worker_id: &ctx.worker_id,
+                reply: &reply,
+                conversation_id: job.conversation_id.as_deref(),
+            };
+            let mut result = store.finish_job(&finish).await;
+            for delay in [200u64, 1000] {
+                if result.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                result = store.finish_job(&finish).await;
+            }
+            match result {
+                Ok(Some(message_id)) => {
+                    tracing::info!(
+                        job_id = job.id,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "job completed"
+                    );
+                    publish(&ctx.deps, &job, ReplyKind::Message, reply, message_id).await;
+                }
+                Ok(None) => {
+                    tracing::warn!(job_id = job.id, "job finished after its lease was lost; the reply was not stored")
+                }
+                Err(error) => {
+                    tracing::error!(%error, job_id = job.id, "cannot store the reply; the lease will expire and the job rerun")
+                }
+            }
+        }
+        Err(e) => {
+            let retry_at = match &e {
+                JobError::Permanent(_) => None,
+                JobError::Retryable { retry_at: Some(at), .. } => Some(*at),
+                JobError::Retryable { retry_at: None, .. } => {
+                    Some(crate::error::retry_at(now_ms(), ctx.settings.retry_base_ms, job.attempts))
+                }
+            };
+            match store.fail_job(job.id, &ctx.worker_id, e.message(), retry_at).await {
+                Ok(FailOutcome::Retrying { run_after }) => {
+                    tracing::warn!(job_id = job.id, attempt = job.attempts, error = %e, in_ms = run_after - now_ms(), "job failed; will retry");
+                }
+                Ok(FailOutcome::Failed) => {
+                    tracing::warn!(job_id = job.id, attempt = job.attempts, error = %e, "job failed for good");
+                    let text = format!("Sorry, the agent run failed: {}", e.user_message());
+                    publish(&ctx.deps, &job, ReplyKind::Error, text, None).await;
+                }
+                Ok(FailOutcome::LostLease) => {
+                    tracing::warn!(job_id = job.id, error = %e, "job failed after its lease was lost; nothing recorded")
+                }
+                Err(error) => tracing::error!(%error, job_id = job.id, "cannot record the job's failure"),
+            }
+        }
+    }
+}
+
+/// The run itself: the clean reply, or why there is none.
+pub async fn run(ctx: &RunCtx, job: &Job) -> Result<String, JobError> {
+    let store = &ctx.deps.store;
+    let agent: Agent = store
+        .get_agent(job.agent_id)
+        .await
+        .map_err(|e| JobError::retryable("the worker could not reach its database", e))?
+        .ok_or_else(|| JobError::Permanent(format!("the agent no longer exists (detail: agent {})", job.agent_id)))?;
+    if job.payload.prompt.trim().is_empty() {
+        return Err(JobError::Permanent("the job has nothing to answer (detail: empty prompt)".into()));
+    }
+    publish(&ctx.deps, job, ReplyKind::Typing, String::new(), None).await;
+    let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
+    let history = match conversation {
+        Some(c) => store
+            .conversation_messages(c)
+            .await
+            .map_err(|e| JobError::retryable("the worker could not reach its database", e))?,
+        None => vec![],
+    };
+    let mut request = build_request(&agent, job, &history);
+
+    // Deltas go through a channel to one forwarder task, so they are published
+    // in order and the model stream never waits for the bus.
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    let forwarder = channel(job).map(|_| tokio::spawn(forward_deltas(ctx.deps.clone(), job.clone(), rx)));
+    let mut on_delta = move |d: &str| {
+        let _ = tx.send(d.to_string());
+    };
+
+    let mut final_text = String::new();
+    for round in 1..=MAX_TOOL_ROUNDS {
+        let served = crate::failover::call(ctx, &agent, job, &request, &mut on_delta).await?;
+        let response = served.response;
+        if response.tool_calls.is_empty() {
+            final_text = response.text;
+            break;
+        }
+        if round == MAX_TOOL_ROUNDS {
+            if response.text.trim().is_empty() {
+                return Err(JobError::Permanent(format!(
+                    "the agent used up its {MAX_TOOL_ROUNDS} tool rounds without answering"
+                )));
+            }
+            final_text = response.text;
+            break;
+        }
+        let calls = response.tool_calls.clone();
+        request.messages.push(ChatMessage {
+            role: Role::Assistant,
+            content: response.text,
+            tool_calls: calls.clone(),
+            tool_call_id: None,
+            tool_name: None,
+        });
+        // Tools of one round run in parallel.
+        let results = futures::future::join_all(calls.iter().map(|c| ctx.hooks.execute_tool(&agent, job, c))).await;
+        for (call, result) in calls.iter().zip(results) {
+            request.messages.push(ChatMessage::tool_result(call, result));
+        }
+    }
+    drop(on_delta);
+    if let Some(f) = forwarder {
+        let _ = f.await;
+    }
+    let reply = ctx.hooks.post_process(&agent, job, &final_text);
+    if reply.is_empty() {
+        return Err(JobError::retryable("the model returned an empty reply", "no text"));
+    }
+    Ok(reply)
+}
+
+async fn forward_deltas(deps: Deps, job: Job, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut healthy = true;
+    while let Some(delta) = rx.recv().await {
+        if healthy {
+            healthy = publish(&deps, &job, ReplyKind::Delta, delta, None).await;
+        }
+    }
+}
