@@ -63,6 +63,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::agents::router())
         .merge(routes::openapi::router())
+        .merge(routes::webhook_in::router())
 }
 
 /// The OpenAPI document alone (tests, tooling).

@@ -31,10 +31,22 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn user(content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: Role::User, content: content.into(), tool_calls: vec![], tool_call_id: None, tool_name: None }
+        ChatMessage {
+            role: Role::User,
+            content: content.into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            tool_name: None,
+        }
     }
     pub fn assistant(content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: Role::Assistant, content: content.into(), tool_calls: vec![], tool_call_id: None, tool_name: None }
+        ChatMessage {
+            role: Role::Assistant,
+            content: content.into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            tool_name: None,
+        }
     }
     pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> ChatMessage {
         ChatMessage {

@@ -23,7 +23,9 @@
 pub mod accounts;
 pub mod agents;
 pub mod queue;
+pub mod scheduling;
 pub mod settings;
+pub mod webhook_inbound;
 
 use std::str::FromStr as _;
 use std::time::Duration;
