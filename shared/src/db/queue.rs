@@ -362,7 +362,7 @@ pub struct StoredMessage {
 }
 
 pub(crate) async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
          workflow_id, webhook_id, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id",
     )
@@ -378,7 +378,7 @@ pub(crate) async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Resul
     .bind(now)
     .fetch_one(&mut **tx)
     .await
-    .map_err(classify)?)
+    .map_err(classify)
 }
 
 /// The active conversation of (agent, platform, channel), opened if missing.
