@@ -297,7 +297,14 @@ both_backends!(disabling_takes_effect_without_a_restart, |backend| async move {
 });
 
 both_backends!(a_config_changed_notice_wakes_the_running_scheduler, |backend| async move {
-    let app = TestApp::builder(backend).with_scheduler().start().await;
+    notice_wakes_the_scheduler(TestApp::builder(backend).with_scheduler().start().await).await;
+});
+
+both_backends!(a_config_changed_notice_over_nats_wakes_the_running_scheduler, |backend| async move {
+    notice_wakes_the_scheduler(TestApp::builder(backend).with_nats().with_scheduler().start().await).await;
+});
+
+async fn notice_wakes_the_scheduler(app: TestApp) {
     let store = app.deps.store.clone();
     let pool = pool(&app.db).await;
     let a = agent(&store).await;
@@ -317,7 +324,7 @@ both_backends!(a_config_changed_notice_wakes_the_running_scheduler, |backend| as
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(job_count(&pool, wf).await, 1);
     app.stop().await;
-});
+}
 
 both_backends!(scheduler_tz_moves_the_wall_clock, |backend| async move {
     let db = TestDb::new(backend).await;

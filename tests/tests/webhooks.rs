@@ -150,7 +150,36 @@ both_backends!(bad_missing_and_replayed_deliveries_queue_nothing, |backend| asyn
     let (status, _, _) = deliver(&app, "deploys", body, &signed("abd")).await;
     assert_eq!(status, 202, "another delivery id is new");
     assert_eq!(jobs(&pool, id).await, 2);
+
+    // Delivery ids are forgotten after the replay window.
+    let now = arvis_shared::clock::now_ms();
+    assert_eq!(app.deps.store.prune_webhook_deliveries(now - 7 * 24 * 3600 * 1000).await.unwrap(), 0);
+    assert_eq!(app.deps.store.prune_webhook_deliveries(now + 1).await.unwrap(), 2);
+    let (status, _, _) = deliver(&app, "deploys", body, &signed("abc")).await;
+    assert_eq!(status, 202, "a forgotten id is new again");
     app.stop().await;
+});
+
+both_backends!(concurrent_replays_of_one_delivery_queue_one_job, |backend| async move {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
+    let pool = pool(&app).await;
+    let id = webhook(&pool, "race", Some(SECRET), "{{payload}}", true).await;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            let body = b"same delivery";
+            let headers = [("x-webhook-signature", sign(SECRET, body)), ("x-webhook-id", "dup-1".to_string())];
+            deliver(&app, "race", body, &headers).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 202]);
+    assert_eq!(jobs(&pool, id).await, 1);
 });
 
 both_backends!(stale_and_future_timestamps_are_refused, |backend| async move {
