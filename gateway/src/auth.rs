@@ -21,8 +21,6 @@ use axum::response::{IntoResponse as _, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -53,14 +51,8 @@ pub struct Auth {
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
 }
 
-fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
-}
-
 /// Constant-time equality of two secrets.
-pub fn secret_eq(given: &str, expected: &str) -> bool {
-    digest(given).ct_eq(&digest(expected)).into()
-}
+pub use arvis_shared::secret_eq;
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -163,14 +155,19 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Paths that never need credentials.
-pub fn is_public(path: &str) -> bool {
-    matches!(path, "/api/health" | "/api/auth/login" | "/api/auth/logout") || path.starts_with("/webhook/")
+/// Paths that never need credentials (`/metrics` too when `METRICS_PUBLIC=true`).
+pub fn is_public(path: &str, metrics_public: bool) -> bool {
+    matches!(path, "/api/health" | "/api/auth/login" | "/api/auth/logout" | "/healthz" | "/readyz")
+        || path.starts_with("/webhook/")
+        || (metrics_public && path == "/metrics")
 }
 
 /// Middleware: refuses unauthenticated requests with 401 when auth is enabled.
 pub async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.auth.enabled() || is_public(request.uri().path()) || state.auth.authorized(request.headers()) {
+    if !state.auth.enabled()
+        || is_public(request.uri().path(), state.deps.config.metrics_public)
+        || state.auth.authorized(request.headers())
+    {
         return next.run(request).await;
     }
     ApiError::unauthorized("authentication required: log in or send X-API-Key").into_response()

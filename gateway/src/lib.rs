@@ -64,6 +64,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::agents::router())
         .merge(routes::openapi::router())
         .merge(routes::webhook_in::router())
+        .merge(routes::ops::router())
 }
 
 /// The OpenAPI document alone (tests, tooling).
@@ -81,9 +82,28 @@ pub fn build(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Counts requests by matched route, method and status, with latency.
+async fn record_http_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("arvis_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("arvis_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -104,6 +124,7 @@ async fn security_headers(mut response: Response) -> Response {
 pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
+    arvis_shared::metrics::install();
     let app = build(state(deps, addr)?);
     tracing::info!(%addr, "gateway listening");
     let drain = shutdown.clone();

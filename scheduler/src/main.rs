@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
     Cli::parse();
     let deps = arvis_shared::startup::split_service("arvis-scheduler").await?;
     let shutdown = arvis_shared::shutdown::on_signal();
+    arvis_shared::health::spawn_if_configured(&deps, &shutdown).await?;
     let result = arvis_scheduler::run(deps.clone(), shutdown).await;
     deps.bus.drain().await;
     deps.store.close().await;

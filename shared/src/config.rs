@@ -82,6 +82,10 @@ pub struct Config {
     pub scheduler_tz: jiff::tz::TimeZone,
     /// `WEBHOOK_RATE_LIMIT_PER_MIN` (default 60): deliveries one inbound webhook accepts per minute.
     pub webhook_rate_limit_per_min: u32,
+    /// `HEALTH_ADDR`: where worker and scheduler serve /healthz, /readyz and /metrics (off when unset).
+    pub health_addr: Option<SocketAddr>,
+    /// `METRICS_PUBLIC` (default false): serve /metrics without credentials.
+    pub metrics_public: bool,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -139,6 +143,13 @@ impl Config {
             webhook_rate_limit_per_min: parse_or(&get, "WEBHOOK_RATE_LIMIT_PER_MIN", 60u32).and_then(|n| {
                 if n == 0 { Err(invalid("WEBHOOK_RATE_LIMIT_PER_MIN", "must be at least 1")) } else { Ok(n) }
             })?,
+            health_addr: match get("HEALTH_ADDR") {
+                None => None,
+                Some(v) => {
+                    Some(v.trim().parse().map_err(|e| invalid("HEALTH_ADDR", format!("cannot parse {v:?}: {e}")))?)
+                }
+            },
+            metrics_public: parse_bool(&get, "METRICS_PUBLIC", false)?,
             accounts,
             secrets,
         })

@@ -18,6 +18,8 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod health;
+pub mod metrics;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
@@ -48,6 +50,16 @@ impl Deps {
         };
         Ok(Deps { config: Arc::new(config), store, bus })
     }
+}
+
+/// Constant-time equality of two secrets (over their SHA-256 digests, so the
+/// comparison leaks neither content nor length).
+pub fn secret_eq(given: &str, expected: &str) -> bool {
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
+    let a: [u8; 32] = sha2::Sha256::digest(given.as_bytes()).into();
+    let b: [u8; 32] = sha2::Sha256::digest(expected.as_bytes()).into();
+    a.ct_eq(&b).into()
 }
 
 /// Installs the process-wide TLS crypto provider (ring). Every `main` and the test

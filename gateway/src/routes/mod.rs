@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod health;
 pub mod openapi;
+pub mod ops;
 pub mod webhook_in;
 
 use serde::Serialize;

@@ -442,3 +442,58 @@ async fn insert_message(
     .await?;
     Ok(id)
 }
+
+/// Queue figures for the metrics gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueGauges {
+    pub pending: i64,
+    pub running: i64,
+    pub rate_limited_accounts: i64,
+}
+
+impl Store {
+    pub async fn queue_gauges(&self) -> Result<QueueGauges> {
+        let (pending, running): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM jobs WHERE status IN ('pending', 'running')",
+        )
+        .fetch_one(self.r())
+        .await?;
+        let rate_limited_accounts: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE rate_limited_until IS NOT NULL AND rate_limited_until > $1",
+        )
+        .bind(now_ms())
+        .fetch_one(self.r())
+        .await?;
+        Ok(QueueGauges { pending, running, rate_limited_accounts })
+    }
+}
+
+impl Store {
+    /// Creates the scratch table of [`Store::bench_raw_insert_update`].
+    #[doc(hidden)]
+    pub async fn bench_raw_prepare(&self) -> Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT NOT NULL)",
+        )
+        .execute(self.w())
+        .await?;
+        Ok(())
+    }
+
+    /// The queue benchmark's baseline: one raw single-row insert and update in
+    /// one transaction, on a scratch table shaped like `jobs`.
+    #[doc(hidden)]
+    pub async fn bench_raw_insert_update(&self) -> Result<()> {
+        let mut tx = self.w().begin().await?;
+        let id = rand::random::<i64>().abs();
+        sqlx::query("INSERT INTO bench_raw (id, status, payload) VALUES ($1, 'pending', '{\"prompt\":\"noop\"}')")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE bench_raw SET status = 'completed' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -10,6 +10,17 @@ pub const ROLES: &[&str] = &["conductor", "specialist", "analyst", "creative", "
 
 pub const DEFAULT_MODEL: &str = "anthropic/claude-haiku-4-5-20251001";
 
+/// The roles, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentRole {
+    Conductor,
+    Specialist,
+    Analyst,
+    Creative,
+    Technical,
+}
+
 /// An agent as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -32,21 +43,27 @@ pub struct Agent {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAgent {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<AgentRole>)]
     pub role: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\s][^\\s]*$", max_length = 200)]
     pub model: Option<String>,
     #[serde(default)]
     pub system_prompt: Option<String>,
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<i64>,
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -58,14 +75,20 @@ pub struct NewAgent {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentPatch {
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub slug: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(value_type = Option<AgentRole>)]
     pub role: Option<String>,
     pub description: Option<String>,
+    #[schema(pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\s][^\\s]*$", max_length = 200)]
     pub model: Option<String>,
     pub system_prompt: Option<String>,
     pub allowed_tools: Option<Vec<String>>,
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<i64>,
     pub is_active: Option<bool>,
 }

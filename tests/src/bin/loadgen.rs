@@ -1,0 +1,433 @@
+//! `loadgen`: the benchmark program (BENCHMARKS.md). It starts what it
+//! measures — the release binaries, a `nats-server`, baseline servers — runs
+//! each scenario for a bounded time, and prints a table plus one JSON line per
+//! result: `{"scenario":…,"metric":…,"value":…,"unit":…}`.
+//!
+//! Timings on a shared machine drift, so a scenario with a baseline measures
+//! both in the same run, interleaved (baseline, subject, baseline, subject…),
+//! and reports the ratio.
+//!
+//! Run: `cargo build --release --workspace --bins && target/release/loadgen [--secs N] [--only a,b]`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark fails loudly
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+struct Row {
+    scenario: String,
+    metric: String,
+    value: f64,
+    unit: String,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn add(&mut self, scenario: &str, metric: &str, value: f64, unit: &str) {
+        let line =
+            json!({"scenario": scenario, "metric": metric, "value": (value * 1000.0).round() / 1000.0, "unit": unit});
+        println!("{line}");
+        self.rows.push(Row { scenario: scenario.into(), metric: metric.into(), value, unit: unit.into() });
+    }
+    fn table(&self) {
+        println!("\n| scenario | metric | value | unit |\n|---|---|---:|---|");
+        for r in &self.rows {
+            println!("| {} | {} | {:.3} | {} |", r.scenario, r.metric, r.value, r.unit);
+        }
+    }
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+fn spawn(bin: &Path, envs: &[(&str, String)], dir: &Path) -> Proc {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Proc(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{}: {e}", bin.display())))
+}
+
+async fn wait_http(url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{url} never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+struct LoadResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+/// `conns` keep-alive connections issuing GETs back to back for `secs`.
+async fn http_load(url: &str, headers: &[(&str, &str)], conns: usize, secs: f64) -> LoadResult {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(conns).tcp_nodelay(true).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let headers: Arc<Vec<(String, String)>> =
+        Arc::new(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, url, headers) = (client.clone(), url.to_string(), headers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 14);
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let mut req = client.get(&url);
+                for (k, v) in headers.iter() {
+                    req = req.header(k, v);
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(started.elapsed().as_micros() as u32);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_unstable();
+    LoadResult { rps: all.len() as f64 / secs, p50_ms: percentile(&all, 0.5), p99_ms: percentile(&all, 0.99), errors }
+}
+
+/// The baseline for api-read: a bare axum handler returning fixed bytes,
+/// run in its own process (`loadgen --baseline-server PORT FILE`).
+async fn baseline_server(port: u16, file: &str) {
+    let body = bytes::Bytes::from(std::fs::read(file).unwrap());
+    let app = axum::Router::new().route(
+        "/api/agents",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+const KEY: &str = "loadgen-api-key";
+
+async fn api_read(report: &mut Report, secs: f64, pg_admin: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let mut targets: Vec<(String, Proc, String)> = Vec::new();
+    for backend in ["sqlite", "postgres"] {
+        let port = free_port();
+        let mut envs = vec![
+            ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
+            ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("DASHBOARD_API_KEY", KEY.to_string()),
+            ("ARVIS_DATA_DIR", work.path().join(backend).display().to_string()),
+        ];
+        if backend == "postgres" {
+            let name = format!("bench_{}", std::process::id());
+            let _ = Command::new("psql")
+                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
+                .status();
+            let ok = Command::new("psql")
+                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+                .status();
+            if !ok.map(|s| s.success()).unwrap_or(false) {
+                eprintln!("api-read: Postgres unavailable at {pg_admin}, skipping the Postgres run");
+                continue;
+            }
+            envs.push(("DATABASE_URL", format!("{pg_admin}/{name}")));
+        }
+        let proc = spawn(&bin_dir().join("arvis"), &envs, work.path());
+        let base = format!("http://127.0.0.1:{port}");
+        wait_http(&format!("{base}/api/health")).await;
+        let client = reqwest::Client::new();
+        for i in 0..19 {
+            let r = client
+                .post(format!("{base}/api/agents"))
+                .header("x-api-key", KEY)
+                .json(&json!({"slug": format!("agent-{i}"), "name": format!("Agent {i}"), "systemPrompt": "You are a helpful agent. ".repeat(8), "allowedTools": ["calculate", "get_time"]}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "seeding agents failed: {}", r.status());
+        }
+        targets.push((backend.to_string(), proc, base));
+    }
+    // The baseline serves the exact bytes the gateway returns.
+    let (_, _, first) = &targets[0];
+    let bytes = reqwest::Client::new()
+        .get(format!("{first}/api/agents"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap().as_array().unwrap().len(), 20);
+    let file = work.path().join("agents.json");
+    std::fs::write(&file, &bytes).unwrap();
+    let bport = free_port();
+    let _baseline = Proc(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--baseline-server", &bport.to_string(), &file.display().to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let baseline_url = format!("http://127.0.0.1:{bport}/api/agents");
+    wait_http(&baseline_url).await;
+
+    let rounds = 2;
+    let slice = secs / rounds as f64;
+    for (backend, _proc, base) in &targets {
+        let (mut b_rps, mut s_rps, mut p50, mut p99, mut errors) = (0.0, 0.0, 0.0f64, 0.0f64, 0);
+        for _ in 0..rounds {
+            let b = http_load(&baseline_url, &[], 64, slice).await;
+            let s = http_load(&format!("{base}/api/agents"), &[("x-api-key", KEY)], 64, slice).await;
+            b_rps += b.rps / rounds as f64;
+            s_rps += s.rps / rounds as f64;
+            p50 = p50.max(s.p50_ms);
+            p99 = p99.max(s.p99_ms);
+            errors += s.errors + b.errors;
+        }
+        let sc = format!("api-read/{backend}");
+        report.add(&sc, "requests_per_sec", s_rps, "req/s");
+        report.add(&sc, "p50", p50, "ms");
+        report.add(&sc, "p99", p99, "ms");
+        report.add(&sc, "baseline_requests_per_sec", b_rps, "req/s");
+        report.add(&sc, "ratio_to_baseline", s_rps / b_rps, "x");
+        report.add(&sc, "errors", errors as f64, "count");
+    }
+}
+
+/// queue-raw: no-op jobs enqueued and completed through the Store (claim +
+/// finish, like a worker with a provider that answers instantly), against raw
+/// single-row insert+update transactions on the same database.
+async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
+    use arvis_shared::db::Store;
+    use arvis_shared::db::queue::Finish;
+    use arvis_shared::domain::job::{JobKind, JobPayload, NewJob};
+    for backend in ["sqlite", "postgres"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if backend == "sqlite" {
+            format!("sqlite://{}", dir.path().join("q.db").display())
+        } else {
+            let name = format!("bench_q_{}", std::process::id());
+            let _ = Command::new("psql")
+                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
+                .status();
+            if !Command::new("psql")
+                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            format!("{pg_admin}/{name}")
+        };
+        let store = Store::connect(&url, 10).await.unwrap();
+        store.migrate().await.unwrap();
+        store.bench_raw_prepare().await.unwrap();
+        let agent = arvis_shared::bootstrap::ensure_conductor(&store, "openai/gpt-4o-mini").await.unwrap().id;
+        for workers in [1usize, 2] {
+            let slice = secs / 4.0;
+            // Baseline: raw insert + update, one transaction each.
+            let raw = {
+                let store = store.clone();
+                let deadline = Instant::now() + Duration::from_secs_f64(slice);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    store.bench_raw_insert_update().await.unwrap();
+                    n += 1;
+                }
+                n as f64 / slice
+            };
+            // Subject: a producer enqueues while `workers` claim and finish.
+            let deadline = Instant::now() + Duration::from_secs_f64(slice);
+            let producer = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        let job = NewJob::new(
+                            agent,
+                            JobKind::Message,
+                            5,
+                            JobPayload { prompt: "noop".into(), ..Default::default() },
+                        );
+                        store.enqueue(&job).await.unwrap();
+                    }
+                })
+            };
+            let mut handles = Vec::new();
+            for w in 0..workers {
+                let store = store.clone();
+                handles.push(tokio::spawn(async move {
+                    let id = format!("bench-{w}");
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let jobs = store.claim_jobs(&id, 16, 30_000).await.unwrap();
+                        if jobs.is_empty() {
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        for j in jobs {
+                            if store
+                                .finish_job(&Finish {
+                                    job_id: j.id,
+                                    worker_id: &id,
+                                    reply: "ok",
+                                    conversation_id: None,
+                                })
+                                .await
+                                .unwrap()
+                                .is_some()
+                            {
+                                done += 1;
+                            }
+                        }
+                    }
+                    done
+                }));
+            }
+            producer.await.unwrap();
+            let mut done = 0;
+            for h in handles {
+                done += h.await.unwrap();
+            }
+            let rate = done as f64 / slice;
+            let sc = format!("queue-raw/{backend}/{workers}w");
+            report.add(&sc, "jobs_completed_per_sec", rate, "jobs/s");
+            report.add(&sc, "raw_txn_per_sec", raw, "txn/s");
+            report.add(&sc, "ratio_to_raw", rate / raw, "x");
+        }
+        store.close().await;
+    }
+}
+
+/// idle-rss: each binary idle after start.
+async fn idle_rss(report: &mut Report) {
+    let work = tempfile::tempdir().unwrap();
+    let nats_port = free_port();
+    let _nats = Proc(
+        Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &nats_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server"),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = format!("sqlite://{}", work.path().join("rss.db").display());
+    for bin in ["arvis", "arvis-gateway", "arvis-worker", "arvis-scheduler", "arvis-ws-bridge"] {
+        let gport = free_port();
+        let mut envs = vec![
+            ("GATEWAY_ADDR", format!("127.0.0.1:{gport}")),
+            ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("DATABASE_URL", db.clone()),
+            ("ARVIS_DATA_DIR", work.path().display().to_string()),
+        ];
+        if bin != "arvis" {
+            envs.push(("NATS_URL", format!("nats://127.0.0.1:{nats_port}")));
+        }
+        let p = spawn(&bin_dir().join(bin), &envs, work.path());
+        if bin == "arvis" || bin == "arvis-gateway" {
+            wait_http(&format!("http://127.0.0.1:{gport}/api/health")).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        report.add(&format!("idle-rss/{bin}"), "rss", rss_mb(p.pid()), "MB");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    arvis_shared::install_crypto_provider();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--baseline-server") {
+        baseline_server(args[2].parse().unwrap(), &args[3]).await;
+        return;
+    }
+    let secs: f64 = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6.0);
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let wants = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+    let pg_admin = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let mut report = Report::default();
+    let started = Instant::now();
+    if wants("api-read") {
+        api_read(&mut report, secs, &pg_admin).await;
+    }
+    if wants("queue-raw") {
+        queue_raw(&mut report, secs, &pg_admin).await;
+    }
+    if wants("idle-rss") {
+        idle_rss(&mut report).await;
+    }
+    report.table();
+    println!("\ntotal time: {:.0} s", started.elapsed().as_secs_f64());
+}
