@@ -168,6 +168,7 @@ pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<T
             ClaimOutcome::Enqueued { job_id } => {
                 tracing::info!(workflow_id = wf.id, job_id, due_at = due, "workflow fired");
                 bus.signal(&JobReady { v: 1, job_id, priority: priority::SCHEDULED }).await;
+                metrics::counter!("arvis_scheduler_fires_total").increment(1);
                 report.fired.push((wf.id, job_id));
             }
             ClaimOutcome::Skipped { unfinished_job_id } => {
@@ -177,6 +178,7 @@ pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<T
                     due_at = due,
                     "workflow run skipped: its previous job is still pending or running"
                 );
+                metrics::counter!("arvis_scheduler_skips_total").increment(1);
                 report.skipped.push(wf.id);
             }
             ClaimOutcome::Lost => report.lost += 1,
