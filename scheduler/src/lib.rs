@@ -62,6 +62,8 @@ pub struct TickReport {
     pub initialised: Vec<i64>,
     /// Due times another replica claimed first (or that changed meanwhile).
     pub lost: usize,
+    /// Workflows whose scheduling failed (logged; retried on the next tick).
+    pub failed: Vec<i64>,
     /// The earliest `next_run_at` after the tick, if any workflow is enabled.
     pub next_due_at: Option<i64>,
 }
@@ -139,53 +141,65 @@ async fn next_notice(notices: &mut Option<arvis_shared::bus::Subscription>) -> O
 pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<TickReport, DbError> {
     let mut report = TickReport::default();
     for wf in store.due_workflows(now).await? {
-        let parsed = schedule::parse(&wf.schedule);
-        let Some(due) = wf.next_run_at else {
-            let first = match &parsed {
-                Ok(s) => s.next_after_in(now, tz),
-                Err(_) => None,
-            };
-            let first = first.unwrap_or_else(|| {
-                tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
-                now + BAD_SCHEDULE_RETRY_MS
-            });
-            if store.init_next_run(wf.id, first).await? {
-                report.initialised.push(wf.id);
-            }
-            continue;
-        };
-        let next = parsed.as_ref().ok().and_then(|s| next_due_after(s, due, now, tz));
-        let Some(next) = next else {
-            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
-            if !store.postpone_workflow_run(wf.id, due, now + BAD_SCHEDULE_RETRY_MS).await? {
-                report.lost += 1;
-            }
-            continue;
-        };
-        let job = workflow_job(&wf);
-        let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at: next, job: &job, now };
-        match store.claim_and_enqueue_workflow_run(&run).await? {
-            ClaimOutcome::Enqueued { job_id } => {
-                tracing::info!(workflow_id = wf.id, job_id, due_at = due, "workflow fired");
-                bus.signal(&JobReady { v: 1, job_id, priority: priority::SCHEDULED }).await;
-                metrics::counter!("arvis_scheduler_fires_total").increment(1);
-                report.fired.push((wf.id, job_id));
-            }
-            ClaimOutcome::Skipped { unfinished_job_id } => {
-                tracing::warn!(
-                    workflow_id = wf.id,
-                    unfinished_job_id,
-                    due_at = due,
-                    "workflow run skipped: its previous job is still pending or running"
-                );
-                metrics::counter!("arvis_scheduler_skips_total").increment(1);
-                report.skipped.push(wf.id);
-            }
-            ClaimOutcome::Lost => report.lost += 1,
+        // One workflow's failure must not hold the others back: log it and go on
+        // (its due time stays unclaimed, so the next tick retries it).
+        if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
+            tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
+            report.failed.push(wf.id);
         }
     }
     report.next_due_at = store.next_workflow_due_at().await?;
     Ok(report)
+}
+
+async fn tick_one(
+    store: &Store,
+    bus: &Bus,
+    wf: &DueWorkflow,
+    now: i64,
+    tz: &TimeZone,
+    report: &mut TickReport,
+) -> Result<(), DbError> {
+    let parsed = schedule::parse(&wf.schedule);
+    let Some(due) = wf.next_run_at else {
+        let first = parsed.as_ref().ok().and_then(|s| s.next_after_in(now, tz)).unwrap_or_else(|| {
+            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
+            now + BAD_SCHEDULE_RETRY_MS
+        });
+        if store.init_next_run(wf.id, first).await? {
+            report.initialised.push(wf.id);
+        }
+        return Ok(());
+    };
+    let Some(next) = parsed.as_ref().ok().and_then(|s| next_due_after(s, due, now, tz)) else {
+        tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
+        if !store.postpone_workflow_run(wf.id, due, now + BAD_SCHEDULE_RETRY_MS).await? {
+            report.lost += 1;
+        }
+        return Ok(());
+    };
+    let job = workflow_job(wf);
+    let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at: next, job: &job, now };
+    match store.claim_and_enqueue_workflow_run(&run).await? {
+        ClaimOutcome::Enqueued { job_id } => {
+            tracing::info!(workflow_id = wf.id, job_id, due_at = due, "workflow fired");
+            bus.signal(&JobReady { v: 1, job_id, priority: priority::SCHEDULED }).await;
+            metrics::counter!("arvis_scheduler_fires_total").increment(1);
+            report.fired.push((wf.id, job_id));
+        }
+        ClaimOutcome::Skipped { unfinished_job_id } => {
+            tracing::warn!(
+                workflow_id = wf.id,
+                unfinished_job_id,
+                due_at = due,
+                "workflow run skipped: its previous job is still pending or running"
+            );
+            metrics::counter!("arvis_scheduler_skips_total").increment(1);
+            report.skipped.push(wf.id);
+        }
+        ClaimOutcome::Lost => report.lost += 1,
+    }
+    Ok(())
 }
 
 /// The due time after `due`: the schedule's next one, unless that has passed

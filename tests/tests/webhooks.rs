@@ -228,12 +228,17 @@ both_backends!(oversized_non_utf8_unknown_and_disabled_deliveries_are_refused, |
 both_backends!(the_rate_limit_answers_429_with_retry_after, |backend| async move {
     let app = TestApp::builder(backend).env("WEBHOOK_RATE_LIMIT_PER_MIN", "3").start().await;
     let pool = pool(&app).await;
-    let id = webhook(&pool, "busy", None, "{{payload}}", true).await;
+    let id = webhook(&pool, "busy", Some(SECRET), "{{payload}}", true).await;
     let other = webhook(&pool, "quiet", None, "{{payload}}", true).await;
-    for _ in 0..3 {
-        assert_eq!(deliver(&app, "busy", b"x", &[]).await.0, 202);
+    // Forged deliveries do not use up the sender's quota.
+    for _ in 0..5 {
+        assert_eq!(deliver(&app, "busy", b"x", &[("x-webhook-signature", sign("forged", b"x"))]).await.0, 401);
     }
-    let (status, reply, retry_after) = deliver(&app, "busy", b"x", &[]).await;
+    let signed = [("x-webhook-signature", sign(SECRET, b"x"))];
+    for _ in 0..3 {
+        assert_eq!(deliver(&app, "busy", b"x", &signed).await.0, 202);
+    }
+    let (status, reply, retry_after) = deliver(&app, "busy", b"x", &signed).await;
     assert_eq!(status, 429, "{reply}");
     assert!(reply["error"].is_string());
     let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();

@@ -3,11 +3,11 @@
 //! never waiting for the model.
 //!
 //! A request's path: the webhook by path (404 when unknown or disabled) → the
-//! per-webhook rate limit (429, `WEBHOOK_RATE_LIMIT_PER_MIN`) → the raw body
-//! (413 over [`crate::BODY_LIMIT`]) → the HMAC-SHA256 signature of the raw body
-//! (`X-Hub-Signature-256` or `X-Webhook-Signature`, `sha256=<hex>`, checked in
-//! constant time; 401) → the optional `X-Webhook-Timestamp` (±5 minutes; 401) →
-//! UTF-8 (400) → the prompt from the template → one transaction: the delivery
+//! raw body (413 over [`crate::BODY_LIMIT`]) → the HMAC-SHA256 signature of the
+//! raw body (`X-Hub-Signature-256` or `X-Webhook-Signature`, `sha256=<hex>`,
+//! checked in constant time; 401) → the optional `X-Webhook-Timestamp` (±5
+//! minutes; 401) → the per-webhook rate limit (429, `WEBHOOK_RATE_LIMIT_PER_MIN`;
+//! only authenticated deliveries count) → UTF-8 (400) → the prompt from the template → one transaction: the delivery
 //! id (`X-GitHub-Delivery` / `X-Webhook-Id`, a replay answers 200
 //! `{"ok":true,"duplicate":true}`), the job and the trigger statistics →
 //! `JobReady` after commit.
@@ -130,9 +130,6 @@ async fn receive_webhook(
         Some(w) if w.is_enabled => w,
         _ => return Err(ApiError::not_found("no enabled webhook at this path")),
     };
-    limiter
-        .check(webhook.id, state.deps.config.webhook_rate_limit_per_min)
-        .map_err(|secs| ApiError::too_many("too many deliveries for this webhook; retry later", secs.max(1)))?;
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large (limit 1 MiB)")
@@ -148,6 +145,11 @@ async fn receive_webhook(
     }
     let now = now_ms();
     check_timestamp(&headers, now / 1000)?;
+    // Counted after authentication, so that forged deliveries cannot use up the
+    // sender's quota (for a webhook without a secret, every delivery counts).
+    limiter
+        .check(webhook.id, state.deps.config.webhook_rate_limit_per_min)
+        .map_err(|secs| ApiError::too_many("too many deliveries for this webhook; retry later", secs.max(1)))?;
     let delivery_id = delivery_id(&headers)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
     let prompt = render(&webhook.prompt_template, text);
