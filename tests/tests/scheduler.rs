@@ -351,3 +351,54 @@ both_backends!(scheduler_tz_moves_the_wall_clock, |backend| async move {
             .unwrap();
     assert_eq!(config.scheduler_tz.iana_name(), Some("Europe/Berlin"));
 });
+
+both_backends!(a_broken_schedule_is_postponed_without_holding_others_back, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let pool = pool(&db).await;
+    let bus = Bus::local();
+    let a = agent(&store).await;
+    // Stored before validation got stricter, say: it no longer parses.
+    let broken = workflow(&pool, a, "every blue moon", Some(T0)).await;
+    let fresh_broken = workflow(&pool, a, "61 * * * *", None).await;
+    let good = workflow(&pool, a, "every 10s", Some(T0)).await;
+    let r = tick(&store, &bus, T0, &TimeZone::UTC).await.unwrap();
+    assert_eq!(r.fired.iter().map(|(wf, _)| *wf).collect::<Vec<_>>(), [good]);
+    assert!(r.failed.is_empty());
+    assert_eq!(state(&pool, broken).await.next_run_at, Some(T0 + 3_600_000), "retried in an hour");
+    assert_eq!(state(&pool, fresh_broken).await.next_run_at, Some(T0 + 3_600_000));
+    assert_eq!(job_count(&pool, broken).await, 0);
+});
+
+both_backends!(the_running_scheduler_returns_jobs_of_dead_workers, |backend| async move {
+    use arvis_shared::domain::job::{JobKind, JobPayload, NewJob};
+    arvis_testkit::init_test_logging();
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    let job_id = store
+        .enqueue(&NewJob::new(a, JobKind::Message, 5, JobPayload { prompt: "hi".into(), ..Default::default() }))
+        .await
+        .unwrap();
+    // A worker claims it with a 1 ms lease and dies.
+    assert_eq!(store.claim_jobs("dead-worker", 1, 1).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let url = db.url.clone();
+    let config = arvis_shared::config::Config::from_lookup(|k| (k == "DATABASE_URL").then(|| url.clone())).unwrap();
+    let deps = arvis_shared::Deps::connect(config).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(arvis_scheduler::run(deps, shutdown.clone()));
+    let started = std::time::Instant::now();
+    loop {
+        let job = store.job(job_id).await.unwrap().unwrap();
+        if job.status == "pending" {
+            assert_eq!(job.locked_by, None);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "lease not swept: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), scheduler).await.unwrap().unwrap().unwrap();
+});
