@@ -76,6 +76,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::settings::router())
         .merge(routes::chat::router())
         .merge(routes::openapi::router())
+        .merge(routes::webhook_in::router())
         .merge(routes::ops::router())
 }
 

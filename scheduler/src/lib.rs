@@ -1,11 +1,227 @@
-//! The scheduler: fires cron workflows exactly once per due time.
+//! The scheduler: fires each enabled workflow once per due time of its
+//! schedule, exactly once across any number of replicas, and returns jobs whose
+//! worker died to the queue.
 //!
-//! Not implemented yet (issue #6): `run` waits for shutdown.
+//! Layout:
+//! - [`run`]: the loop — tick, sleep until the earliest due time (between
+//!   [`MIN_TICK`] and [`MAX_TICK`]) or until a `ConfigChanged` notice for a
+//!   workflow, sweep expired job leases every [`SWEEP_EVERY`].
+//! - [`tick`]: one pass over the due workflows at a given "now"; the tests call
+//!   it directly with simulated times.
+//!
+//! Rules of a tick (README, "Workflows"):
+//! - a workflow with no `next_run_at` (new or edited) gets the first due time
+//!   after now; it does not fire at once;
+//! - a due workflow's due time is claimed by a conditional update in the
+//!   database ([`Store::claim_and_enqueue_workflow_run`]); only the claimer
+//!   enqueues, in the same transaction;
+//! - the next due time is the schedule's next one after the claimed due time,
+//!   or — when that one has passed too (the scheduler was down) — the next one
+//!   after now: missed runs fire once, not once per missed due time;
+//! - flood guard: while the workflow's previous job is pending or running, the
+//!   due time is claimed and skipped (`skipped_runs` + 1) instead of queued.
+//!
+//! Shutdown phases: the token stops the loop between ticks; a tick in progress
+//! finishes (each claim is one short transaction), then `run` returns.
+
+use std::time::Duration;
 
 use arvis_shared::Deps;
+use arvis_shared::bus::Bus;
+use arvis_shared::bus::events::{ConfigChanged, JobReady};
+use arvis_shared::bus::subjects;
+use arvis_shared::clock::now_ms;
+use arvis_shared::db::scheduling::{ClaimOutcome, DueWorkflow, WorkflowRun};
+use arvis_shared::db::{DbError, Store};
+use arvis_shared::domain::job::{JobKind, JobPayload, NewJob, priority};
+use arvis_shared::domain::schedule;
+use jiff::tz::TimeZone;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(_deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
-    shutdown.cancelled().await;
+/// Put before every workflow prompt: a scheduled run has nobody to answer questions.
+pub const SCHEDULED_TASK_PREAMBLE: &str = "SCHEDULED TASK — EXECUTE ONLY. Do not ask questions. Reply with a short result (1–3 lines) or `Error: <reason>`.\n\n";
+
+/// Never tick more often than this (a due time is at least 10 s from the last).
+pub const MIN_TICK: Duration = Duration::from_secs(1);
+/// Never sleep longer than this: the periodic re-read that makes up for a
+/// missed `ConfigChanged` notice or a workflow written by another process.
+pub const MAX_TICK: Duration = Duration::from_secs(15);
+/// How often expired job leases are swept (idempotent; workers may sweep too).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// A stored schedule that no longer parses is retried after this long.
+const BAD_SCHEDULE_RETRY_MS: i64 = 3_600_000;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// (workflow id, job id) of every job this tick enqueued.
+    pub fired: Vec<(i64, i64)>,
+    /// Workflows whose due time this tick claimed but skipped (flood guard).
+    pub skipped: Vec<i64>,
+    /// Workflows whose first due time this tick set.
+    pub initialised: Vec<i64>,
+    /// Due times another replica claimed first (or that changed meanwhile).
+    pub lost: usize,
+    /// Workflows whose scheduling failed (logged; retried on the next tick).
+    pub failed: Vec<i64>,
+    /// The earliest `next_run_at` after the tick, if any workflow is enabled.
+    pub next_due_at: Option<i64>,
+}
+
+/// Runs the scheduler until `shutdown` fires.
+pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tz = deps.config.scheduler_tz.clone();
+    let store = deps.store.clone();
+    let bus = deps.bus.clone();
+    tracing::info!(time_zone = tz.iana_name().unwrap_or("(file)"), "scheduler started");
+    let mut notices = match bus.subscribe(subjects::CONFIG_CHANGED).await {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::warn!(%error, "scheduler: no config-change notices; re-reading every {}s", MAX_TICK.as_secs());
+            None
+        }
+    };
+    let mut next_sweep = now_ms();
+    loop {
+        let now = now_ms();
+        if now >= next_sweep {
+            match store.sweep_expired_leases().await {
+                Ok((0, 0)) => {}
+                Ok((requeued, failed)) => tracing::info!(requeued, failed, "swept jobs with expired leases"),
+                Err(error) => tracing::warn!(%error, "sweeping expired job leases failed"),
+            }
+            next_sweep = now + SWEEP_EVERY.as_millis() as i64;
+        }
+        let next_due = match tick(&store, &bus, now, &tz).await {
+            Ok(report) => report.next_due_at,
+            Err(error) => {
+                tracing::warn!(%error, "scheduler tick failed; retrying");
+                None
+            }
+        };
+        let after = now_ms();
+        let until_due = next_due.map_or(MAX_TICK.as_millis() as i64, |due| due - after);
+        let wait_ms = until_due.min(next_sweep - after).clamp(MIN_TICK.as_millis() as i64, MAX_TICK.as_millis() as i64);
+        let sleep = tokio::time::sleep(Duration::from_millis(wait_ms as u64));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    tracing::info!("scheduler stopped");
+                    return Ok(());
+                }
+                () = &mut sleep => break,
+                msg = next_notice(&mut notices) => match msg {
+                    Some(msg) => {
+                        if msg.decode::<ConfigChanged>().is_some_and(|c| c.entity == "workflow") {
+                            break;
+                        }
+                    }
+                    None => {
+                        tracing::warn!("scheduler: config-change subscription ended; polling only");
+                        notices = None;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The next notice, or never when there is no subscription.
+async fn next_notice(notices: &mut Option<arvis_shared::bus::Subscription>) -> Option<arvis_shared::bus::Message> {
+    match notices {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One pass at time `now` (ms): sets missing first due times, claims every due
+/// time that has come, enqueues (or skips) its job, and publishes `JobReady`
+/// after each commit.
+pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<TickReport, DbError> {
+    let mut report = TickReport::default();
+    for wf in store.due_workflows(now).await? {
+        // One workflow's failure must not hold the others back: log it and go on
+        // (its due time stays unclaimed, so the next tick retries it).
+        if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
+            tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
+            report.failed.push(wf.id);
+        }
+    }
+    report.next_due_at = store.next_workflow_due_at().await?;
+    Ok(report)
+}
+
+async fn tick_one(
+    store: &Store,
+    bus: &Bus,
+    wf: &DueWorkflow,
+    now: i64,
+    tz: &TimeZone,
+    report: &mut TickReport,
+) -> Result<(), DbError> {
+    let parsed = schedule::parse(&wf.schedule);
+    let Some(due) = wf.next_run_at else {
+        let first = parsed.as_ref().ok().and_then(|s| s.next_after_in(now, tz)).unwrap_or_else(|| {
+            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
+            now + BAD_SCHEDULE_RETRY_MS
+        });
+        if store.init_next_run(wf.id, first).await? {
+            report.initialised.push(wf.id);
+        }
+        return Ok(());
+    };
+    let Some(next) = parsed.as_ref().ok().and_then(|s| next_due_after(s, due, now, tz)) else {
+        tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
+        if !store.postpone_workflow_run(wf.id, due, now + BAD_SCHEDULE_RETRY_MS).await? {
+            report.lost += 1;
+        }
+        return Ok(());
+    };
+    let job = workflow_job(wf);
+    let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at: next, job: &job, now };
+    match store.claim_and_enqueue_workflow_run(&run).await? {
+        ClaimOutcome::Enqueued { job_id } => {
+            tracing::info!(workflow_id = wf.id, job_id, due_at = due, "workflow fired");
+            bus.signal(&JobReady { v: 1, job_id, priority: priority::SCHEDULED }).await;
+            metrics::counter!("arvis_scheduler_fires_total").increment(1);
+            report.fired.push((wf.id, job_id));
+        }
+        ClaimOutcome::Skipped { unfinished_job_id } => {
+            tracing::warn!(
+                workflow_id = wf.id,
+                unfinished_job_id,
+                due_at = due,
+                "workflow run skipped: its previous job is still pending or running"
+            );
+            metrics::counter!("arvis_scheduler_skips_total").increment(1);
+            report.skipped.push(wf.id);
+        }
+        ClaimOutcome::Lost => report.lost += 1,
+    }
     Ok(())
+}
+
+/// The due time after `due`: the schedule's next one, unless that has passed
+/// as well (the scheduler was down for more than one period) — then the next
+/// one after `now`, so missed runs collapse into the one firing now.
+pub fn next_due_after(s: &schedule::Schedule, due: i64, now: i64, tz: &TimeZone) -> Option<i64> {
+    match s.next_after_in(due, tz) {
+        Some(next) if next > now => Some(next),
+        _ => s.next_after_in(now, tz),
+    }
+}
+
+/// The job of one run: the preamble plus the prompt, replying to the workflow's channel.
+fn workflow_job(wf: &DueWorkflow) -> NewJob {
+    let payload = JobPayload {
+        prompt: format!("{SCHEDULED_TASK_PREAMBLE}{}", wf.prompt),
+        channel_id: wf.channel_id.clone(),
+        platform: wf.platform.clone(),
+        extra: serde_json::json!({ "workflowId": wf.id, "workflowName": wf.name }),
+        ..Default::default()
+    };
+    let mut job = NewJob::new(wf.agent_id, JobKind::Workflow, priority::SCHEDULED, payload);
+    job.workflow_id = Some(wf.id);
+    job
 }

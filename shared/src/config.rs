@@ -81,6 +81,10 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// `CHAT_TIMEOUT_SECS` (default 120): how long `POST /api/agents/{id}/chat` waits for the reply.
     pub chat_timeout: Duration,
+    /// `SCHEDULER_TZ` (else `TZ`; default UTC): the IANA time zone the scheduler reads cron fields in.
+    pub scheduler_tz: jiff::tz::TimeZone,
+    /// `WEBHOOK_RATE_LIMIT_PER_MIN` (default 60): deliveries one inbound webhook accepts per minute.
+    pub webhook_rate_limit_per_min: u32,
     /// `HEALTH_ADDR`: where worker and scheduler serve /healthz, /readyz and /metrics (off when unset).
     pub health_addr: Option<SocketAddr>,
     /// `METRICS_PUBLIC` (default false): serve /metrics without credentials.
@@ -155,6 +159,10 @@ impl Config {
             worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)
                 .and_then(|n| if n == 0 { Err(invalid("WORKER_CONCURRENCY", "must be at least 1")) } else { Ok(n) })?,
             chat_timeout: Duration::from_secs(parse_or(&get, "CHAT_TIMEOUT_SECS", 120u64)?),
+            scheduler_tz: scheduler_tz(&get)?,
+            webhook_rate_limit_per_min: parse_or(&get, "WEBHOOK_RATE_LIMIT_PER_MIN", 60u32).and_then(|n| {
+                if n == 0 { Err(invalid("WEBHOOK_RATE_LIMIT_PER_MIN", "must be at least 1")) } else { Ok(n) }
+            })?,
             health_addr: match get("HEALTH_ADDR") {
                 None => None,
                 Some(v) => {
@@ -244,6 +252,25 @@ where
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|e| invalid(var, format!("cannot parse {v:?}: {e}"))),
     }
+}
+
+/// The scheduler's time zone: `SCHEDULER_TZ`, else `TZ`, else UTC. A name that
+/// is not a known IANA zone is an error naming the variable it came from. `TZ`
+/// may also be POSIX's `:Zone/Name` or a path to a TZif file (`/etc/localtime`).
+fn scheduler_tz(get: &impl Fn(&str) -> Option<String>) -> Result<jiff::tz::TimeZone, ConfigError> {
+    let Some((var, value)) = get("SCHEDULER_TZ").map(|v| ("SCHEDULER_TZ", v)).or_else(|| get("TZ").map(|v| ("TZ", v)))
+    else {
+        return Ok(jiff::tz::TimeZone::UTC);
+    };
+    let name = value.trim().trim_start_matches(':');
+    if name.starts_with('/') {
+        let bytes =
+            std::fs::read(name).map_err(|e| invalid(var, format!("cannot read time zone file {name:?}: {e}")))?;
+        return jiff::tz::TimeZone::tzif(name, &bytes)
+            .map_err(|e| invalid(var, format!("{name:?} is not a time zone file: {e}")));
+    }
+    jiff::tz::TimeZone::get(name)
+        .map_err(|e| invalid(var, format!("unknown time zone {name:?} (use an IANA name like Europe/Berlin): {e}")))
 }
 
 fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, ConfigError> {
@@ -401,6 +428,22 @@ mod tests {
         assert!(err.starts_with("DATABASE_URL:"), "{err}");
         let err = config(&[("OPENAI_API_KEY", "k"), ("OPENAI_BASE_URL", "ftp://x")]).unwrap_err().to_string();
         assert!(err.starts_with("OPENAI_BASE_URL:"), "{err}");
+    }
+
+    #[test]
+    fn scheduler_time_zone_comes_from_scheduler_tz_then_tz() {
+        assert_eq!(config(&[]).unwrap().scheduler_tz, jiff::tz::TimeZone::UTC);
+        let c = config(&[("SCHEDULER_TZ", "Europe/Berlin"), ("TZ", "Asia/Tokyo")]).unwrap();
+        assert_eq!(c.scheduler_tz.iana_name(), Some("Europe/Berlin"));
+        let c = config(&[("TZ", ":Asia/Tokyo")]).unwrap();
+        assert_eq!(c.scheduler_tz.iana_name(), Some("Asia/Tokyo"));
+        let err = config(&[("SCHEDULER_TZ", "Mars/Olympus")]).unwrap_err().to_string();
+        assert!(err.starts_with("SCHEDULER_TZ:"), "{err}");
+        let err = config(&[("TZ", "Nowhere/Land")]).unwrap_err().to_string();
+        assert!(err.starts_with("TZ:"), "{err}");
+        assert_eq!(config(&[]).unwrap().webhook_rate_limit_per_min, 60);
+        let err = config(&[("WEBHOOK_RATE_LIMIT_PER_MIN", "0")]).unwrap_err().to_string();
+        assert!(err.starts_with("WEBHOOK_RATE_LIMIT_PER_MIN:"), "{err}");
     }
 
     #[test]

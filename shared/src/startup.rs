@@ -18,6 +18,7 @@ Environment (also read from ./.env; see README for every variable):
   JWT_SECRET           session signing key (generated into the data dir when unset)
   WEB_API_KEY          key required by the WebSocket bridge
   WORKER_CONCURRENCY   jobs per worker (default 8); WORKER_SHUTDOWN_GRACE_SECS, WORKER_LEASE_MS, PROVIDER_TIMEOUT_SECS …
+  SCHEDULER_TZ         IANA zone for cron schedules (else TZ; default UTC)
   LOG_FORMAT           pretty | json;  RUST_LOG  log level (default info)
   ANTHROPIC_API_KEY[_n] OPENAI_API_KEY[_n] OPENROUTER_API_KEY[_n] GOOGLE_API_KEY[_n] OLLAMA_BASE_URL …";
 

@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod settings;
 pub mod skills;
 pub mod usage;
+pub mod webhook_in;
 pub mod webhooks;
 pub mod workflows;
 

@@ -31,9 +31,11 @@ pub mod memory_ctx;
 pub mod queue;
 pub mod routing;
 pub mod runs;
+pub mod scheduling;
 pub mod settings;
 pub mod skills;
 pub mod usage;
+pub mod webhook_inbound;
 pub mod webhooks;
 pub mod workflows;
 

@@ -362,7 +362,7 @@ pub struct StoredMessage {
     pub created_at: i64,
 }
 
-async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
+pub(crate) async fn insert_job(tx: &mut Tx<'_>, job: &NewJob, now: i64) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
          workflow_id, webhook_id, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id",

@@ -1,0 +1,162 @@
+//! The scheduler's queries: which workflows are due, and the atomic claim of
+//! one due time.
+//!
+//! Exactly-once across replicas rests on one conditional update: a due time is
+//! claimed by moving `next_run_at` from that due time to the next one
+//! (`… WHERE id = $id AND next_run_at = $due AND is_enabled`). Only the replica
+//! whose update changed a row goes on, and it enqueues the job (or records a
+//! skipped run) in the same transaction, so a claim without its job — or a job
+//! without its claim — never commits. The claim is the transaction's first
+//! statement, so on SQLite it takes the write lock before it reads anything (no
+//! read-to-write upgrade that could fail with `SQLITE_BUSY`), and on Postgres
+//! it holds the row lock: a concurrent claimer blocks, then sees the new
+//! `next_run_at` and changes nothing.
+
+use sqlx::FromRow;
+
+use super::queue::insert_job;
+use super::{Result, Store, classify};
+use crate::domain::job::NewJob;
+
+/// An enabled workflow whose due time has come (or has none yet).
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct DueWorkflow {
+    pub id: i64,
+    pub agent_id: i64,
+    pub name: String,
+    pub schedule: String,
+    pub prompt: String,
+    pub channel_id: Option<String>,
+    pub platform: Option<String>,
+    /// `None`: new or edited; the scheduler sets it to the next due time.
+    pub next_run_at: Option<i64>,
+}
+
+/// One due time to claim.
+#[derive(Debug, Clone)]
+pub struct WorkflowRun<'a> {
+    pub workflow_id: i64,
+    /// The `next_run_at` the claimer read; the claim holds only if it is still there.
+    pub due_at: i64,
+    /// The `next_run_at` to store.
+    pub next_run_at: i64,
+    /// The job to enqueue when the claim holds and no earlier run is unfinished.
+    pub job: &'a NewJob,
+    pub now: i64,
+}
+
+/// What became of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This claimer won the due time and enqueued the job.
+    Enqueued { job_id: i64 },
+    /// This claimer won the due time, but the workflow's previous job is still
+    /// pending or running (flood guard): no job; `skipped_runs` was incremented.
+    Skipped { unfinished_job_id: i64 },
+    /// Another claimer won it, or the workflow was disabled, edited or deleted
+    /// meanwhile: nothing was written.
+    Lost,
+}
+
+const DUE_COLUMNS: &str = "id, agent_id, name, schedule, prompt, channel_id, platform, next_run_at";
+
+impl Store {
+    /// Enabled workflows with `next_run_at` at or before `now`, or NULL; oldest due first.
+    pub async fn due_workflows(&self, now: i64) -> Result<Vec<DueWorkflow>> {
+        Ok(sqlx::query_as(super::sql(format!(
+            "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND (next_run_at IS NULL OR next_run_at <= $1) \
+             ORDER BY next_run_at, id"
+        )))
+        .bind(now)
+        .fetch_all(self.r())
+        .await?)
+    }
+
+    /// The earliest `next_run_at` of the enabled workflows (the scheduler sleeps until then).
+    pub async fn next_workflow_due_at(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(next_run_at) FROM workflows WHERE is_enabled").fetch_one(self.r()).await?)
+    }
+
+    /// Sets the first due time of a workflow that has none; false when it has one
+    /// already (another replica, or the API, set it first).
+    pub async fn init_next_run(&self, workflow_id: i64, next_run_at: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE id = $2 AND next_run_at IS NULL")
+            .bind(next_run_at)
+            .bind(workflow_id)
+            .execute(self.w())
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a due time on without running it (a schedule that no longer
+    /// parses); false when another claimer moved it first.
+    pub async fn postpone_workflow_run(&self, workflow_id: i64, due_at: i64, next_run_at: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3 AND is_enabled")
+                .bind(next_run_at)
+                .bind(workflow_id)
+                .bind(due_at)
+                .execute(self.w())
+                .await
+                .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Claims one due time and, in the same transaction, enqueues its job — or,
+    /// when the workflow's previous job is still pending or running, records a
+    /// skipped run instead (flood guard). See the module docs.
+    pub async fn claim_and_enqueue_workflow_run(&self, run: &WorkflowRun<'_>) -> Result<ClaimOutcome> {
+        let mut tx = self.w().begin().await?;
+        let claimed =
+            sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3 AND is_enabled")
+                .bind(run.next_run_at)
+                .bind(run.workflow_id)
+                .bind(run.due_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        if claimed.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(ClaimOutcome::Lost);
+        }
+        let unfinished: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE workflow_id = $1 AND status IN ('pending', 'running') ORDER BY id LIMIT 1",
+        )
+        .bind(run.workflow_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(unfinished_job_id) = unfinished {
+            record_skipped_run(&mut tx, run.workflow_id).await?;
+            tx.commit().await?;
+            return Ok(ClaimOutcome::Skipped { unfinished_job_id });
+        }
+        let mut job = run.job.clone();
+        job.workflow_id = Some(run.workflow_id);
+        let job_id = insert_job(&mut tx, &job, run.now).await?;
+        sqlx::query("UPDATE workflows SET last_run_at = $1 WHERE id = $2")
+            .bind(run.due_at)
+            .bind(run.workflow_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ClaimOutcome::Enqueued { job_id })
+    }
+
+    /// How many due times of a workflow the flood guard skipped.
+    pub async fn workflow_skipped_runs(&self, workflow_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT skipped_runs FROM workflows WHERE id = $1")
+            .bind(workflow_id)
+            .fetch_optional(self.r())
+            .await?)
+    }
+}
+
+/// Counts a due time the flood guard skipped (inside the claim's transaction).
+async fn record_skipped_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, workflow_id: i64) -> Result<()> {
+    sqlx::query("UPDATE workflows SET skipped_runs = skipped_runs + 1 WHERE id = $1")
+        .bind(workflow_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
