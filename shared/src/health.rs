@@ -29,15 +29,18 @@ pub async fn readiness(deps: &Deps) -> (bool, String) {
     (ready, format!(r#"{{"ready":{ready},"database":{db},"bus":{bus}}}"#))
 }
 
-/// True when the request may read `/metrics` on this listener.
-fn metrics_allowed(deps: &Deps, req: &Request<Incoming>) -> bool {
+/// True when a request with these headers may read `/metrics` outside the
+/// gateway: `METRICS_PUBLIC=true`, or the `DASHBOARD_API_KEY` in `X-API-Key` /
+/// `Authorization: Bearer`, or no API credentials configured at all.
+pub fn metrics_allowed(deps: &Deps, headers: &hyper::HeaderMap) -> bool {
     if deps.config.metrics_public {
         return true;
     }
     let Some(key) = &deps.config.dashboard_api_key else { return !deps.config.api_auth_configured() };
-    let given = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| {
-        req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    });
+    let given = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")));
     given.is_some_and(|g| crate::secret_eq(g, key.expose_secret()))
 }
 
@@ -58,7 +61,7 @@ async fn handle(deps: Deps, req: Request<Incoming>) -> Result<Response<Full<Byte
             let (ready, body) = readiness(&deps).await;
             reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, json, body)
         }
-        (true, "/metrics") if metrics_allowed(&deps, &req) => {
+        (true, "/metrics") if metrics_allowed(&deps, req.headers()) => {
             reply(StatusCode::OK, "text/plain; version=0.0.4", crate::metrics::render(&deps.store).await)
         }
         (true, "/metrics") => reply(StatusCode::UNAUTHORIZED, json, r#"{"error":"authentication required"}"#.into()),

@@ -6,7 +6,7 @@
 //! `http_request_duration_seconds{route,method}`, `jobs_total{status,agent_id}`,
 //! `job_duration_seconds{status}`, `provider_calls_total{provider,model,outcome}`,
 //! `provider_call_duration_seconds{provider,model}`, `tokens_total{direction,provider,model}`,
-//! `cost_usd_total{provider,model}`, `accounts_rate_limited`, `queue_depth`,
+//! `cost_microdollars_total{provider,model}`, `accounts_rate_limited`, `queue_depth`,
 //! `jobs_running`, `ws_connections`, `scheduler_fires_total`, `scheduler_skips_total`.
 
 use std::sync::OnceLock;

@@ -77,3 +77,24 @@ async fn the_health_listener_serves_probes_and_guarded_metrics() {
     assert_eq!(get("/nope", None).await, 404);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_serves_probes_and_counts_its_sockets() {
+    let app = TestApp::builder(Backend::Sqlite).env("DASHBOARD_API_KEY", KEY).with_bridge().start().await;
+    let base = format!("http://{}", app.ws_addr.unwrap());
+    let status = |path: &'static str, key: Option<&'static str>| {
+        let mut req = app.client.get(format!("{base}{path}"));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/readyz", None).await, 200);
+    assert_eq!(status("/metrics", None).await, 401);
+    let (_socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/", app.ws_addr.unwrap())).await.unwrap();
+    let text =
+        app.client.get(format!("{base}/metrics")).header("x-api-key", KEY).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("arvis_ws_connections ")).unwrap_or_else(|| panic!("{text}"));
+    let open: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(open >= 1.0, "{line}");
+}

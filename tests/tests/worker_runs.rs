@@ -103,10 +103,14 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
     assert_eq!(req.body["model"], "gpt-4o-mini");
     assert_eq!(req.body["stream"], true);
     assert_eq!(req.body["stream_options"]["include_usage"], true);
-    assert_eq!(
-        req.body["messages"],
-        json!([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}])
-    );
+    // The system prompt is the agent layout (identity, rules, the agent's own prompt, …).
+    let messages = req.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["role"], "system");
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(system.starts_with("You are helper, an agent on Arvis."), "{system}");
+    assert!(system.contains("\n\nYou are terse.\n"), "{system}");
+    assert_eq!(messages[1], json!({"role": "user", "content": "hi"}));
 
     // Usage: one row for the call, with tokens, price and duration.
     let usage = app.deps.store.usage_for_job(last.job_id).await.unwrap();
@@ -129,10 +133,8 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
         .iter()
         .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        roles,
-        [("system", "You are terse."), ("user", "hi"), ("assistant", "Hello there friend"), ("user", "again")]
-    );
+    assert!(roles[0].0 == "system" && roles[0].1.contains("You are terse."));
+    assert_eq!(roles[1..], [("user", "hi"), ("assistant", "Hello there friend"), ("user", "again")]);
     let accounts = app.deps.store.account_rows().await.unwrap();
     assert_eq!(accounts[0].total_messages, 2);
     app.stop().await;
@@ -162,7 +164,8 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     assert_eq!(req.header("x-api-key"), Some("sk-ant-test"));
     assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(req.body["model"], "claude-haiku-4-5-20251001");
-    assert_eq!(req.body["system"], "You are terse.");
+    let system = req.body["system"].as_str().unwrap();
+    assert!(system.starts_with("You are claude, an agent on Arvis.") && system.contains("You are terse."), "{system}");
     assert_eq!(req.body["stream"], true);
     assert_eq!(req.body["messages"], json!([{"role": "user", "content": "hi claude"}]));
     let usage = app.deps.store.usage_for_job(events.last().unwrap().job_id).await.unwrap();
@@ -175,12 +178,13 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     assert_eq!(req.path, "/v1beta/models/gemini-2.0-flash:streamGenerateContent");
     assert_eq!(req.query.as_deref(), Some("alt=sse"), "the key never goes into the URL");
     assert_eq!(req.header("x-goog-api-key"), Some("goog-test"));
-    assert_eq!(req.body["systemInstruction"], json!({"parts": [{"text": "You are terse."}]}));
+    let system = req.body["systemInstruction"]["parts"][0]["text"].as_str().unwrap();
+    assert!(system.starts_with("You are gemini, an agent on Arvis.") && system.contains("You are terse."), "{system}");
     assert_eq!(req.body["contents"], json!([{"role": "user", "parts": [{"text": "hi gemini"}]}]));
     app.stop().await;
 });
 
-// The tool loop: a tool call goes back to the model with the hook's result.
+// The tool loop: a tool call runs the built-in tool and goes back to the model with its result.
 both_backends!(tool_calls_loop_back_to_the_model, |backend: Backend| async move {
     let mock = MockLlm::start().await;
     let app = TestApp::builder(backend)
@@ -190,23 +194,35 @@ both_backends!(tool_calls_loop_back_to_the_model, |backend: Backend| async move 
         .start()
         .await;
     let agent = create_agent(&app, "tooly", "openai/gpt-4o-mini").await;
-    mock.push(MockReply::tool("get_time", json!({"tz": "UTC"})));
-    mock.push(MockReply::text("It is noon"));
-    let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "time?"})).await;
-    assert_eq!((status, body["content"].as_str()), (200, Some("It is noon")), "{body}");
+    let (status, _) = app.patch(&format!("/api/agents/{agent}"), json!({"allowedTools": ["calculate"]})).await;
+    assert_eq!(status, 200);
+    mock.push(MockReply::tool("calculate", json!({"expression": "6*(3+4)"})));
+    mock.push(MockReply::text("It is 42"));
+    let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "6*(3+4)?"})).await;
+    assert_eq!((status, body["content"].as_str()), (200, Some("It is 42")), "{body}");
     let reqs = mock.requests();
     assert_eq!(reqs.len(), 2);
+    let offered: Vec<&str> =
+        reqs[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(offered, ["calculate"], "only the agent's allowed tools are offered");
     let msgs = reqs[1].body["messages"].as_array().unwrap().clone();
     let call = &msgs[msgs.len() - 2];
     assert_eq!(call["role"], "assistant");
     assert_eq!(call["tool_calls"][0]["id"], "call_mock");
-    assert_eq!(call["tool_calls"][0]["function"]["name"], "get_time");
+    assert_eq!(call["tool_calls"][0]["function"]["name"], "calculate");
     let args: Value = serde_json::from_str(call["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args, json!({"tz": "UTC"}));
+    assert_eq!(args, json!({"expression": "6*(3+4)"}));
     let result = &msgs[msgs.len() - 1];
     assert_eq!(result["role"], "tool");
     assert_eq!(result["tool_call_id"], "call_mock");
-    assert_eq!(result["content"], "Error: unknown tool");
+    assert_eq!(result["content"], "42");
+    // A tool the agent may not use is refused, as text the model can read.
+    mock.push(MockReply::tool("get_time", json!({})));
+    mock.push(MockReply::text("fine"));
+    let (status, _) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "time?"})).await;
+    assert_eq!(status, 200);
+    let msgs = mock.requests()[3].body["messages"].as_array().unwrap().clone();
+    assert!(msgs[msgs.len() - 1]["content"].as_str().unwrap().starts_with("Error: tool get_time is not enabled"));
     // At most five rounds: a model that keeps calling tools is cut off.
     mock.set_default(MockReply::tool("loop", json!({})));
     let before = mock.request_count();
@@ -631,4 +647,51 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
         .unwrap();
     let rows = store.usage_for_job(77).await.unwrap();
     assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, 0.5, 9));
+});
+
+// The reply's tags: stripped from what is stored and sent, memory saved, and a
+// delegation runs as its own priority-4 job whose reply lands in the same channel.
+both_backends!(reply_tags_take_effect_after_the_reply_is_stored, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let boss = create_agent(&app, "boss", "openai/gpt-4o-mini").await;
+    let helper = create_agent(&app, "researcher", "openai/gpt-4o-mini").await;
+    mock.push(MockReply::text(
+        "On it.\n[MEMORY:user_preference] likes green tea\n[STATE:mood] curious\n[DELEGATE:researcher]Find three teas[/DELEGATE]",
+    ));
+    mock.push(MockReply::text("Sencha, Gyokuro, Matcha."));
+    let mut sub = subscribe(&app, boss).await;
+    let (status, body) = app.post(&format!("/api/agents/{boss}/chat"), json!({"message": "tea?"})).await;
+    assert_eq!((status, body["content"].as_str()), (200, Some("On it.")), "tags are stripped: {body}");
+
+    // The delegated job answers in the same channel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let delegated = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let msg = tokio::time::timeout(left, sub.next()).await.expect("the delegated reply arrives").unwrap();
+        let event: ReplyEvent = msg.decode().unwrap();
+        if event.kind == ReplyKind::Message && event.agent_id == helper {
+            break event;
+        }
+    };
+    assert_eq!(delegated.content, "Sencha, Gyokuro, Matcha.");
+    let job = app.deps.store.job(delegated.job_id).await.unwrap().unwrap();
+    assert_eq!((job.priority, job.kind.as_str(), job.payload.prompt.as_str()), (4, "delegation", "Find three teas"));
+
+    let (_, memory) = app.get(&format!("/api/memory?agentId={boss}")).await;
+    let facts: Vec<(&str, &str)> =
+        memory.as_array().unwrap().iter().map(|m| (m["key"].as_str().unwrap(), m["value"].as_str().unwrap())).collect();
+    assert_eq!(facts, [("user_preference", "likes green tea")]);
+    // The next run of the boss sees its memory and state in the system prompt.
+    mock.push(MockReply::text("Noted"));
+    app.post(&format!("/api/agents/{boss}/chat"), json!({"message": "again"})).await;
+    let last = mock.requests().pop().unwrap();
+    let system = last.body["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(system.contains("likes green tea") && system.contains("mood: curious"), "{system}");
+    app.stop().await;
 });

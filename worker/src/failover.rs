@@ -33,6 +33,30 @@ pub struct Served {
     pub model: String,
 }
 
+/// Provider call metrics: calls by outcome, latency, tokens and cost.
+fn record_call_metrics(
+    provider: &str,
+    model: &str,
+    outcome: &'static str,
+    started: Instant,
+    response: Option<&crate::llm::LlmResponse>,
+) {
+    let (p, m) = (provider.to_string(), model.to_string());
+    metrics::counter!("arvis_provider_calls_total", "provider" => p.clone(), "model" => m.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("arvis_provider_call_duration_seconds", "provider" => p.clone(), "model" => m.clone())
+        .record(started.elapsed().as_secs_f64());
+    if let Some(r) = response {
+        let tokens = |direction: &'static str, n: i64| {
+            metrics::counter!("arvis_tokens_total", "direction" => direction, "provider" => p.clone(), "model" => m.clone())
+                .increment(n.max(0) as u64);
+        };
+        tokens("input", r.input_tokens);
+        tokens("output", r.output_tokens);
+        let micro = (pricing::cost_usd(model, r.input_tokens, r.output_tokens) * 1e6).round() as u64;
+        metrics::counter!("arvis_cost_microdollars_total", "provider" => p, "model" => m).increment(micro);
+    }
+}
+
 /// Usable accounts in call order, each with the model to ask it for.
 pub fn plan(agent_model: &str, accounts: Vec<AccountRow>) -> Vec<(AccountRow, String)> {
     let (provider, model) = split_model(agent_model);
@@ -83,9 +107,14 @@ pub async fn call(
         let mut req = request.clone();
         req.model = model.clone();
         let started = Instant::now();
-        match providers::call(&ctx.client, &endpoint, &req, on_delta).await {
+        let result = providers::call(&ctx.client, &endpoint, &req, on_delta).await;
+        if let Err(e) = &result {
+            record_call_metrics(&account.provider, &model, e.outcome(), started, None);
+        }
+        match result {
             Ok(response) => {
                 let duration_ms = started.elapsed().as_millis() as i64;
+                record_call_metrics(&account.provider, &model, "ok", started, Some(&response));
                 if let Err(e) = store.record_account_success(account.id).await {
                     tracing::warn!(error = %e, account = %account.name, "cannot record the account's success");
                 }

@@ -3,7 +3,7 @@
 //! Layout:
 //! - [`pool`]: the claim loop — slots, leases, wake-ups, sweeping, graceful drain.
 //! - [`runner`]: one job from claim to stored reply (or recorded failure), with reply events.
-//! - [`pipeline`]: the seams where the agent modules plug in (`build_request`, tool and post-processing hooks).
+//! - [`pipeline`]: the agent's side of a run: the first request (compaction, system prompt, history, tools) and the reply's tags.
 //! - [`failover`]: account order, rate limits, usage rows.
 //! - [`providers`]: the Anthropic, OpenAI-compatible and Gemini wire formats, streaming.
 //! - [`error`]: `JobError` and the retry schedule; [`pricing`]: cost per model.
@@ -29,16 +29,10 @@ use anyhow::Context as _;
 use arvis_shared::Deps;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::{DefaultHooks, RunHooks};
 use crate::runner::{RunCtx, Settings};
 
 /// Runs a worker until `shutdown` fires, then drains (see [`pool`]).
 pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_with_hooks(deps, shutdown, Arc::new(DefaultHooks)).await
-}
-
-/// [`run`] with the agent modules' hooks.
-pub async fn run_with_hooks(deps: Deps, shutdown: CancellationToken, hooks: Arc<dyn RunHooks>) -> anyhow::Result<()> {
     arvis_shared::install_crypto_provider();
     let client = http_client()?;
     // Record this process's accounts too (idempotent), so a worker started
@@ -49,7 +43,7 @@ pub async fn run_with_hooks(deps: Deps, shutdown: CancellationToken, hooks: Arc<
         }
     }
     let settings = Settings::from_config(&deps.config);
-    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), hooks, settings });
+    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), settings });
     pool::run(ctx, shutdown).await
 }
 

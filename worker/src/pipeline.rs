@@ -1,72 +1,101 @@
-//! The seams of an agent run, where the agent modules (context builder, tags,
-//! tools, memory — `agent/`) plug in:
-//!
-//! - [`build_request`]: agent + job + stored history → the first [`LlmRequest`];
-//! - [`RunHooks::execute_tool`]: runs one tool call and returns its text result;
-//! - [`RunHooks::post_process`]: the model's final text → the clean reply that
-//!   is stored and sent (tags stripped, memory written, …).
-//!
-//! [`DefaultHooks`] is what runs today: no tools, the reply as it came.
+//! The agent's side of a run, around the model calls: [`prepare`] builds the
+//! first request from the agent modules (`agent/`) — compaction of a long
+//! conversation, the system prompt layout, the history within the model's
+//! token budget, the tools the agent may use — and [`finish`] turns the
+//! model's final text into the reply to store (tags parsed and stripped).
+//! The tags' effects (memory, state, delegations, conductor actions) are
+//! applied by the runner only after the reply is stored, so a run whose lease
+//! was lost never applies them twice.
 
-use futures::future::BoxFuture;
-
-use arvis_shared::db::queue::StoredMessage;
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::Job;
 use arvis_shared::domain::split_model;
 
-use crate::llm::{ChatMessage, LlmRequest, ToolCall};
+use crate::agent;
+use crate::agent::tags::ParsedReply;
+use crate::agent::tools::ToolContext;
+use crate::error::JobError;
+use crate::llm::{ChatMessage, LlmRequest};
+use crate::runner::RunCtx;
 
-/// How many earlier messages of the conversation go into a request (until the
-/// context builder applies the model's token budget).
-pub const HISTORY_LIMIT: usize = 100;
+/// The first request of a run and what its tool rounds need.
+pub struct Prepared {
+    pub request: LlmRequest,
+    pub tools: ToolContext,
+}
 
-/// The first request of a run: the agent's system prompt, the conversation's
-/// earlier messages (user and assistant turns, oldest first, without the
-/// message being answered and anything after it), then the prompt as the
-/// final user turn. The model is the agent's (without its provider prefix);
-/// failover replaces it when another provider's account serves the call.
-pub fn build_request(agent: &Agent, job: &Job, history: &[StoredMessage]) -> LlmRequest {
-    let answering = job.payload.message_id;
-    let earlier: Vec<&StoredMessage> = history
-        .iter()
-        .filter(|m| answering.is_none_or(|id| m.id < id))
-        .filter(|m| m.role == "user" || m.role == "assistant")
-        .collect();
-    let skip = earlier.len().saturating_sub(HISTORY_LIMIT);
-    let mut messages: Vec<ChatMessage> = earlier
-        .into_iter()
-        .skip(skip)
-        .map(|m| if m.role == "user" { ChatMessage::user(&m.content) } else { ChatMessage::assistant(&m.content) })
-        .collect();
-    messages.push(ChatMessage::user(&job.payload.prompt));
-    LlmRequest {
+fn db(e: impl std::fmt::Display) -> JobError {
+    JobError::retryable("the worker could not reach its database", e)
+}
+
+/// Builds the first request of a run.
+pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared, JobError> {
+    let store = &ctx.deps.store;
+    let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
+    if let Some(conv) = conversation {
+        // Best effort: a failed compaction changes nothing and the run goes on.
+        let summarize = |prompt: String| summarize(ctx, agent, job, prompt);
+        match agent::compaction::compact_if_needed(store, conv, &agent.model, summarize).await {
+            Ok(outcome) => tracing::debug!(job_id = job.id, ?outcome, "compaction check"),
+            Err(error) => tracing::warn!(job_id = job.id, %error, "compaction failed; the conversation is unchanged"),
+        }
+    }
+    let system = agent::prompt::system_prompt(store, agent, &job.payload.prompt).await.map_err(db)?;
+    let mut messages = match conversation {
+        Some(conv) => {
+            agent::budget::history(store, conv, job.payload.message_id, &agent.model, &system)
+                .await
+                .map_err(db)?
+                .messages
+        }
+        None => vec![],
+    };
+    // Jobs without a conversation (workflows, webhooks, delegations), or whose
+    // message is not stored, answer their frozen prompt.
+    if job.payload.message_id.is_none() || messages.is_empty() {
+        messages.push(ChatMessage::user(&job.payload.prompt));
+    }
+    Ok(Prepared {
+        request: LlmRequest {
+            model: split_model(&agent.model).1.to_string(),
+            system,
+            messages,
+            tools: agent::tools::specs(&agent.allowed_tools),
+            max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
+            temperature: agent.temperature,
+        },
+        tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
+    })
+}
+
+/// The compaction summarizer: one plain model call through failover.
+async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Result<String, JobError> {
+    let request = LlmRequest {
         model: split_model(&agent.model).1.to_string(),
-        system: agent.system_prompt.clone(),
-        messages,
+        system: "You condense conversations faithfully and briefly.".into(),
+        messages: vec![ChatMessage::user(prompt)],
         tools: vec![],
-        max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
-        temperature: agent.temperature,
-    }
+        max_tokens: 1024,
+        temperature: 0.2,
+    };
+    let served = crate::failover::call(ctx, agent, job, &request, &mut |_: &str| {}).await?;
+    Ok(served.response.text)
 }
 
-/// What the agent modules add to a run. Every method has a default, so an
-/// implementation overrides only what it owns.
-pub trait RunHooks: Send + Sync {
-    /// Runs one tool call; the returned text goes back to the model as the
-    /// tool's result (errors too, as text: "Error: …").
-    fn execute_tool<'a>(&'a self, _agent: &'a Agent, _job: &'a Job, _call: &'a ToolCall) -> BoxFuture<'a, String> {
-        Box::pin(async { "Error: unknown tool".to_string() })
+/// The model's final text → the reply to store, with the parsed tags.
+/// A reply that was only tags becomes a short acknowledgement.
+pub fn finish(agent: &Agent, text: &str) -> Result<(String, ParsedReply), JobError> {
+    let parsed = agent::tags::parse_reply(text, agent::is_conductor(agent));
+    let mut reply = parsed.clean.trim().to_string();
+    if reply.is_empty() {
+        if !parsed.delegations.is_empty() {
+            let to: Vec<&str> = parsed.delegations.iter().map(|(slug, _)| slug.as_str()).collect();
+            reply = format!("Delegated to {}.", to.join(", "));
+        } else if !parsed.memories.is_empty() || !parsed.states.is_empty() || !parsed.actions.is_empty() {
+            reply = "Noted.".into();
+        } else {
+            return Err(JobError::retryable("the model returned an empty reply", "no text"));
+        }
     }
-
-    /// The model's final text → the reply to store and send.
-    fn post_process(&self, _agent: &Agent, _job: &Job, reply: &str) -> String {
-        reply.trim().to_string()
-    }
+    Ok((reply, parsed))
 }
-
-/// No tools, the reply as the model wrote it (trimmed).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DefaultHooks;
-
-impl RunHooks for DefaultHooks {}

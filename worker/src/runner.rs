@@ -1,12 +1,13 @@
 //! Runs one claimed job to its end: load the agent, announce "typing", build
-//! the request ([`crate::pipeline::build_request`]), call the model with
+//! the request ([`crate::pipeline::prepare`]), call the model with
 //! failover and the tool loop (at most [`MAX_TOOL_ROUNDS`] rounds), streaming
 //! text deltas as reply events, then either finish the job (the reply is stored
 //! in the same transaction, conditional on the lease) and publish the final
 //! message — after the commit — or report the failure: permanent errors fail at
 //! once, retryable ones back off exponentially with jitter (or until the first
 //! rate-limited account is free again). A final failure is published as an
-//! error event with a user-readable text.
+//! error event with a user-readable text. The reply's tags (memory, state,
+//! delegations, conductor actions) take effect only once the reply is stored.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +20,10 @@ use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::{FailOutcome, Job};
 use tokio::sync::mpsc;
 
+use crate::agent;
+use crate::agent::tags::ParsedReply;
 use crate::error::JobError;
 use crate::llm::{ChatMessage, Role};
-use crate::pipeline::{RunHooks, build_request};
 
 /// Tool rounds per run (behaviour reference §5).
 pub const MAX_TOOL_ROUNDS: usize = 5;
@@ -63,7 +65,6 @@ pub struct RunCtx {
     pub deps: Deps,
     pub client: reqwest::Client,
     pub worker_id: String,
-    pub hooks: Arc<dyn RunHooks>,
     pub settings: Settings,
 }
 
@@ -109,8 +110,16 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     let started = std::time::Instant::now();
     let outcome = run(&ctx, &job).await;
     let store = &ctx.deps.store;
+    let status = match &outcome {
+        Ok(_) => "completed",
+        Err(JobError::Permanent(_)) => "failed",
+        Err(JobError::Retryable { .. }) if job.attempts >= job.max_attempts => "failed",
+        Err(JobError::Retryable { .. }) => "retrying",
+    };
+    metrics::counter!("arvis_jobs_total", "status" => status, "agent_id" => job.agent_id.to_string()).increment(1);
+    metrics::histogram!("arvis_job_duration_seconds", "status" => status).record(started.elapsed().as_secs_f64());
     match outcome {
-        Ok(reply) => {
+        Ok((reply, agent, parsed)) => {
             let finish = Finish {
                 job_id: job.id,
                 worker_id: &ctx.worker_id,
@@ -129,10 +138,12 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                 Ok(Some(message_id)) => {
                     tracing::info!(
                         job_id = job.id,
+                        agent_id = job.agent_id,
                         duration_ms = started.elapsed().as_millis() as u64,
                         "job completed"
                     );
                     publish(&ctx.deps, &job, ReplyKind::Message, reply, message_id).await;
+                    apply_effects(&ctx, &agent, &job, &parsed).await;
                 }
                 Ok(None) => {
                     tracing::warn!(job_id = job.id, "job finished after its lease was lost; the reply was not stored")
@@ -168,8 +179,24 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     }
 }
 
-/// The run itself: the clean reply, or why there is none.
-pub async fn run(ctx: &RunCtx, job: &Job) -> Result<String, JobError> {
+/// Memory, state, delegations and conductor actions of a stored reply, then
+/// the signals for what they created.
+async fn apply_effects(ctx: &RunCtx, agent: &Agent, job: &Job, parsed: &ParsedReply) {
+    let applied = agent::apply::apply_reply(&ctx.deps.store, agent, job, parsed).await;
+    applied.log(job.id);
+    for (job_id, priority) in applied.job_ids.iter().map(|id| (*id, arvis_shared::domain::job::priority::DELEGATION)) {
+        ctx.deps.bus.signal(&arvis_shared::bus::events::JobReady { v: 1, job_id, priority }).await;
+    }
+    for (entity, ids) in [("agent", &applied.agent_ids), ("workflow", &applied.workflow_ids)] {
+        for id in ids {
+            let notice = arvis_shared::bus::events::ConfigChanged { v: 1, entity: entity.into(), id: Some(*id) };
+            ctx.deps.bus.signal(&notice).await;
+        }
+    }
+}
+
+/// The run itself: the clean reply (with the agent and the parsed tags), or why there is none.
+pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply), JobError> {
     let store = &ctx.deps.store;
     let agent: Agent = store
         .get_agent(job.agent_id)
@@ -180,15 +207,8 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<String, JobError> {
         return Err(JobError::Permanent("the job has nothing to answer (detail: empty prompt)".into()));
     }
     publish(&ctx.deps, job, ReplyKind::Typing, String::new(), None).await;
-    let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
-    let history = match conversation {
-        Some(c) => store
-            .conversation_messages(c)
-            .await
-            .map_err(|e| JobError::retryable("the worker could not reach its database", e))?,
-        None => vec![],
-    };
-    let mut request = build_request(&agent, job, &history);
+    let prepared = crate::pipeline::prepare(ctx, &agent, job).await?;
+    let mut request = prepared.request;
 
     // Deltas go through a channel to one forwarder task, so they are published
     // in order and the model stream never waits for the bus.
@@ -223,21 +243,15 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<String, JobError> {
             tool_call_id: None,
             tool_name: None,
         });
-        // Tools of one round run in parallel.
-        let results = futures::future::join_all(calls.iter().map(|c| ctx.hooks.execute_tool(&agent, job, c))).await;
-        for (call, result) in calls.iter().zip(results) {
-            request.messages.push(ChatMessage::tool_result(call, result));
-        }
+        // Tools of one round run in parallel; results come back in call order.
+        request.messages.extend(agent::tools::call_all(&calls, &prepared.tools).await);
     }
     drop(on_delta);
     if let Some(f) = forwarder {
         let _ = f.await;
     }
-    let reply = ctx.hooks.post_process(&agent, job, &final_text);
-    if reply.is_empty() {
-        return Err(JobError::retryable("the model returned an empty reply", "no text"));
-    }
-    Ok(reply)
+    let (reply, parsed) = crate::pipeline::finish(&agent, &final_text)?;
+    Ok((reply, agent, parsed))
 }
 
 async fn forward_deltas(deps: Deps, job: Job, mut rx: mpsc::UnboundedReceiver<String>) {

@@ -104,6 +104,7 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         .await
         .context("subscribing to reply events")?;
     deps.bus.flush().await.context("registering the reply subscription")?;
+    arvis_shared::metrics::install();
     let max_connections = deps.config.ws_max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let ctx = Arc::new(Ctx {
         connections: Arc::new(Semaphore::new(max_connections)),
@@ -121,6 +122,8 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         .route("/", get(upgrade))
         .route("/ws", get(upgrade))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .with_state(ctx.clone());
     tracing::info!(%addr, "ws-bridge listening");
     let stop = shutdown.clone();
@@ -151,6 +154,23 @@ async fn healthz(State(ctx): State<Arc<Ctx>>) -> Response {
         .into_response()
 }
 
+/// Database reachable with migrations applied, bus connected.
+async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
+    let (ready, body) = arvis_shared::health::readiness(&ctx.deps).await;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Prometheus metrics of this process (behind `DASHBOARD_API_KEY` unless `METRICS_PUBLIC=true`).
+async fn metrics_text(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
+    if !arvis_shared::health::metrics_allowed(&ctx.deps, &headers) {
+        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "authentication required"})))
+            .into_response();
+    }
+    let body = arvis_shared::metrics::render(&ctx.deps.store).await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
 async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if ctx.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "shutting down"})))
@@ -168,7 +188,9 @@ async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketU
         .max_message_size(MAX_INCOMING_BYTES)
         .max_frame_size(MAX_INCOMING_BYTES)
         .on_upgrade(move |socket| async move {
+            metrics::gauge!("arvis_ws_connections").increment(1.0);
             session::serve(socket, ctx, authenticated).await;
+            metrics::gauge!("arvis_ws_connections").decrement(1.0);
             drop(permit);
             drop(token);
         })

@@ -57,7 +57,7 @@ async fn create_workflow(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewWorkflow>,
 ) -> ApiResult<(StatusCode, Json<Workflow>)> {
-    let fields = body.into_fields(now_ms())?;
+    let fields = body.into_fields(now_ms(), &state.deps.config.scheduler_tz)?;
     check_agent(&state, fields.agent_id).await?;
     let workflow = state.deps.store.create_workflow(&fields).await.map_err(missing_agent)?;
     changed(&state, workflow.id).await;
@@ -77,7 +77,7 @@ async fn update_workflow(
 ) -> ApiResult<Json<Workflow>> {
     let store = &state.deps.store;
     let (current, next) = store.get_workflow(id).await?.ok_or_else(|| ApiError::not_found("workflow not found"))?;
-    let fields = patch.apply(&current, next, now_ms())?;
+    let fields = patch.apply(&current, next, now_ms(), &state.deps.config.scheduler_tz)?;
     if fields.agent_id != current.agent_id {
         check_agent(&state, fields.agent_id).await?;
     }

@@ -70,7 +70,8 @@ pub struct WorkflowFields {
 }
 
 impl NewWorkflow {
-    pub fn into_fields(self, now_ms: i64) -> Result<WorkflowFields, Invalid> {
+    /// Validates; the first due time is computed in `tz` (the scheduler's zone).
+    pub fn into_fields(self, now_ms: i64, tz: &jiff::tz::TimeZone) -> Result<WorkflowFields, Invalid> {
         let mut f = WorkflowFields {
             name: self.name,
             agent_id: self.agent_id,
@@ -81,7 +82,7 @@ impl NewWorkflow {
             is_enabled: self.is_enabled.unwrap_or(true),
             next_run_at: None,
         };
-        f.next_run_at = f.validate(now_ms)?;
+        f.next_run_at = f.validate(now_ms, tz)?;
         Ok(f)
     }
 }
@@ -94,6 +95,7 @@ impl WorkflowPatch {
         current: &Workflow,
         current_next_ms: Option<i64>,
         now_ms: i64,
+        tz: &jiff::tz::TimeZone,
     ) -> Result<WorkflowFields, Invalid> {
         let reschedule = self.schedule.as_deref().is_some_and(|s| s.trim() != current.schedule)
             || (self.is_enabled == Some(true) && !current.is_enabled);
@@ -107,7 +109,7 @@ impl WorkflowPatch {
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
             next_run_at: None,
         };
-        let next = f.validate(now_ms)?;
+        let next = f.validate(now_ms, tz)?;
         f.next_run_at = match (f.is_enabled, reschedule, current_next_ms) {
             (false, _, _) => None,
             (true, false, Some(kept)) => Some(kept),
@@ -118,8 +120,9 @@ impl WorkflowPatch {
 }
 
 impl WorkflowFields {
-    /// Validates; returns the next due time after `now_ms` when enabled.
-    pub fn validate(&self, now_ms: i64) -> Result<Option<i64>, Invalid> {
+    /// Validates; returns the next due time after `now_ms` (cron fields read in
+    /// `tz`, as the scheduler reads them) when enabled.
+    pub fn validate(&self, now_ms: i64, tz: &jiff::tz::TimeZone) -> Result<Option<i64>, Invalid> {
         check_text("name", &self.name, 200)?;
         if self.name.trim().is_empty() {
             return Err(Invalid::new("name must not be empty"));
@@ -140,6 +143,6 @@ impl WorkflowFields {
             }
         }
         let parsed = schedule::parse(&self.schedule)?;
-        Ok(if self.is_enabled { parsed.next_after(now_ms) } else { None })
+        Ok(if self.is_enabled { parsed.next_after_in(now_ms, tz) } else { None })
     }
 }

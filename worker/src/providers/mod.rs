@@ -68,6 +68,19 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A short label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::Http { status, .. } if *status >= 500 => "server_error",
+            ProviderError::Http { .. } => "client_error",
+            ProviderError::Timeout => "timeout",
+            ProviderError::Connect(_) => "connect_error",
+            ProviderError::Protocol(_) => "protocol_error",
+            ProviderError::Config(_) => "not_usable",
+        }
+    }
+
     /// Permanent errors fail the job at once: 400-class statuses except 408
     /// and 429, and configuration problems.
     pub fn is_permanent(&self) -> bool {
