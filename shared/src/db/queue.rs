@@ -498,3 +498,15 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// For the cron benchmark: workflow jobs in all, and distinct workflows among them.
+    #[doc(hidden)]
+    pub async fn workflow_job_counts(&self) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT workflow_id) FROM jobs WHERE kind = 'workflow' AND workflow_id IS NOT NULL",
+        )
+        .fetch_one(self.r())
+        .await?)
+    }
+}

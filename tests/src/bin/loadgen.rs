@@ -396,12 +396,392 @@ async fn idle_rss(report: &mut Report) {
     }
 }
 
+/// The loopback LLM provider of the chat scenarios: answers every chat
+/// completion at once, streaming, in the OpenAI wire format (its own process:
+/// `loadgen --provider-server PORT`).
+async fn provider_server(port: u16) {
+    const SSE: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"ok\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":1}}\n\n",
+        "data: [DONE]\n\n"
+    );
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async { ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], SSE) }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+fn self_process(args: &[&str]) -> Proc {
+    Proc(Command::new(std::env::current_exe().unwrap()).args(args).stdout(Stdio::null()).spawn().unwrap())
+}
+
+fn create_pg_db(pg_admin: &str, name: &str) -> Option<String> {
+    let _ = Command::new("psql")
+        .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
+        .status();
+    let ok = Command::new("psql")
+        .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+        .status();
+    ok.map(|s| s.success()).unwrap_or(false).then(|| format!("{pg_admin}/{name}"))
+}
+
+fn start_nats() -> (Proc, u16) {
+    let port = free_port();
+    let p = Proc(
+        Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, port)
+}
+
+/// Creates `n` agents answering through the loopback provider.
+async fn seed_chat_agents(base: &str, n: usize) -> Vec<i64> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = client
+            .post(format!("{base}/api/agents"))
+            .header("x-api-key", KEY)
+            .json(&json!({"slug": format!("chat-{i}"), "name": format!("Chat {i}"), "model": "openai/gpt-4o-mini", "systemPrompt": "Answer briefly."}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "creating agents: {}", r.status());
+        ids.push(r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    ids
+}
+
+/// One client per agent posting chats back to back; completed replies per second.
+async fn chat_load(base: &str, agents: &[i64], secs: f64) -> (f64, u64) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(agents.len()).tcp_nodelay(true).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for id in agents {
+        let (client, url) = (client.clone(), format!("{base}/api/agents/{id}/chat"));
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut errors) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                match client.post(&url).header("x-api-key", KEY).json(&json!({"message": "hi"})).send().await {
+                    Ok(r) if r.status().is_success() => ok += 1,
+                    _ => errors += 1,
+                }
+            }
+            (ok, errors)
+        }));
+    }
+    let (mut ok, mut errors) = (0, 0);
+    for t in tasks {
+        let (o, e) = t.await.unwrap();
+        ok += o;
+        errors += e;
+    }
+    (ok as f64 / secs, errors)
+}
+
+const CHAT_AGENTS: usize = 128;
+
+/// chat-throughput: POST chat → queue → worker → provider → stored reply.
+async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let pport = free_port();
+    let _provider = self_process(&["--provider-server", &pport.to_string()]);
+    let provider_url = format!("http://127.0.0.1:{pport}/v1");
+    let common = |gw: u16| {
+        vec![
+            ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
+            ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("DASHBOARD_API_KEY", KEY.to_string()),
+            ("OPENAI_API_KEY", "sk-bench".to_string()),
+            ("OPENAI_BASE_URL", provider_url.clone()),
+            ("WORKER_CONCURRENCY", "64".to_string()),
+            ("ARVIS_DATA_DIR", work.path().display().to_string()),
+        ]
+    };
+    // SQLite: the launcher.
+    {
+        let gw = free_port();
+        let _arvis = spawn(&bin_dir().join("arvis"), &common(gw), work.path());
+        let base = format!("http://127.0.0.1:{gw}");
+        wait_http(&format!("{base}/api/health")).await;
+        let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
+        chat_load(&base, &agents, 1.0).await; // warm-up
+        let (rate, errors) = chat_load(&base, &agents, secs).await;
+        report.add("chat-throughput/sqlite-launcher", "jobs_completed_per_sec", rate, "jobs/s");
+        report.add("chat-throughput/sqlite-launcher", "errors", errors as f64, "count");
+    }
+    // Postgres: the split binaries with two workers.
+    let Some(db) = create_pg_db(pg_admin, &format!("bench_chat_{}", std::process::id())) else { return };
+    let (_nats, nport) = start_nats();
+    let gw = free_port();
+    let mut env = common(gw);
+    env.push(("DATABASE_URL", db));
+    env.push(("NATS_URL", format!("nats://127.0.0.1:{nport}")));
+    let _gateway = spawn(&bin_dir().join("arvis-gateway"), &env, work.path());
+    let base = format!("http://127.0.0.1:{gw}");
+    wait_http(&format!("{base}/api/health")).await;
+    let _w1 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
+    let _w2 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
+    let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
+    chat_load(&base, &agents, 1.0).await;
+    let (rate, errors) = chat_load(&base, &agents, secs).await;
+    report.add("chat-throughput/postgres-split-2w", "jobs_completed_per_sec", rate, "jobs/s");
+    report.add("chat-throughput/postgres-split-2w", "errors", errors as f64, "count");
+}
+
+/// chat-overhead: at a fixed 200 chats/s, the round trip through the platform
+/// against the same client calling the provider directly, interleaved.
+async fn chat_overhead(report: &mut Report, secs: f64) {
+    let work = tempfile::tempdir().unwrap();
+    let pport = free_port();
+    let _provider = self_process(&["--provider-server", &pport.to_string()]);
+    let provider = format!("http://127.0.0.1:{pport}/v1/chat/completions");
+    let gw = free_port();
+    let env = vec![
+        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
+        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("DASHBOARD_API_KEY", KEY.to_string()),
+        ("OPENAI_API_KEY", "sk-bench".to_string()),
+        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
+        ("WORKER_CONCURRENCY", "64".to_string()),
+        ("ARVIS_DATA_DIR", work.path().display().to_string()),
+    ];
+    let _arvis = spawn(&bin_dir().join("arvis"), &env, work.path());
+    let base = format!("http://127.0.0.1:{gw}");
+    wait_http(&format!("{base}/api/health")).await;
+    let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut platform = Vec::new();
+    let mut direct = Vec::new();
+    let rounds = 4;
+    for round in 0..rounds {
+        for which in [0, 1] {
+            let n = (200.0 * secs / (2.0 * rounds as f64)) as usize;
+            let mut tasks = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            for i in 0..n {
+                tick.tick().await;
+                let client = client.clone();
+                let (url, payload, key) = if which == 0 {
+                    (
+                        format!("{base}/api/agents/{}/chat", agents[(i + round) % agents.len()]),
+                        json!({"message": "hi"}),
+                        Some(KEY),
+                    )
+                } else {
+                    (provider.clone(), body.clone(), None)
+                };
+                tasks.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let mut req = client.post(&url).json(&payload);
+                    if let Some(k) = key {
+                        req = req.header("x-api-key", k);
+                    }
+                    let ok = match req.send().await {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        _ => false,
+                    };
+                    ok.then(|| started.elapsed().as_micros() as u32)
+                }));
+            }
+            for t in tasks {
+                if let Some(us) = t.await.unwrap() {
+                    if which == 0 { platform.push(us) } else { direct.push(us) }
+                }
+            }
+        }
+    }
+    platform.sort_unstable();
+    direct.sort_unstable();
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        let overhead = percentile(&platform, p) - percentile(&direct, p);
+        report.add("chat-overhead/sqlite-launcher", &format!("{name}_round_trip"), percentile(&platform, p), "ms");
+        report.add("chat-overhead/sqlite-launcher", &format!("{name}_provider_direct"), percentile(&direct, p), "ms");
+        report.add("chat-overhead/sqlite-launcher", &format!("{name}_added"), overhead, "ms");
+    }
+    report.add("chat-overhead/sqlite-launcher", "samples", platform.len() as f64, "count");
+}
+
+/// ws-fanout: 10,000 sockets on one bridge; replies published on NATS at
+/// 100/s to random channels; delivery latency measured at the clients.
+async fn ws_fanout(report: &mut Report, secs: f64, clients: usize) {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let work = tempfile::tempdir().unwrap();
+    let (_nats, nport) = start_nats();
+    let wport = free_port();
+    let env = vec![
+        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{wport}")),
+        ("NATS_URL", format!("nats://127.0.0.1:{nport}")),
+        ("DATABASE_URL", format!("sqlite://{}", work.path().join("ws.db").display())),
+        ("ARVIS_DATA_DIR", work.path().display().to_string()),
+    ];
+    let bridge = spawn(&bin_dir().join("arvis-ws-bridge"), &env, work.path());
+    wait_http(&format!("http://127.0.0.1:{wport}/healthz")).await;
+    let idle_rss = rss_mb(bridge.pid());
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+    let epoch = Instant::now();
+    let connected = Arc::new(tokio::sync::Semaphore::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    for i in 0..clients {
+        let (lat, connected, stop, gate) = (latencies.clone(), connected.clone(), stop.clone(), gate.clone());
+        tokio::spawn(async move {
+            let permit = gate.acquire_owned().await.unwrap();
+            let (mut ws, _) = match tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{wport}/")).await {
+                Ok(c) => c,
+                Err(_) => return,
+            };
+            let auth = json!({"type": "auth", "channelId": format!("bench-{i}")}).to_string();
+            if ws.send(WsMessage::text(auth)).await.is_err() {
+                return;
+            }
+            // auth_ok
+            let _ = ws.next().await;
+            drop(permit);
+            connected.add_permits(1);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    m = ws.next() => match m {
+                        Some(Ok(WsMessage::Text(t))) => {
+                            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
+                                && v["type"] == "message"
+                                && let Some(sent) = v["content"].as_str().and_then(|c| c.parse::<u64>().ok())
+                            {
+                                let now = epoch.elapsed().as_micros() as u64;
+                                lat.lock().unwrap().push(now.saturating_sub(sent) as u32);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while connected.available_permits() < clients && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = connected.available_permits();
+    let connected_rss = rss_mb(bridge.pid());
+    let bus = arvis_shared::bus::Bus::connect_nats(&format!("nats://127.0.0.1:{nport}")).await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let total = (100.0 * secs) as usize;
+    for k in 0..total {
+        tick.tick().await;
+        let channel = format!("bench-{}", (k * 7919) % clients);
+        let event = arvis_shared::bus::events::ReplyEvent {
+            v: 1,
+            kind: arvis_shared::bus::events::ReplyKind::Message,
+            platform: "web".into(),
+            channel_id: channel,
+            conversation_id: None,
+            job_id: k as i64,
+            agent_id: 1,
+            message_id: Some(k as i64),
+            content: (epoch.elapsed().as_micros() as u64).to_string(),
+            timestamp: 0,
+        };
+        bus.publish(&event).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peak_rss = rss_mb(bridge.pid());
+    stop.cancel();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let sc = format!("ws-fanout/{clients}-clients");
+    report.add(&sc, "connected", open as f64, "count");
+    report.add(&sc, "bridge_rss_idle", idle_rss, "MB");
+    report.add(&sc, "bridge_rss_connected", connected_rss, "MB");
+    report.add(&sc, "bridge_rss_peak", peak_rss, "MB");
+    report.add(&sc, "replies_published", total as f64, "count");
+    report.add(&sc, "replies_delivered", lat.len() as f64, "count");
+    report.add(&sc, "delivery_p50", percentile(&lat, 0.5), "ms");
+    report.add(&sc, "delivery_p99", percentile(&lat, 0.99), "ms");
+}
+
+/// cron-burst: 10,000 workflows due at the same instant, three schedulers.
+async fn cron_burst(report: &mut Report, workflows: usize) {
+    use arvis_shared::domain::workflow::WorkflowFields;
+    let work = tempfile::tempdir().unwrap();
+    let (_nats, nport) = start_nats();
+    let url = format!("sqlite://{}", work.path().join("cron.db").display());
+    let store = arvis_shared::db::Store::connect(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let agent = arvis_shared::bootstrap::ensure_conductor(&store, "openai/gpt-4o-mini").await.unwrap().id;
+    let env = vec![
+        ("NATS_URL", format!("nats://127.0.0.1:{nport}")),
+        ("DATABASE_URL", url.clone()),
+        ("ARVIS_DATA_DIR", work.path().display().to_string()),
+    ];
+    let _schedulers: Vec<Proc> = (0..3).map(|_| spawn(&bin_dir().join("arvis-scheduler"), &env, work.path())).collect();
+    // Due at the next whole ten seconds, at least 8 s from now (time to insert).
+    let now = arvis_shared::clock::now_ms();
+    let due = ((now + 8_000) / 10_000 + 1) * 10_000;
+    for i in 0..workflows {
+        store
+            .create_workflow(&WorkflowFields {
+                name: format!("burst {i}"),
+                agent_id: agent,
+                schedule: "0 0 1 1 *".into(),
+                prompt: "noop".into(),
+                channel_id: None,
+                platform: None,
+                is_enabled: true,
+                next_run_at: Some(due),
+            })
+            .await
+            .unwrap();
+    }
+    let inserted_at = arvis_shared::clock::now_ms();
+    assert!(inserted_at < due, "inserting {workflows} workflows took past the due time; raise the lead time");
+    let bus = arvis_shared::bus::Bus::connect_nats(&format!("nats://127.0.0.1:{nport}")).await.unwrap();
+    bus.publish(&arvis_shared::bus::events::ConfigChanged { v: 1, entity: "workflow".into(), id: None }).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut total, mut distinct) = (0, 0);
+    let mut all_at = None;
+    while Instant::now() < deadline {
+        (total, distinct) = store.workflow_job_counts().await.unwrap();
+        if distinct as usize >= workflows {
+            all_at = Some(arvis_shared::clock::now_ms());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let late duplicates show up, if any
+    (total, distinct) = store.workflow_job_counts().await.unwrap_or((total, distinct));
+    let sc = format!("cron-burst/{workflows}-workflows-3-schedulers-sqlite");
+    report.add(&sc, "time_to_all_enqueued", all_at.map(|t| (t - due) as f64 / 1000.0).unwrap_or(f64::NAN), "s");
+    report.add(&sc, "enqueued", distinct as f64, "count");
+    report.add(&sc, "duplicates", (total - distinct) as f64, "count");
+    report.add(&sc, "missed", (workflows as i64 - distinct) as f64, "count");
+}
+
 #[tokio::main]
 async fn main() {
     arvis_shared::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--baseline-server") {
         baseline_server(args[2].parse().unwrap(), &args[3]).await;
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--provider-server") {
+        provider_server(args[2].parse().unwrap()).await;
         return;
     }
     let secs: f64 = args
@@ -424,6 +804,30 @@ async fn main() {
     }
     if wants("queue-raw") {
         queue_raw(&mut report, secs, &pg_admin).await;
+    }
+    if wants("chat-throughput") {
+        chat_throughput(&mut report, secs, &pg_admin).await;
+    }
+    if wants("chat-overhead") {
+        chat_overhead(&mut report, secs).await;
+    }
+    if wants("ws-fanout") {
+        let clients = args
+            .iter()
+            .position(|a| a == "--ws-clients")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000);
+        ws_fanout(&mut report, secs, clients).await;
+    }
+    if wants("cron-burst") {
+        let n = args
+            .iter()
+            .position(|a| a == "--workflows")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000);
+        cron_burst(&mut report, n).await;
     }
     if wants("idle-rss") {
         idle_rss(&mut report).await;
