@@ -631,7 +631,7 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
         .unwrap();
     assert_eq!(names(store.usable_accounts(None, now).await.unwrap()), ["b", "a"]);
     let id = store
-        .record_usage(&arvis_shared::db::runs::UsageRecord {
+        .insert_usage(&arvis_shared::domain::usage::UsageRecord {
             account_id: Some(a),
             agent_id: None,
             conversation_id: None,
@@ -642,6 +642,7 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
             output_tokens: 2,
             cost_usd: 0.5,
             duration_ms: 9,
+            created_at: now,
         })
         .await
         .unwrap();

@@ -13,10 +13,11 @@
 use std::time::Instant;
 
 use arvis_shared::clock::now_ms;
-use arvis_shared::db::runs::{AccountRow, UsageRecord};
+use arvis_shared::db::runs::AccountRow;
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::Job;
 use arvis_shared::domain::split_model;
+use arvis_shared::domain::usage::UsageRecord;
 
 use crate::error::JobError;
 use crate::llm::{LlmRequest, LlmResponse};
@@ -129,8 +130,9 @@ pub async fn call(
                     output_tokens: response.output_tokens,
                     cost_usd: pricing::cost_usd(&model, response.input_tokens, response.output_tokens),
                     duration_ms,
+                    created_at: now_ms(),
                 };
-                if let Err(e) = store.record_usage(&usage).await {
+                if let Err(e) = store.insert_usage(&usage).await {
                     tracing::warn!(error = %e, job_id = job.id, "cannot record usage");
                 }
                 tracing::debug!(job_id = job.id, account = %account.name, %model, duration_ms, "model call served");

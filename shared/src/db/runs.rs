@@ -67,21 +67,6 @@ impl From<Row> for AccountRow {
 const COLUMNS: &str = "id, name, type AS kind, provider, model, base_url, api_key_env, priority, is_active, \
                        rate_limited_until, retry_count, total_messages";
 
-/// One provider call, as the `usage` table records it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageRecord {
-    pub account_id: Option<i64>,
-    pub agent_id: Option<i64>,
-    pub conversation_id: Option<String>,
-    pub job_id: Option<i64>,
-    pub provider: String,
-    pub model: String,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cost_usd: f64,
-    pub duration_ms: i64,
-}
-
 /// A stored usage row (tests, reports).
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct UsageRow {
@@ -173,29 +158,6 @@ impl Store {
         .await
         .map_err(classify)?;
         Ok(())
-    }
-
-    /// Writes one usage row (one provider call).
-    pub async fn record_usage(&self, u: &UsageRecord) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-             output_tokens, cost_usd, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING id",
-        )
-        .bind(u.account_id)
-        .bind(u.agent_id)
-        .bind(&u.conversation_id)
-        .bind(u.job_id)
-        .bind(&u.provider)
-        .bind(&u.model)
-        .bind(u.input_tokens)
-        .bind(u.output_tokens)
-        .bind(u.cost_usd)
-        .bind(u.duration_ms)
-        .bind(now_ms())
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)
     }
 
     /// The usage rows of one job, oldest first.
