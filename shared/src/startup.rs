@@ -19,6 +19,7 @@ Environment (also read from ./.env; see README for every variable):
   WEB_API_KEY          key required by the WebSocket bridge
   WORKER_CONCURRENCY   jobs per worker (default 8); WORKER_SHUTDOWN_GRACE_SECS, WORKER_LEASE_MS, PROVIDER_TIMEOUT_SECS …
   SCHEDULER_TZ         IANA zone for cron schedules (else TZ; default UTC)
+  HEALTH_ADDR          /healthz, /readyz, /metrics for worker and scheduler;  METRICS_PUBLIC  open /metrics
   LOG_FORMAT           pretty | json;  RUST_LOG  log level (default info)
   ANTHROPIC_API_KEY[_n] OPENAI_API_KEY[_n] OPENROUTER_API_KEY[_n] GOOGLE_API_KEY[_n] OLLAMA_BASE_URL …";
 
