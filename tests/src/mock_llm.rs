@@ -285,12 +285,11 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
                 let v = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]});
                 Ok::<_, std::io::Error>(bytes::Bytes::from(format!("data: {v}\n\n")))
             };
-            let stream = futures::stream::iter(vec![chunk("partial "), chunk("answer ")]).chain(futures::stream::once(
-                async {
+            let stream =
+                futures::stream::iter(vec![chunk("partial "), chunk("answer ")]).chain(futures::stream::once(async {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock drops the connection"))
-                },
-            ));
+                }));
             Response::builder()
                 .header("content-type", "text/event-stream")
                 .header("cache-control", "no-cache")

@@ -142,9 +142,16 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                 }
             }
         }
+        Err(JobError::Deferred { msg, retry_at }) => {
+            match store.defer_job(job.id, &ctx.worker_id, &msg, retry_at).await {
+                Ok(true) => tracing::info!(job_id = job.id, in_ms = retry_at - now_ms(), "{msg}; job deferred"),
+                Ok(false) => tracing::warn!(job_id = job.id, "job deferred after its lease was lost; nothing recorded"),
+                Err(error) => tracing::error!(%error, job_id = job.id, "cannot defer the job; the lease will expire"),
+            }
+        }
         Err(e) => {
             let retry_at = match &e {
-                JobError::Permanent(_) => None,
+                JobError::Permanent(_) | JobError::Deferred { .. } => None,
                 JobError::Retryable { retry_at: Some(at), .. } => Some(*at),
                 JobError::Retryable { retry_at: None, .. } => {
                     Some(crate::error::retry_at(now_ms(), ctx.settings.retry_base_ms, job.attempts))

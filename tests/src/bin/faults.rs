@@ -418,7 +418,7 @@ impl Load {
                 let req = ChatRequest {
                     agent_id: agent,
                     platform: "web".into(),
-                    channel_id: format!("faults-{i}"),
+                    channel_id: format!("{scenario}-{i}"),
                     user_id: None,
                     user_name: None,
                     content: text.clone(),
@@ -485,11 +485,14 @@ impl Outcome {
     }
 }
 
+/// id, status, error, conversation, replies of the job, assistant messages of its conversation, reply text.
+type JobFacts = (i64, String, String, Option<String>, i64, i64, Option<String>);
+
 /// Counts what the database holds for the acknowledged requests (and for
 /// every other job of the scenario's fresh database).
 async fn account(c: &Cluster, o: &mut Outcome, sent: &[(i64, String)], failures_allowed: bool) {
     o.non_final = c.count("SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running')").await;
-    let rows: Vec<(i64, String, String, Option<String>, i64, i64, Option<String>)> = sqlx::query_as(
+    let rows: Vec<JobFacts> = sqlx::query_as(
         "SELECT j.id, j.status, COALESCE(j.error, ''), j.conversation_id, \
          (SELECT COUNT(*) FROM messages m WHERE m.job_id = j.id), \
          (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = j.conversation_id AND m.role = 'assistant'), \
@@ -570,8 +573,9 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
     for k in 0..kills {
         let i = k % c.workers.len();
         let pid = c.workers[i].pid();
-        killed_running +=
-            c.count(&format!("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND locked_by LIKE '%-{pid}-%'")).await;
+        killed_running += c
+            .count(&format!("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND locked_by LIKE '%-{pid}-%'"))
+            .await;
         c.workers[i].signal("-KILL");
         c.workers[i].wait_exit(Duration::from_secs(5));
         let w = c.spawn("arvis-worker");
@@ -714,7 +718,10 @@ async fn provider_chaos(ctx: &Ctx) -> Outcome {
     let mut resting = 1;
     while Instant::now() < deadline {
         resting = c
-            .count(&format!("SELECT COUNT(*) FROM accounts WHERE rate_limited_until IS NOT NULL AND rate_limited_until > {}", now_ms()))
+            .count(&format!(
+                "SELECT COUNT(*) FROM accounts WHERE rate_limited_until IS NOT NULL AND rate_limited_until > {}",
+                now_ms()
+            ))
             .await;
         if resting == 0 {
             break;
@@ -749,7 +756,10 @@ async fn provider_chaos(ctx: &Ctx) -> Outcome {
     for (e, n) in errors {
         o.notes.push(format!("failed ×{n}: {e}"));
     }
-    o.notes.push(format!("after recovery: {after_ok}/{} chats completed; accounts still resting: {resting}", after_ids.len()));
+    o.notes.push(format!(
+        "after recovery: {after_ok}/{} chats completed; accounts still resting: {resting}",
+        after_ids.len()
+    ));
     if resting != 0 || after_ok != after_ids.len() as i64 || after_ids.is_empty() {
         o.ok = false;
     }
@@ -796,13 +806,12 @@ async fn scheduler_kill(ctx: &Ctx) -> Outcome {
     let mut expected_total = 0;
     let mut bad = Vec::new();
     for id in &ids {
-        let created: Vec<i64> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT created_at FROM jobs WHERE workflow_id = {id} ORDER BY created_at"
-            )))
-                .fetch_all(&c.pool)
-                .await
-                .unwrap();
+        let created: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT created_at FROM jobs WHERE workflow_id = {id} ORDER BY created_at"
+        )))
+        .fetch_all(&c.pool)
+        .await
+        .unwrap();
         let skipped = c.count(&format!("SELECT skipped_runs FROM workflows WHERE id = {id}")).await;
         // Due times: every 10 s from the first after creation; the window holds
         // floor(elapsed / 10) or one fewer.
@@ -970,7 +979,13 @@ async fn main() {
             o.lost,
             o.duplicated,
             o.non_final,
-            if o.skipped { "skipped" } else if o.ok { "pass" } else { "FAIL" }
+            if o.skipped {
+                "skipped"
+            } else if o.ok {
+                "pass"
+            } else {
+                "FAIL"
+            }
         );
     }
     println!();
