@@ -21,12 +21,36 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 WS_PORT=$(free_port)
+LLM_PORT=$(free_port)
 DATA=$(mktemp -d)
+# A loopback OpenAI-compatible provider, so a chat gets an answer (without one
+# every chat is a documented 502 "no LLM account is configured").
+cat >"$DATA/llm.py" <<'PY'
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        chunk = {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]}
+        end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+        body = ("data: %s\n\ndata: %s\n\ndata: [DONE]\n\n" % (json.dumps(chunk), json.dumps(end))).encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$DATA/llm.py" "$LLM_PORT" &
+LLM_PID=$!
 KEY="fuzz-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 GATEWAY_ADDR="127.0.0.1:$PORT" WS_BRIDGE_ADDR="127.0.0.1:$WS_PORT" ARVIS_DATA_DIR="$DATA" \
-    DASHBOARD_API_KEY="$KEY" RUST_LOG=warn target/debug/arvis >"$DATA/arvis.log" 2>&1 &
+    DASHBOARD_API_KEY="$KEY" OPENAI_API_KEY=sk-fuzz OPENAI_BASE_URL="http://127.0.0.1:$LLM_PORT/v1" \
+    CHAT_TIMEOUT_SECS=20 RUST_LOG=warn target/debug/arvis >"$DATA/arvis.log" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $PID $LLM_PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 0.2; done
 
 BASE="http://127.0.0.1:$PORT"
