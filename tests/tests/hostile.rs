@@ -181,3 +181,86 @@ both_backends!(hostile_text_in_every_field_is_verbatim_or_400, |backend| async m
     assert!(stored.get() > 0);
     app.stop().await;
 });
+
+// ---- WebSocket: what tests/tests/ws_bridge.rs does not cover yet ----
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(addr: std::net::SocketAddr) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap().0
+}
+
+/// The next JSON text frame, or None when the socket closed.
+async fn ws_next(ws: &mut Ws) -> Option<Value> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Ten clients flooding at once (pings, deep JSON nesting, hostile unicode,
+/// frames just under the size limit) while a bystander chats: the bridge stays
+/// up, the bystander's round trips stay fast and its messages are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_clients_do_not_hurt_a_bystander() {
+    use futures::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::builder(arvis_testkit::Backend::Sqlite).with_bridge().start().await;
+    let addr = app.ws_addr.unwrap();
+    let mut flooders = Vec::new();
+    for i in 0..10 {
+        flooders.push(tokio::spawn(async move {
+            let mut ws = ws_connect(addr).await;
+            let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+            let near_limit = json!({"type": "message", "content": "é".repeat(60_000)}).to_string();
+            for k in 0..300 {
+                let frame = match (i + k) % 4 {
+                    0 => r#"{"type":"ping"}"#.to_string(),
+                    1 => nested.clone(),
+                    2 => {
+                        json!({"type": "message", "content": "\u{0}\u{202E}👩‍👩‍👧 x'; DROP TABLE messages; --"}).to_string()
+                    }
+                    _ => near_limit.clone(),
+                };
+                if ws.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+            }
+            // Drain until the bridge closes us (rate limit) or goes quiet.
+            while let Ok(Some(_)) = tokio::time::timeout(std::time::Duration::from_secs(2), ws_next(&mut ws)).await {}
+        }));
+    }
+    let mut bystander = ws_connect(addr).await;
+    let mut worst = std::time::Duration::ZERO;
+    for n in 0..10 {
+        let started = std::time::Instant::now();
+        bystander
+            .send(Message::text(json!({"type": "message", "content": format!("calm {n}")}).to_string()))
+            .await
+            .unwrap();
+        loop {
+            let v = ws_next(&mut bystander).await.expect("the bystander stays connected");
+            if v["type"] == "ack" {
+                break;
+            }
+        }
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for f in flooders {
+        f.await.unwrap();
+    }
+    assert!(worst < std::time::Duration::from_secs(3), "bystander round trip {worst:?}");
+    let (status, _) = app.get("/api/health").await;
+    assert_eq!(status, 200);
+    let mut fresh = ws_connect(addr).await;
+    fresh.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    assert_eq!(ws_next(&mut fresh).await.unwrap()["type"], "pong");
+    eprintln!("bystander worst ack round trip under flood: {worst:?}");
+    app.stop().await;
+}

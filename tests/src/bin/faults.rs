@@ -184,7 +184,7 @@ struct Cluster {
     db_name: String,
     _db_url: String,
     gw_port: u16,
-    _ws_port: u16,
+    ws_port: u16,
     env: Vec<(String, String)>,
     gateway: Option<Proc>,
     workers: Vec<Proc>,
@@ -231,7 +231,7 @@ impl Cluster {
             ("WORKER_RETRY_BASE_MS", "200".into()),
             ("WORKER_SHUTDOWN_GRACE_SECS", "5".into()),
             ("PROVIDER_TIMEOUT_SECS", "2".into()),
-            ("RUST_LOG", "info".into()),
+            ("RUST_LOG", std::env::var("FAULTS_RUST_LOG").unwrap_or_else(|_| "info".into())),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -254,7 +254,7 @@ impl Cluster {
             db_name,
             _db_url: db_url,
             gw_port,
-            _ws_port: ws_port,
+            ws_port,
             env,
             gateway: None,
             workers: Vec::new(),
@@ -391,8 +391,47 @@ impl Cluster {
 
 /// A steady load of chats enqueued through the store (each acknowledged
 /// request is counted exactly; each has a unique text and its own channel).
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends one chat through the bridge (authenticated with WEB_API_KEY on the
+/// upgrade) and returns the job id of its ack.
+async fn bridge_send(ws: &mut Option<Ws>, port: u16, agent: i64, channel: &str, text: &str) -> Option<i64> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    if ws.is_none() {
+        let mut req = format!("ws://127.0.0.1:{port}/ws").into_client_request().ok()?;
+        req.headers_mut().insert("x-api-key", WEB_KEY.parse().ok()?);
+        let (socket, _) =
+            tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(req)).await.ok()?.ok()?;
+        *ws = Some(socket);
+    }
+    let socket = ws.as_mut()?;
+    let frame = json!({"type": "message", "content": text, "agentId": agent, "channelId": channel});
+    if socket.send(Message::text(frame.to_string())).await.is_err() {
+        *ws = None;
+        return None;
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(3), socket.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                if v["type"] == "ack" && v["channelId"] == channel {
+                    return v["jobId"].as_i64();
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    *ws = None;
+    None
+}
+
 struct Load {
     sent: Arc<Mutex<Vec<(i64, String)>>>,
+    via_bridge: Arc<Mutex<u64>>,
     errors: Arc<Mutex<u64>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -403,9 +442,11 @@ impl Load {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(0u64));
         let stop = CancellationToken::new();
+        let via_bridge = Arc::new(Mutex::new(0u64));
         let (store, bus, agent, scenario) = (c.store.clone(), c.bus.clone(), c.agent_id, scenario.to_string());
-        let (s2, e2, stop2) = (sent.clone(), errors.clone(), stop.clone());
+        let (s2, e2, stop2, b2, ws_port) = (sent.clone(), errors.clone(), stop.clone(), via_bridge.clone(), c.ws_port);
         let task = tokio::spawn(async move {
+            let mut ws: Option<Ws> = None;
             let mut tick = tokio::time::interval(Duration::from_millis(1000 / u64::from(per_sec.max(1))));
             let mut i = 0u64;
             // Bounded: at most 10 minutes' worth of requests.
@@ -425,6 +466,19 @@ impl Load {
                     priority: 5,
                     max_attempts,
                 };
+                // Every fourth chat goes through the WebSocket bridge; when it
+                // is down (or the ack does not come) the chat is not counted.
+                if i % 4 == 1 {
+                    match bridge_send(&mut ws, ws_port, agent, &req.channel_id, &text).await {
+                        Some(job_id) => {
+                            s2.lock().unwrap().push((job_id, text));
+                            *b2.lock().unwrap() += 1;
+                        }
+                        None => *e2.lock().unwrap() += 1,
+                    }
+                    i += 1;
+                    continue;
+                }
                 match tokio::time::timeout(Duration::from_secs(5), store.enqueue_chat(&req)).await {
                     Ok(Ok(e)) => {
                         s2.lock().unwrap().push((e.job_id, text));
@@ -443,14 +497,20 @@ impl Load {
                 }
             }
         });
-        Load { sent, errors, stop, task }
+        Load { sent, via_bridge, errors, stop, task }
     }
 
+    /// (acknowledged chats, refused or unacknowledged attempts). Prints how many went through the bridge.
     async fn finish(self) -> (Vec<(i64, String)>, u64) {
         self.stop.cancel();
         let _ = self.task.await;
         let sent = self.sent.lock().unwrap().clone();
         let errors = *self.errors.lock().unwrap();
+        eprintln!(
+            "   load: {} acknowledged ({} through the bridge), {errors} not acknowledged",
+            sent.len(),
+            *self.via_bridge.lock().unwrap()
+        );
         (sent, errors)
     }
 }
@@ -539,6 +599,8 @@ async fn account(c: &Cluster, o: &mut Outcome, sent: &[(i64, String)], failures_
         }
     }
     o.lost = missing + no_reply + wrong + silent_fail + o.non_final;
+    let rerun = c.count("SELECT COUNT(*) FROM jobs WHERE attempts > 1").await;
+    o.notes.push(format!("jobs that ran more than once (recovered through leases or retries): {rerun}"));
     for (n, what) in [
         (missing, "acknowledged but not in the database"),
         (no_reply, "completed without a stored reply"),
