@@ -599,6 +599,16 @@ async fn account(c: &Cluster, o: &mut Outcome, sent: &[(i64, String)], failures_
         }
     }
     o.lost = missing + no_reply + wrong + silent_fail + o.non_final;
+    let errors: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT LEFT(error, 80), COUNT(*), MIN(attempts), MIN(max_attempts) FROM jobs WHERE status = 'failed' \
+         GROUP BY LEFT(error, 80) ORDER BY 2 DESC LIMIT 5",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .unwrap_or_default();
+    for (e, n, attempts, max) in errors {
+        o.notes.push(format!("failed ×{n} (attempts ≥ {attempts} of {max}): {e}"));
+    }
     let rerun = c.count("SELECT COUNT(*) FROM jobs WHERE attempts > 1").await;
     o.notes.push(format!("jobs that ran more than once (recovered through leases or retries): {rerun}"));
     for (n, what) in [
@@ -629,6 +639,8 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
     mock.set_default(MockReply::slow(Duration::from_millis(600), MockReply::Echo));
     let mut c = Cluster::start("kill-worker", &ctx.logs, &ctx.pg_admin, &mock, 3, 1, &[]).await;
     let (rate, kills) = if ctx.quick { (6, 3) } else { (10, 5) };
+    let t0 = now_ms();
+    let mut kill_times = Vec::new();
     let load = Load::start(&c, "kill-worker", rate, 6);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut killed_running = 0;
@@ -638,6 +650,7 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
         killed_running += c
             .count(&format!("SELECT COUNT(*) FROM jobs WHERE status = 'running' AND locked_by LIKE '%-{pid}-%'"))
             .await;
+        kill_times.push(format!("{:.1}", (now_ms() - t0) as f64 / 1000.0));
         c.workers[i].signal("-KILL");
         c.workers[i].wait_exit(Duration::from_secs(5));
         let w = c.spawn("arvis-worker");
@@ -657,8 +670,27 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
     if errors > 0 {
         o.notes.push(format!("{errors} enqueue errors"));
     }
-    account(&c, &mut o, &sent, false).await;
+    // A job whose worker dies under it `max_attempts` times fails for good with
+    // "lease expired" (a poison job cannot be told from an unlucky one): final,
+    // recorded and reported to the client, so it is not lost.
+    account(&c, &mut o, &sent, true).await;
     o.non_final = o.non_final.max(non_final);
+    let failed: Vec<(i64, i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+        "SELECT id, created_at, started_at, completed_at, payload FROM jobs WHERE status = 'failed' LIMIT 5",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .unwrap_or_default();
+    for (id, created, started, done, payload) in failed {
+        let rel = |t: Option<i64>| t.map(|t| (t - t0) as f64 / 1000.0);
+        o.notes.push(format!(
+            "failed job {id}: created {:.1} s, last started {:?} s, failed {:?} s after the start; kills at {kill_times:?} s; {}",
+            (created - t0) as f64 / 1000.0,
+            rel(started),
+            rel(done),
+            payload.chars().take(160).collect::<String>()
+        ));
+    }
     c.close().await;
     o
 }
@@ -809,15 +841,6 @@ async fn provider_chaos(ctx: &Ctx) -> Outcome {
     sent.extend(after_sent);
     account(&c, &mut o, &sent, true).await;
     o.non_final = o.non_final.max(non_final);
-    let errors: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT LEFT(error, 80), COUNT(*) FROM jobs WHERE status = 'failed' GROUP BY LEFT(error, 80) ORDER BY 2 DESC LIMIT 5",
-    )
-    .fetch_all(&c.pool)
-    .await
-    .unwrap_or_default();
-    for (e, n) in errors {
-        o.notes.push(format!("failed ×{n}: {e}"));
-    }
     o.notes.push(format!(
         "after recovery: {after_ok}/{} chats completed; accounts still resting: {resting}",
         after_ids.len()
