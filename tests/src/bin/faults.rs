@@ -675,7 +675,8 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
     // recorded and reported to the client, so it is not lost.
     account(&c, &mut o, &sent, true).await;
     o.non_final = o.non_final.max(non_final);
-    let failed: Vec<(i64, i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+    type Failed = (i64, i64, Option<i64>, Option<i64>, String);
+    let failed: Vec<Failed> = sqlx::query_as(
         "SELECT id, created_at, started_at, completed_at, payload FROM jobs WHERE status = 'failed' LIMIT 5",
     )
     .fetch_all(&c.pool)
