@@ -21,7 +21,7 @@ pub mod nats;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use db::{Backend, TestDb};
-pub use mock_llm::{MockLlm, MockReply};
+pub use mock_llm::{Chaos, MockLlm, MockReply};
 pub use nats::NatsServer;
 
 /// Runs the same async test body on SQLite and on Postgres:

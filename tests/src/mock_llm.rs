@@ -23,6 +23,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 /// Token counts every successful mock answer reports.
@@ -41,6 +42,53 @@ pub enum MockReply {
     Status { status: u16, retry_after: Option<String>, message: String },
     /// Waits, then answers.
     Slow(Duration, Box<MockReply>),
+    /// Text echoing the request's last user message (`echo: <message>`), so a
+    /// reply can be matched to its request.
+    Echo,
+    /// Starts a 200 stream (OpenAI SSE), sends a few pieces, then drops the
+    /// connection without finishing the body.
+    DropMidStream,
+    /// A random outcome per request (see [`Chaos`]).
+    Chaos(Chaos),
+}
+
+/// Random provider faults: each request draws one outcome. Probabilities are
+/// in [0, 1]; what is left over answers [`MockReply::Echo`] after `ok_delay`.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    /// 429 with `Retry-After: 1`.
+    pub rate_limited: f64,
+    /// 500.
+    pub server_error: f64,
+    /// Waits `hang`, then answers (set it past the worker's provider timeout).
+    pub hang: f64,
+    pub hang_for: Duration,
+    /// [`MockReply::DropMidStream`].
+    pub drop_mid_stream: f64,
+    pub ok_delay: Duration,
+}
+
+impl Chaos {
+    fn draw(&self) -> MockReply {
+        let x: f64 = rand::random();
+        let mut edge = self.rate_limited;
+        if x < edge {
+            return MockReply::rate_limited("1");
+        }
+        edge += self.server_error;
+        if x < edge {
+            return MockReply::status(500);
+        }
+        edge += self.hang;
+        if x < edge {
+            return MockReply::slow(self.hang_for, MockReply::Echo);
+        }
+        edge += self.drop_mid_stream;
+        if x < edge {
+            return MockReply::DropMidStream;
+        }
+        MockReply::slow(self.ok_delay, MockReply::Echo)
+    }
 }
 
 impl MockReply {
@@ -207,13 +255,47 @@ fn pieces(text: &str) -> Vec<String> {
     text.split_inclusive(' ').map(str::to_string).collect()
 }
 
+/// The content of the last user message of an OpenAI/Anthropic request.
+fn last_user_text(request: &Value) -> String {
+    let Some(messages) = request["messages"].as_array() else { return String::new() };
+    let Some(m) = messages.iter().rev().find(|m| m["role"] == "user") else { return String::new() };
+    match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+        _ => String::new(),
+    }
+}
+
 async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Response {
     let mut reply = reply;
-    while let MockReply::Slow(d, then) = reply {
-        tokio::time::sleep(d).await;
-        reply = *then;
+    loop {
+        reply = match reply {
+            MockReply::Slow(d, then) => {
+                tokio::time::sleep(d).await;
+                *then
+            }
+            MockReply::Chaos(c) => c.draw(),
+            MockReply::Echo => MockReply::Text(format!("echo: {}", last_user_text(request))),
+            other => break reply = other,
+        }
     }
     match reply {
+        MockReply::DropMidStream => {
+            let chunk = |p: &str| {
+                let v = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]});
+                Ok::<_, std::io::Error>(bytes::Bytes::from(format!("data: {v}\n\n")))
+            };
+            let stream =
+                futures::stream::iter(vec![chunk("partial "), chunk("answer ")]).chain(futures::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock drops the connection"))
+                }));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
         MockReply::Status { status, retry_after, message } => {
             let mut r = json_response(
                 StatusCode::from_u16(status).unwrap(),
@@ -346,7 +428,7 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
                 ),
             }
         }
-        MockReply::Slow(..) => unreachable!(),
+        MockReply::Slow(..) | MockReply::Echo | MockReply::Chaos(_) => unreachable!(),
     }
 }
 

@@ -696,3 +696,27 @@ both_backends!(reply_tags_take_effect_after_the_reply_is_stored, |backend: Backe
     assert!(system.contains("likes green tea") && system.contains("mood: curious"), "{system}");
     app.stop().await;
 });
+
+// Found by `faults` (provider-chaos): waiting for a resting account used to
+// burn an attempt per claim, so jobs failed for good without calling anything.
+both_backends!(waiting_for_a_resting_account_uses_no_attempt, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .env("WORKER_RETRY_BASE_MS", "50")
+        .start()
+        .await;
+    let agent = create_agent(&app, "rested", "openai/gpt-4o-mini").await;
+    let store = &app.deps.store;
+    let account = store.account_rows().await.unwrap()[0].id;
+    store.mark_rate_limited(account, arvis_shared::clock::now_ms() + 1500).await.unwrap();
+    let mut req = chat_request(agent, "rest", "hi");
+    req.max_attempts = 1;
+    let e = store.enqueue_chat(&req).await.unwrap();
+    let done = wait_status(store, e.job_id, "completed", Duration::from_secs(15)).await;
+    assert_eq!(done.attempts, 1, "only the call that ran counts");
+    assert_eq!(mock.request_count(), 1);
+    app.stop().await;
+});

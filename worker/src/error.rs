@@ -17,6 +17,10 @@ pub enum JobError {
     /// May succeed later: retry at `retry_at` (ms), or after the backoff when `None`.
     #[error("{msg}")]
     Retryable { msg: String, retry_at: Option<i64> },
+    /// Nothing was attempted (every account rests): back to the queue until
+    /// `retry_at` without using up an attempt.
+    #[error("{msg}")]
+    Deferred { msg: String, retry_at: i64 },
 }
 
 impl JobError {
@@ -29,7 +33,7 @@ impl JobError {
     pub fn message(&self) -> &str {
         match self {
             JobError::Permanent(m) => m,
-            JobError::Retryable { msg, .. } => msg,
+            JobError::Retryable { msg, .. } | JobError::Deferred { msg, .. } => msg,
         }
     }
     /// The summary without technical detail, for the person waiting for the reply.

@@ -85,7 +85,10 @@ pub async fn call(
 ) -> Result<Served, JobError> {
     let store = &ctx.deps.store;
     let config = &ctx.deps.config;
-    let accounts = store.usable_accounts(None, now_ms()).await.map_err(db)?;
+    // One instant for both questions below, so an account whose rest ends in
+    // between is never mistaken for no account at all.
+    let started_at = now_ms();
+    let accounts = store.usable_accounts(None, started_at).await.map_err(db)?;
     let mut last_error: Option<ProviderError> = None;
     let mut only_rate_limits = true;
     for (account, model) in plan(&agent.model, accounts) {
@@ -167,11 +170,18 @@ pub async fn call(
     if only_rate_limits {
         // Nothing usable, or every account tried was rate-limited: retry when
         // the first one rests no more.
-        if let Some(at) = store.earliest_rate_limit_end(now_ms()).await.map_err(db)? {
-            return Err(JobError::Retryable {
-                msg: "every LLM account is rate-limited; the run will be retried".into(),
-                retry_at: Some(at),
-            });
+        if let Some(at) = store.earliest_rate_limit_end(started_at).await.map_err(db)? {
+            let msg = "every LLM account is rate-limited".to_string();
+            // Nothing called: waiting for the rest to end costs no attempt.
+            if last_error.is_none() {
+                return Err(JobError::Deferred { msg, retry_at: at });
+            }
+            return Err(JobError::Retryable { msg, retry_at: Some(at) });
+        }
+        // Nothing was usable a moment ago, but no account rests now: another
+        // run's success ended the rest in between. Try again at once.
+        if last_error.is_none() && !store.usable_accounts(None, i64::MAX).await.map_err(db)?.is_empty() {
+            return Err(JobError::Deferred { msg: "every LLM account was resting".into(), retry_at: now_ms() });
         }
         if last_error.is_none() {
             return Err(JobError::Permanent(

@@ -115,6 +115,7 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
         Err(JobError::Permanent(_)) => "failed",
         Err(JobError::Retryable { .. }) if job.attempts >= job.max_attempts => "failed",
         Err(JobError::Retryable { .. }) => "retrying",
+        Err(JobError::Deferred { .. }) => "deferred",
     };
     metrics::counter!("arvis_jobs_total", "status" => status, "agent_id" => job.agent_id.to_string()).increment(1);
     metrics::histogram!("arvis_job_duration_seconds", "status" => status).record(started.elapsed().as_secs_f64());
@@ -153,9 +154,16 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                 }
             }
         }
+        Err(JobError::Deferred { msg, retry_at }) => {
+            match store.defer_job(job.id, &ctx.worker_id, &msg, retry_at).await {
+                Ok(true) => tracing::info!(job_id = job.id, in_ms = retry_at - now_ms(), "{msg}; job deferred"),
+                Ok(false) => tracing::warn!(job_id = job.id, "job deferred after its lease was lost; nothing recorded"),
+                Err(error) => tracing::error!(%error, job_id = job.id, "cannot defer the job; the lease will expire"),
+            }
+        }
         Err(e) => {
             let retry_at = match &e {
-                JobError::Permanent(_) => None,
+                JobError::Permanent(_) | JobError::Deferred { .. } => None,
                 JobError::Retryable { retry_at: Some(at), .. } => Some(*at),
                 JobError::Retryable { retry_at: None, .. } => {
                     Some(crate::error::retry_at(now_ms(), ctx.settings.retry_base_ms, job.attempts))

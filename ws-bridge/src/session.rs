@@ -56,6 +56,8 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing session waits for the client's Close in return.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 const UNAUTHORIZED: CloseReason = CloseReason { code: close::UNAUTHORIZED, reason: "unauthorized" };
 const RATE_ABUSE: CloseReason = CloseReason { code: close::POLICY, reason: "rate limit exceeded" };
@@ -66,7 +68,7 @@ const TOO_BIG: CloseReason = CloseReason { code: close::TOO_BIG, reason: "messag
 /// upgrade request already carried valid credentials (or none are required).
 pub async fn serve(socket: WebSocket, ctx: Arc<Ctx>, authenticated: bool) {
     let id = ctx.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
     let handle = Arc::new(SessionHandle::new(id, tx));
     let writer = ctx.tracker.spawn(write_loop(sink, rx, handle.clone(), ctx.shutdown.clone()));
@@ -84,11 +86,23 @@ pub async fn serve(socket: WebSocket, ctx: Arc<Ctx>, authenticated: bool) {
     };
     let first = session.default_channel.clone();
     session.join(&first);
-    session.read_loop(stream).await;
+    session.read_loop(&mut stream).await;
     for channel in &session.channels {
         ctx.hub.leave(channel, id);
     }
     handle.close(CloseReason { code: close::NORMAL, reason: "" });
+    // The closing handshake: read (and drop) what the client still sends until
+    // its Close answers ours. Closing a socket with unread input makes the
+    // kernel reset the connection, and the client then loses the frames (the
+    // error that explains the close, pongs) already sent to it.
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     let _ = writer.await;
 }
 
@@ -107,7 +121,7 @@ struct Session {
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
+    async fn read_loop(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) {
         let auth_deadline = tokio::time::sleep(AUTH_TIMEOUT);
         tokio::pin!(auth_deadline);
         let idle = tokio::time::sleep(IDLE_TIMEOUT);

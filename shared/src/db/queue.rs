@@ -294,6 +294,24 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Gives a claimed job back until `run_after` without counting the attempt
+    /// (nothing was tried: every provider account rests until then).
+    pub async fn defer_job(&self, job_id: i64, worker_id: &str, note: &str, run_after: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             locked_by = NULL, lease_expires_at = NULL, run_after = $1, error = $2 \
+             WHERE id = $3 AND status = 'running' AND locked_by = $4",
+        )
+        .bind(run_after)
+        .bind(note)
+        .bind(job_id)
+        .bind(worker_id)
+        .execute(self.w())
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Gives a claimed job back without counting the attempt (graceful shutdown).
     pub async fn release_job(&self, job_id: i64, worker_id: &str) -> Result<bool> {
         let done = sqlx::query(
