@@ -1,5 +1,6 @@
 //! The shared core of Arvis: everything two or more binaries need, and nothing
-//! that needs axum, a WebSocket type or a cron parser.
+//! that needs axum or a WebSocket type. (Cron parsing is here because both the
+//! gateway, which validates schedules, and the scheduler need it.)
 //!
 //! Layout:
 //! - [`config`]: the one configuration read from environment variables (and `.env`).
@@ -13,6 +14,9 @@
 //! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
 //! - [`session`]: verifying the dashboard session cookie outside the gateway.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics` on `HEALTH_ADDR` (plain hyper).
+//! - [`metrics`]: the process's Prometheus recorder and the metric names.
+//! - [`startup`]: the common start of every binary (config, logging, database, bus).
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
