@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{DbError, Result, Store, classify};
+use super::{Result, Store, classify};
 use crate::clock::{now_ms, to_rfc3339};
 use crate::domain::conversation::{ChatMessage, ConversationThread, SessionSummary};
 
@@ -67,8 +67,9 @@ impl Store {
     }
 
     /// Appends a message and advances the conversation's counters, in one
-    /// transaction. Returns the message id. A second assistant reply for the
-    /// same `job_id` is [`DbError::Conflict`].
+    /// transaction (the same write the queue does for chat messages). Returns
+    /// the message id. A second assistant reply for the same `job_id` is
+    /// [`super::DbError::Conflict`]; an unknown conversation is [`super::DbError::MissingReference`].
     pub async fn append_message(
         &self,
         conversation_id: &str,
@@ -76,34 +77,8 @@ impl Store {
         content: &str,
         job_id: Option<i64>,
     ) -> Result<i64> {
-        let now = now_ms();
-        let tokens = (content.chars().count() as i64 + 3) / 4;
         let mut tx = self.w().begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(conversation_id)
-        .bind(role)
-        .bind(content)
-        .bind(tokens)
-        .bind(job_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let done = sqlx::query(
-            "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $1, \
-             last_message_at = $2 WHERE id = $3",
-        )
-        .bind(tokens)
-        .bind(now)
-        .bind(conversation_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound);
-        }
+        let id = super::queue::insert_message(&mut tx, conversation_id, role, content, job_id, now_ms()).await?;
         tx.commit().await?;
         Ok(id)
     }

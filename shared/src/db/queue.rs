@@ -428,7 +428,9 @@ async fn open_conversation(tx: &mut Tx<'_>, req: &ChatRequest, now: i64) -> Resu
     .await?)
 }
 
-async fn insert_message(
+/// Stores a message (tokens estimated as the original does) and advances the
+/// conversation's counters, inside the caller's transaction.
+pub(crate) async fn insert_message(
     tx: &mut Tx<'_>,
     conversation_id: &str,
     role: &str,
