@@ -89,11 +89,19 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// The database is away (pool exhausted or closed, connection cut), as opposed
+/// to a fault of ours: 503. Postgres SQLSTATE classes 08 (connection exception)
+/// and 57P (operator intervention: shutdown, restart) count as away too.
 fn is_unavailable(e: &arvis_shared_sqlx::Error) -> bool {
-    matches!(
-        e,
-        arvis_shared_sqlx::Error::PoolTimedOut | arvis_shared_sqlx::Error::Io(_) | arvis_shared_sqlx::Error::PoolClosed
-    )
+    match e {
+        arvis_shared_sqlx::Error::PoolTimedOut
+        | arvis_shared_sqlx::Error::Io(_)
+        | arvis_shared_sqlx::Error::PoolClosed => true,
+        arvis_shared_sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+        }
+        _ => false,
+    }
 }
 
 /// sqlx's error type, reached through the shared crate so the gateway does not

@@ -53,7 +53,13 @@ pub fn state(deps: Deps, listen: SocketAddr) -> anyhow::Result<AppState> {
     let jwt = arvis_shared::bootstrap::jwt_secret(config).context("loading the JWT secret")?;
     let auth =
         Auth::new(config.dashboard_password.clone(), config.dashboard_api_key.clone(), &jwt, config.cookie_secure)?;
-    Ok(AppState { deps, auth: Arc::new(auth), started: Instant::now(), openapi: Default::default() })
+    Ok(AppState {
+        deps,
+        auth: Arc::new(auth),
+        started: Instant::now(),
+        openapi: Default::default(),
+        agents_json: Default::default(),
+    })
 }
 
 /// The API's routes as documented routes, before state is attached.

@@ -14,4 +14,10 @@ pub struct AppState {
     pub started: Instant,
     /// The serialized OpenAPI document, set once the router is built.
     pub openapi: Arc<std::sync::OnceLock<String>>,
+    /// `GET /api/agents` as JSON bytes, with the cached list they were made
+    /// from: reused while the store serves that same list.
+    pub agents_json: Arc<std::sync::Mutex<Option<AgentsJson>>>,
 }
+
+/// A cached agent list and its JSON.
+pub type AgentsJson = (Arc<Vec<arvis_shared::domain::agent::Agent>>, bytes::Bytes);

@@ -12,9 +12,10 @@
 //! Rules of a tick (README, "Workflows"):
 //! - a workflow with no `next_run_at` (new or edited) gets the first due time
 //!   after now; it does not fire at once;
-//! - a due workflow's due time is claimed by a conditional update in the
-//!   database ([`Store::claim_and_enqueue_workflow_run`]); only the claimer
-//!   enqueues, in the same transaction;
+//! - due times are claimed in batches of [`CLAIM_BATCH`], one transaction
+//!   each, with the rows locked first and every update conditional on the due
+//!   time read ([`Store::claim_due_workflow_runs`]); only the claimer enqueues,
+//!   in the same transaction;
 //! - the next due time is the schedule's next one after the claimed due time,
 //!   or — when that one has passed too (the scheduler was down) — the next one
 //!   after now: missed runs fire once, not once per missed due time;
@@ -31,7 +32,7 @@ use arvis_shared::bus::Bus;
 use arvis_shared::bus::events::{ConfigChanged, JobReady};
 use arvis_shared::bus::subjects;
 use arvis_shared::clock::now_ms;
-use arvis_shared::db::scheduling::{ClaimOutcome, DueWorkflow, WorkflowRun};
+use arvis_shared::db::scheduling::{ClaimOutcome, DuePlan, DueWorkflow, WorkflowRun};
 use arvis_shared::db::{DbError, Store};
 use arvis_shared::domain::job::{JobKind, JobPayload, NewJob, priority};
 use arvis_shared::domain::schedule;
@@ -135,52 +136,68 @@ async fn next_notice(notices: &mut Option<arvis_shared::bus::Subscription>) -> O
     }
 }
 
+/// Due times claimed per transaction. Large enough that a burst of thousands
+/// of due workflows costs a few dozen commits, small enough that one batch
+/// holds SQLite's write lock for only a few milliseconds.
+pub const CLAIM_BATCH: i64 = 256;
+
 /// One pass at time `now` (ms): sets missing first due times, claims every due
-/// time that has come, enqueues (or skips) its job, and publishes `JobReady`
-/// after each commit.
+/// time that has come in batches ([`Store::claim_due_workflow_runs`]),
+/// enqueues (or skips) their jobs, and publishes `JobReady` after each commit.
+/// Should a batch fail, the pass falls back to one transaction per due time,
+/// so one broken workflow is logged and retried without holding back the rest.
 pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<TickReport, DbError> {
     let mut report = TickReport::default();
-    for wf in store.due_workflows(now).await? {
-        // One workflow's failure must not hold the others back: log it and go on
-        // (its due time stays unclaimed, so the next tick retries it).
+    for wf in store.unscheduled_workflows().await? {
         if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
             tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
             report.failed.push(wf.id);
+        }
+    }
+    loop {
+        match store.claim_due_workflow_runs(now, CLAIM_BATCH, |wf| plan(wf, now, tz)).await {
+            Ok(batch) => {
+                let mut progressed = false;
+                for (wf, outcome) in &batch {
+                    progressed |= outcome != &ClaimOutcome::Lost;
+                    record(bus, wf, wf.next_run_at.unwrap_or(now), *outcome, &mut report).await;
+                }
+                if batch.len() < CLAIM_BATCH as usize || !progressed {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "claiming a batch of due workflows failed; claiming one at a time");
+                for wf in store.due_workflows(now).await? {
+                    if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
+                        tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
+                        report.failed.push(wf.id);
+                    }
+                }
+                break;
+            }
         }
     }
     report.next_due_at = store.next_workflow_due_at().await?;
     Ok(report)
 }
 
-async fn tick_one(
-    store: &Store,
-    bus: &Bus,
-    wf: &DueWorkflow,
-    now: i64,
-    tz: &TimeZone,
-    report: &mut TickReport,
-) -> Result<(), DbError> {
-    let parsed = schedule::parse(&wf.schedule);
-    let Some(due) = wf.next_run_at else {
-        let first = parsed.as_ref().ok().and_then(|s| s.next_after_in(now, tz)).unwrap_or_else(|| {
-            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
-            now + BAD_SCHEDULE_RETRY_MS
-        });
-        if store.init_next_run(wf.id, first).await? {
-            report.initialised.push(wf.id);
-        }
-        return Ok(());
-    };
-    let Some(next) = parsed.as_ref().ok().and_then(|s| next_due_after(s, due, now, tz)) else {
-        tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
-        if !store.postpone_workflow_run(wf.id, due, now + BAD_SCHEDULE_RETRY_MS).await? {
-            report.lost += 1;
-        }
-        return Ok(());
-    };
-    let job = workflow_job(wf);
-    let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at: next, job: &job, now };
-    match store.claim_and_enqueue_workflow_run(&run).await? {
+/// What to do with a due workflow: run it and move on to its next due time,
+/// or — when its schedule no longer parses — postpone it by an hour.
+fn plan(wf: &DueWorkflow, now: i64, tz: &TimeZone) -> DuePlan {
+    let next = wf.next_run_at.and_then(|due| {
+        let parsed = schedule::parse(&wf.schedule).ok()?;
+        next_due_after(&parsed, due, now, tz)
+    });
+    match next {
+        Some(next_run_at) => DuePlan::Fire { next_run_at, job: Box::new(workflow_job(wf)) },
+        None => DuePlan::Postpone { next_run_at: now + BAD_SCHEDULE_RETRY_MS },
+    }
+}
+
+/// Logs, signals and counts the outcome of one claim.
+async fn record(bus: &Bus, wf: &DueWorkflow, due: i64, outcome: ClaimOutcome, report: &mut TickReport) {
+    match outcome {
         ClaimOutcome::Enqueued { job_id } => {
             tracing::info!(workflow_id = wf.id, job_id, due_at = due, "workflow fired");
             bus.signal(&JobReady { v: 1, job_id, priority: priority::SCHEDULED }).await;
@@ -197,8 +214,44 @@ async fn tick_one(
             metrics::counter!("arvis_scheduler_skips_total").increment(1);
             report.skipped.push(wf.id);
         }
+        ClaimOutcome::Postponed => {
+            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour")
+        }
         ClaimOutcome::Lost => report.lost += 1,
     }
+}
+
+/// One workflow in its own transaction(s): the first due time of a new or
+/// edited workflow, or the claim of one due time (the batch's fallback).
+async fn tick_one(
+    store: &Store,
+    bus: &Bus,
+    wf: &DueWorkflow,
+    now: i64,
+    tz: &TimeZone,
+    report: &mut TickReport,
+) -> Result<(), DbError> {
+    let Some(due) = wf.next_run_at else {
+        let first = schedule::parse(&wf.schedule).ok().and_then(|s| s.next_after_in(now, tz)).unwrap_or_else(|| {
+            tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour");
+            now + BAD_SCHEDULE_RETRY_MS
+        });
+        if store.init_next_run(wf.id, first).await? {
+            report.initialised.push(wf.id);
+        }
+        return Ok(());
+    };
+    let outcome = match plan(wf, now, tz) {
+        DuePlan::Postpone { next_run_at } => match store.postpone_workflow_run(wf.id, due, next_run_at).await? {
+            true => ClaimOutcome::Postponed,
+            false => ClaimOutcome::Lost,
+        },
+        DuePlan::Fire { next_run_at, job } => {
+            let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at, job: &job, now };
+            store.claim_and_enqueue_workflow_run(&run).await?
+        }
+    };
+    record(bus, wf, due, outcome, report).await;
     Ok(())
 }
 

@@ -58,7 +58,31 @@ impl Deps {
             Some(url) => bus::Bus::connect_nats(url).await.with_context(|| format!("connecting to NATS at {url}"))?,
             None => bus::Bus::local(),
         };
+        forget_agents_on_notice(&store, &bus).await;
         Ok(Deps { config: Arc::new(config), store, bus })
+    }
+}
+
+/// Keeps the store's agent cache in step with agent writes of other processes:
+/// a `ConfigChanged` notice for agents (or for everything) invalidates it. Without
+/// a subscription the cache's TTL still bounds how stale it can be.
+async fn forget_agents_on_notice(store: &db::Store, bus: &bus::Bus) {
+    let cache = store.agent_cache();
+    match bus.subscribe(bus::subjects::CONFIG_CHANGED).await {
+        Ok(mut notices) => {
+            tokio::spawn(async move {
+                while let Some(msg) = notices.next().await {
+                    if msg.decode::<bus::events::ConfigChanged>().is_none_or(|c| c.entity == "agent") {
+                        cache.invalidate();
+                    }
+                }
+            });
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "no config-change notices: agent edits of other processes show within {} s",
+            db::cache::TTL.as_secs()
+        ),
     }
 }
 

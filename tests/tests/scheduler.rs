@@ -402,3 +402,86 @@ both_backends!(the_running_scheduler_returns_jobs_of_dead_workers, |backend| asy
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), scheduler).await.unwrap().unwrap().unwrap();
 });
+
+both_backends!(a_burst_larger_than_a_batch_fires_each_workflow_once_across_replicas, |backend| async move {
+    // 600 workflows due at the same instant (more than two batches), three
+    // replicas ticking at once: every due time becomes exactly one job.
+    let db = TestDb::new(backend).await;
+    let first = db.store().await;
+    let pool = pool(&db).await;
+    let a = agent(&first).await;
+    let n = 2 * arvis_scheduler::CLAIM_BATCH as usize + 88;
+    for _ in 0..n {
+        workflow(&pool, a, "every 10s", Some(T0)).await;
+    }
+    let mut replicas = vec![first];
+    for _ in 0..2 {
+        replicas.push(db.store().await);
+    }
+    let bus = Bus::local();
+    let handles: Vec<_> = replicas
+        .into_iter()
+        .map(|store| {
+            let bus = bus.clone();
+            tokio::spawn(async move { tick(&store, &bus, T0 + 500, &TimeZone::UTC).await.unwrap() })
+        })
+        .collect();
+    let mut fired = 0;
+    for h in handles {
+        let report = h.await.unwrap();
+        assert!(report.failed.is_empty(), "{report:?}");
+        fired += report.fired.len();
+    }
+    let (jobs, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT workflow_id) FROM jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!((jobs, distinct), (n as i64, n as i64), "one job per workflow, none twice");
+    assert_eq!(fired, n, "every job was reported by exactly one replica");
+    let moved: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE next_run_at = $1 AND last_run_at = $2")
+        .bind(T0 + 10_000)
+        .bind(T0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(moved, n as i64, "every due time moved on and recorded its run");
+});
+
+both_backends!(a_workflow_whose_job_cannot_be_written_does_not_hold_back_the_others, |backend| async move {
+    // A trigger makes enqueueing one workflow's job fail: its batch rolls back,
+    // the tick claims one due time at a time, and every other workflow fires.
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let pool = pool(&db).await;
+    let a = agent(&store).await;
+    let good_before = workflow(&pool, a, "every 10s", Some(T0)).await;
+    let broken = workflow(&pool, a, "every 10s", Some(T0)).await;
+    let good_after = workflow(&pool, a, "every 10s", Some(T0)).await;
+    match backend {
+        arvis_testkit::Backend::Sqlite => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON jobs WHEN NEW.workflow_id = {broken} \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        arvis_testkit::Backend::Postgres => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.workflow_id = {broken} THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse();"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    let report = tick(&store, &Bus::local(), T0 + 500, &TimeZone::UTC).await.unwrap();
+    assert_eq!(report.failed, [broken]);
+    let mut fired: Vec<i64> = report.fired.iter().map(|(wf, _)| *wf).collect();
+    fired.sort();
+    assert_eq!(fired, [good_before, good_after]);
+    assert_eq!(job_count(&pool, broken).await, 0);
+    assert_eq!(state(&pool, broken).await.next_run_at, Some(T0), "the broken due time stays unclaimed for a retry");
+});

@@ -2,7 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use bytes::Bytes;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,8 +36,26 @@ async fn changed(state: &AppState, id: i64) {
 
 /// List all agents.
 #[utoipa::path(get, path = "/api/agents", tag = "agents", responses((status = 200, body = Vec<Agent>), (status = 401, body = ErrorBody)))]
-async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<Agent>>> {
-    Ok(Json(state.deps.store.list_agents().await?))
+async fn list_agents(State(state): State<AppState>) -> ApiResult<Response> {
+    // The store caches the list; the JSON made from a list is kept beside it,
+    // so a repeated read is two pointer comparisons and a reference-count bump.
+    let agents = state.deps.store.agents().await?;
+    let cached = state
+        .agents_json
+        .lock()
+        .ok()
+        .and_then(|slot| slot.as_ref().and_then(|(from, bytes)| Arc::ptr_eq(from, &agents).then(|| bytes.clone())));
+    let bytes = match cached {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = Bytes::from(serde_json::to_vec(agents.as_ref()).map_err(ApiError::internal)?);
+            if let Ok(mut slot) = state.agents_json.lock() {
+                *slot = Some((agents, bytes.clone()));
+            }
+            bytes
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response())
 }
 
 /// Create an agent. `slug` must be unique and match `[a-z0-9_-]`; `role` is one

@@ -115,7 +115,10 @@ async fn chat(
     }
 
     let wait = async {
-        let mut poll = tokio::time::interval(POLL_EVERY);
+        // The first look at the job row is one period in: before that the
+        // reply event is the fast path, and reading at once would cost every
+        // chat a query for nothing.
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -1,5 +1,7 @@
 //! Agents.
 
+use std::sync::Arc;
+
 use sqlx::FromRow;
 
 use super::{Flag, Result, Store, classify, from_json, sql, to_json};
@@ -46,13 +48,32 @@ const COLUMNS: &str = "id, slug, name, role, description, model, system_prompt, 
                        temperature, max_tokens, is_active, created_by";
 
 impl Store {
-    pub async fn list_agents(&self) -> Result<Vec<Agent>> {
+    /// Every agent, by id, from the read-through cache ([`super::cache`]): at
+    /// most one database read per invalidation or TTL.
+    pub async fn agents(&self) -> Result<Arc<Vec<Agent>>> {
+        if let Some(agents) = self.agents.get() {
+            return Ok(agents);
+        }
+        let generation = self.agents.generation();
         let rows: Vec<AgentRow> =
             sqlx::query_as(sql(format!("SELECT {COLUMNS} FROM agents ORDER BY id"))).fetch_all(self.r()).await?;
-        rows.into_iter().map(Agent::try_from).collect()
+        let agents = Arc::new(rows.into_iter().map(Agent::try_from).collect::<Result<Vec<_>>>()?);
+        self.agents.fill(generation, agents.clone());
+        Ok(agents)
     }
 
+    /// Every agent, by id (an owned copy of [`Store::agents`]).
+    pub async fn list_agents(&self) -> Result<Vec<Agent>> {
+        Ok(self.agents().await?.as_ref().clone())
+    }
+
+    /// One agent. Served from the cached list when it is there; an id the
+    /// cache does not know is looked up in the database (it may have been
+    /// created by another process a moment ago).
     pub async fn get_agent(&self, id: i64) -> Result<Option<Agent>> {
+        if let Some(agent) = self.agents.get().and_then(|all| all.iter().find(|a| a.id == id).cloned()) {
+            return Ok(Some(agent));
+        }
         let row: Option<AgentRow> = sqlx::query_as(sql(format!("SELECT {COLUMNS} FROM agents WHERE id = $1")))
             .bind(id)
             .fetch_optional(self.r())
@@ -91,6 +112,7 @@ impl Store {
         .fetch_one(self.w())
         .await
         .map_err(classify)?;
+        self.agents.invalidate();
         row.try_into()
     }
 
@@ -116,6 +138,7 @@ impl Store {
         .fetch_optional(self.w())
         .await
         .map_err(classify)?;
+        self.agents.invalidate();
         row.map(Agent::try_from).transpose()
     }
 
@@ -125,6 +148,7 @@ impl Store {
     pub async fn delete_agent(&self, id: i64) -> Result<bool> {
         let done =
             sqlx::query("DELETE FROM agents WHERE id = $1").bind(id).execute(self.w()).await.map_err(classify)?;
+        self.agents.invalidate();
         Ok(done.rows_affected() > 0)
     }
 
@@ -152,6 +176,7 @@ impl Store {
         .execute(self.w())
         .await
         .map_err(classify)?;
+        self.agents.invalidate();
         self.get_agent_by_slug(&f.slug).await?.ok_or(super::DbError::NotFound)
     }
 }

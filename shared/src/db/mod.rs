@@ -23,6 +23,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod bots;
+pub mod cache;
 pub mod conversations;
 pub mod jobs;
 pub mod logs;
@@ -90,6 +91,9 @@ pub(crate) fn classify(e: sqlx::Error) -> DbError {
     DbError::Sqlx(e)
 }
 
+/// A Postgres connection idle longer than this is pinged before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -104,6 +108,8 @@ pub struct Store {
     /// Writes: one connection on SQLite, the same pool as `read` on Postgres.
     write: AnyPool,
     dialect: Dialect,
+    /// The agent list, shared by every clone of this store ([`cache`]).
+    agents: std::sync::Arc<cache::AgentCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,6 +141,10 @@ impl Store {
                     .max_connections(n)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
+                    // A SQLite connection is a file handle on its own thread: it
+                    // cannot "drop". sqlx's default ping before every acquire
+                    // was one extra thread round trip per statement.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers proceed during a write; NORMAL is safe
@@ -151,14 +161,28 @@ impl Store {
             };
             let write = pool(1).connect_with(options.clone()).await?;
             let read = pool(max_connections.max(1)).connect_with(options).await?;
-            Ok(Store { read, write, dialect: Dialect::Sqlite })
+            Ok(Store { read, write, dialect: Dialect::Sqlite, agents: Default::default() })
         } else {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
+                // sqlx pings before every acquire by default: one extra network
+                // round trip per statement. Ping only a connection that sat idle
+                // (it may have been cut, e.g. by a database restart); a busy one
+                // has just proven itself, and should it fail anyway, the caller
+                // sees the error (jobs retry, requests answer 503).
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > IDLE_BEFORE_PING {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?;
-            Ok(Store { read: pool.clone(), write: pool, dialect: Dialect::Postgres })
+            Ok(Store { read: pool.clone(), write: pool, dialect: Dialect::Postgres, agents: Default::default() })
         }
     }
 
@@ -181,6 +205,11 @@ impl Store {
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").iter().count(),
         };
         Ok(applied as usize >= expected)
+    }
+
+    /// The agent cache, for invalidation by bus notices from other processes.
+    pub fn agent_cache(&self) -> std::sync::Arc<cache::AgentCache> {
+        self.agents.clone()
     }
 
     pub fn dialect(&self) -> Dialect {

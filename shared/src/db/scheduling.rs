@@ -14,8 +14,10 @@
 
 use sqlx::FromRow;
 
+use std::collections::HashMap;
+
 use super::queue::insert_job;
-use super::{Result, Store, classify};
+use super::{Dialect, Result, Store, classify};
 use crate::domain::job::NewJob;
 
 /// An enabled workflow whose due time has come (or has none yet).
@@ -56,6 +58,18 @@ pub enum ClaimOutcome {
     /// Another claimer won it, or the workflow was disabled, edited or deleted
     /// meanwhile: nothing was written.
     Lost,
+    /// The due time was moved on without a run (the schedule no longer parses).
+    Postponed,
+}
+
+/// What the scheduler decided for one due workflow of a batch claim.
+#[derive(Debug, Clone)]
+pub enum DuePlan {
+    /// Run it (or skip it, when its previous job is unfinished) and move its
+    /// due time on to `next_run_at`.
+    Fire { next_run_at: i64, job: Box<NewJob> },
+    /// Move its due time on without running it.
+    Postpone { next_run_at: i64 },
 }
 
 const DUE_COLUMNS: &str = "id, agent_id, name, schedule, prompt, channel_id, platform, next_run_at";
@@ -68,6 +82,15 @@ impl Store {
              ORDER BY next_run_at, id"
         )))
         .bind(now)
+        .fetch_all(self.r())
+        .await?)
+    }
+
+    /// Enabled workflows without a due time yet (new or edited).
+    pub async fn unscheduled_workflows(&self) -> Result<Vec<DueWorkflow>> {
+        Ok(sqlx::query_as(super::sql(format!(
+            "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NULL ORDER BY id"
+        )))
         .fetch_all(self.r())
         .await?)
     }
@@ -101,6 +124,91 @@ impl Store {
                 .await
                 .map_err(classify)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Claims up to `limit` due times (oldest first) in ONE transaction and
+    /// carries out `plan` for each: enqueue its job, or count a skipped run
+    /// (flood guard), or postpone it. Returns each claimed workflow with its
+    /// outcome.
+    ///
+    /// The rows are locked before they are read — `BEGIN IMMEDIATE` on SQLite
+    /// (the write lock first, so no read-to-write upgrade can fail), `FOR UPDATE
+    /// SKIP LOCKED` on Postgres (replicas work on disjoint rows in parallel) —
+    /// and each update is still conditional on the due time read, so a due time
+    /// is claimed exactly once. One commit per batch instead of one per due
+    /// time is what makes a burst of thousands of due workflows cheap.
+    ///
+    /// Any failure rolls the whole batch back (nothing of it is written); the
+    /// caller then falls back to [`Store::claim_and_enqueue_workflow_run`], one
+    /// due time per transaction, so one broken workflow cannot hold back the rest.
+    pub async fn claim_due_workflow_runs(
+        &self,
+        now: i64,
+        limit: i64,
+        plan: impl Fn(&DueWorkflow) -> DuePlan,
+    ) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
+        let (mut tx, lock) = match self.dialect() {
+            Dialect::Sqlite => (self.w().begin_with("BEGIN IMMEDIATE").await?, ""),
+            Dialect::Postgres => (self.w().begin().await?, "FOR UPDATE SKIP LOCKED"),
+        };
+        let due: Vec<DueWorkflow> = sqlx::query_as(super::sql(format!(
+            "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
+             ORDER BY next_run_at, id LIMIT $2 {lock}"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            tx.rollback().await?;
+            return Ok(vec![]);
+        }
+        // The flood guard for the whole batch in one query: the oldest
+        // unfinished job of each workflow that has one.
+        let placeholders: Vec<String> = (0..due.len()).map(|i| format!("${}", i + 1)).collect();
+        let mut q = sqlx::query_as::<_, (i64, i64)>(super::sql(format!(
+            "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({}) \
+             GROUP BY workflow_id",
+            placeholders.join(", ")
+        )));
+        for wf in &due {
+            q = q.bind(wf.id);
+        }
+        let unfinished: HashMap<i64, i64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+        let mut outcomes = Vec::with_capacity(due.len());
+        for wf in due {
+            let Some(due_at) = wf.next_run_at else { continue };
+            let outcome = match plan(&wf) {
+                DuePlan::Postpone { next_run_at } => {
+                    if move_due_time(&mut tx, wf.id, due_at, next_run_at, "").await? {
+                        ClaimOutcome::Postponed
+                    } else {
+                        ClaimOutcome::Lost
+                    }
+                }
+                DuePlan::Fire { next_run_at, mut job } => match unfinished.get(&wf.id) {
+                    Some(&unfinished_job_id) => {
+                        let counted = ", skipped_runs = skipped_runs + 1";
+                        if move_due_time(&mut tx, wf.id, due_at, next_run_at, counted).await? {
+                            ClaimOutcome::Skipped { unfinished_job_id }
+                        } else {
+                            ClaimOutcome::Lost
+                        }
+                    }
+                    None => {
+                        if move_due_time(&mut tx, wf.id, due_at, next_run_at, ", last_run_at = $3").await? {
+                            job.workflow_id = Some(wf.id);
+                            ClaimOutcome::Enqueued { job_id: insert_job(&mut tx, &job, now).await? }
+                        } else {
+                            ClaimOutcome::Lost
+                        }
+                    }
+                },
+            };
+            outcomes.push((wf, outcome));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// Claims one due time and, in the same transaction, enqueues its job — or,
@@ -150,6 +258,27 @@ impl Store {
             .fetch_optional(self.r())
             .await?)
     }
+}
+
+/// The conditional move of a due time (`also` adds `SET` clauses; `$3` is the
+/// due time claimed). False when the due time is no longer there.
+async fn move_due_time(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    workflow_id: i64,
+    due_at: i64,
+    next_run_at: i64,
+    also: &str,
+) -> Result<bool> {
+    let done = sqlx::query(super::sql(format!(
+        "UPDATE workflows SET next_run_at = $1{also} WHERE id = $2 AND next_run_at = $3 AND is_enabled"
+    )))
+    .bind(next_run_at)
+    .bind(workflow_id)
+    .bind(due_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Counts a due time the flood guard skipped (inside the claim's transaction).

@@ -301,9 +301,14 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
                 n as f64 / slice
             };
             // Subject: a producer enqueues while `workers` claim and finish.
+            // Like the real worker loop, a worker that finds nothing waits for
+            // the producer's "job ready" signal (a `Notify` here, NATS or the
+            // in-process bus in the platform) instead of re-claiming at once.
             let deadline = Instant::now() + Duration::from_secs_f64(slice);
+            let ready = std::sync::Arc::new(tokio::sync::Notify::new());
             let producer = {
                 let store = store.clone();
+                let ready = ready.clone();
                 tokio::spawn(async move {
                     while Instant::now() < deadline {
                         let job = NewJob::new(
@@ -313,19 +318,24 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
                             JobPayload { prompt: "noop".into(), ..Default::default() },
                         );
                         store.enqueue(&job).await.unwrap();
+                        ready.notify_waiters();
                     }
+                    ready.notify_waiters();
                 })
             };
             let mut handles = Vec::new();
             for w in 0..workers {
                 let store = store.clone();
+                let ready = ready.clone();
                 handles.push(tokio::spawn(async move {
                     let id = format!("bench-{w}");
                     let mut done = 0u64;
                     while Instant::now() < deadline {
+                        let mut signalled = std::pin::pin!(ready.notified());
+                        signalled.as_mut().enable();
                         let jobs = store.claim_jobs(&id, 16, 30_000).await.unwrap();
                         if jobs.is_empty() {
-                            tokio::task::yield_now().await;
+                            let _ = tokio::time::timeout(Duration::from_millis(50), signalled).await;
                             continue;
                         }
                         for j in jobs {

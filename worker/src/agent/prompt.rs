@@ -51,7 +51,7 @@ pub struct PromptParts {
 /// used for skill matching). Reading the memory facts bumps their access stats.
 pub async fn system_prompt(store: &Store, agent: &Agent, prompt: &str) -> Result<String, DbError> {
     let other_agents: Vec<String> =
-        store.list_agents().await?.into_iter().filter(|a| a.is_active && a.id != agent.id).map(|a| a.slug).collect();
+        store.agents().await?.iter().filter(|a| a.is_active && a.id != agent.id).map(|a| a.slug.clone()).collect();
     if is_conductor(agent) {
         return Ok(render_conductor(agent, &other_agents));
     }
