@@ -177,3 +177,92 @@ both_backends!(retries_back_off_then_fail_and_leases_expire_into_failure, |backe
     let released = store.job(id3).await.unwrap().unwrap();
     assert_eq!((released.status.as_str(), released.attempts), ("pending", 0));
 });
+
+both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend| async move {
+    // The message, its counters and its job (whose payload names the message),
+    // then the reply and its counters: checked field by field, because SQLite
+    // writes both as one-round-trip scripts and Postgres as transactions.
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    let e = store.enqueue_chat(&chat(a, "c", "hello there")).await.unwrap();
+    let again = store.enqueue_chat(&chat(a, "c", "and again")).await.unwrap();
+    assert_eq!(again.conversation_id, e.conversation_id, "one active conversation per channel");
+    let job = store.job(e.job_id).await.unwrap().unwrap();
+    assert_eq!(job.conversation_id.as_deref(), Some(e.conversation_id.as_str()));
+    assert_eq!(job.payload.message_id, Some(e.message_id));
+    assert_eq!(job.payload.conversation_id.as_deref(), Some(e.conversation_id.as_str()));
+    assert_eq!((job.payload.prompt.as_str(), job.status.as_str(), job.max_attempts), ("hello there", "pending", 3));
+    let totals = store.conversation_totals(&e.conversation_id).await.unwrap().unwrap();
+    assert_eq!(totals.message_count, 2);
+    let user_tokens =
+        arvis_shared::db::queue::estimate_tokens("hello there") + arvis_shared::db::queue::estimate_tokens("and again");
+    assert_eq!(totals.total_tokens, user_tokens);
+
+    let claimed = store.claim_jobs("w", 10, 60_000).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [e.job_id], "the second waits for the first");
+    let done = Finish { job_id: e.job_id, worker_id: "w", reply: "a reply", conversation_id: Some(&e.conversation_id) };
+    let message_id = store.finish_job(&done).await.unwrap().unwrap().unwrap();
+    let msgs = store.conversation_messages(&e.conversation_id).await.unwrap();
+    assert_eq!(
+        msgs.last().map(|m| (m.id, m.role.as_str(), m.content.as_str())),
+        Some((message_id, "assistant", "a reply"))
+    );
+    let totals = store.conversation_totals(&e.conversation_id).await.unwrap().unwrap();
+    assert_eq!(totals.message_count, 3);
+    assert_eq!(totals.total_tokens, user_tokens + arvis_shared::db::queue::estimate_tokens("a reply"));
+    assert_eq!(store.job(e.job_id).await.unwrap().unwrap().result.as_deref(), Some("a reply"));
+});
+
+both_backends!(a_reply_to_a_deleted_conversation_completes_the_job_without_a_message, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    let e = store.enqueue_chat(&chat(a, "c", "hello")).await.unwrap();
+    let job = store.claim_jobs("w", 1, 60_000).await.unwrap().remove(0);
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    sqlx::query("DELETE FROM conversations WHERE id = $1").bind(&e.conversation_id).execute(&pool).await.unwrap();
+    let done = Finish { job_id: job.id, worker_id: "w", reply: "late", conversation_id: Some(&e.conversation_id) };
+    assert_eq!(store.finish_job(&done).await.unwrap(), Some(None), "completed, no message stored");
+    assert_eq!(store.job(job.id).await.unwrap().unwrap().status, "completed");
+    let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(orphans, 0);
+    // The store still works normally afterwards (no transaction left open).
+    let next = store.enqueue_chat(&chat(a, "c", "new start")).await.unwrap();
+    assert_ne!(next.conversation_id, e.conversation_id);
+    assert_eq!(store.claim_jobs("w", 1, 60_000).await.unwrap()[0].id, next.job_id);
+});
+
+both_backends!(a_failing_chat_write_leaves_nothing_behind, |backend| async move {
+    // The job insert fails (a trigger refuses it) after the message was written
+    // inside the same transaction: all of it is rolled back, and the next chat
+    // goes through on the same write connection (no transaction left open).
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let (refuse, allow) = match backend {
+        arvis_testkit::Backend::Sqlite => (
+            "CREATE TRIGGER refuse BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            "DROP TRIGGER refuse;",
+        ),
+        arvis_testkit::Backend::Postgres => (
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ \
+             LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse();",
+            "DROP TRIGGER refuse ON jobs;",
+        ),
+    };
+    sqlx::raw_sql(refuse).execute(&pool).await.unwrap();
+    store.enqueue_chat(&chat(a, "c", "refused")).await.unwrap_err();
+    let counts = "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM jobs), \
+                  (SELECT CAST(COALESCE(SUM(message_count), 0) AS BIGINT) FROM conversations)";
+    let (messages, jobs, counted): (i64, i64, i64) = sqlx::query_as(counts).fetch_one(&pool).await.unwrap();
+    assert_eq!((messages, jobs, counted), (0, 0, 0));
+    sqlx::raw_sql(allow).execute(&pool).await.unwrap();
+    let ok = store.enqueue_chat(&chat(a, "c", "accepted")).await.unwrap();
+    assert_eq!(store.job(ok.job_id).await.unwrap().unwrap().payload.message_id, Some(ok.message_id));
+    let (messages, jobs, counted): (i64, i64, i64) = sqlx::query_as(counts).fetch_one(&pool).await.unwrap();
+    assert_eq!((messages, jobs, counted), (1, 1, 1));
+});

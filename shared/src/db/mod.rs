@@ -224,6 +224,16 @@ impl Store {
         &self.write
     }
 
+    /// A write transaction that holds the write lock from its first statement
+    /// (`BEGIN IMMEDIATE` on SQLite), so it may read before it writes without
+    /// risking `SQLITE_BUSY` on the upgrade when another process shares the file.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        })
+    }
+
     /// Closes both pools (shutdown).
     pub async fn close(&self) {
         self.write.close().await;

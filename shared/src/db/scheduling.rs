@@ -147,10 +147,11 @@ impl Store {
         limit: i64,
         plan: impl Fn(&DueWorkflow) -> DuePlan,
     ) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
-        let (mut tx, lock) = match self.dialect() {
-            Dialect::Sqlite => (self.w().begin_with("BEGIN IMMEDIATE").await?, ""),
-            Dialect::Postgres => (self.w().begin().await?, "FOR UPDATE SKIP LOCKED"),
+        let lock = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         };
+        let mut tx = self.begin_write().await?;
         let due: Vec<DueWorkflow> = sqlx::query_as(super::sql(format!(
             "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
              ORDER BY next_run_at, id LIMIT $2 {lock}"
@@ -198,7 +199,7 @@ impl Store {
                     None => {
                         if move_due_time(&mut tx, wf.id, due_at, next_run_at, ", last_run_at = $3").await? {
                             job.workflow_id = Some(wf.id);
-                            ClaimOutcome::Enqueued { job_id: insert_job(&mut tx, &job, now).await? }
+                            ClaimOutcome::Enqueued { job_id: insert_job(&mut *tx, &job, now).await? }
                         } else {
                             ClaimOutcome::Lost
                         }
@@ -241,7 +242,7 @@ impl Store {
         }
         let mut job = run.job.clone();
         job.workflow_id = Some(run.workflow_id);
-        let job_id = insert_job(&mut tx, &job, run.now).await?;
+        let job_id = insert_job(&mut *tx, &job, run.now).await?;
         sqlx::query("UPDATE workflows SET last_run_at = $1 WHERE id = $2")
             .bind(run.due_at)
             .bind(run.workflow_id)

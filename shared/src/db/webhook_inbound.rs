@@ -125,7 +125,7 @@ impl Store {
         }
         let mut job = d.job.clone();
         job.webhook_id = Some(d.webhook_id);
-        let job_id = insert_job(&mut tx, &job, d.now).await?;
+        let job_id = insert_job(&mut *tx, &job, d.now).await?;
         sqlx::query("UPDATE webhooks SET trigger_count = trigger_count + 1, last_triggered_at = $1 WHERE id = $2")
             .bind(d.now)
             .bind(d.webhook_id)
