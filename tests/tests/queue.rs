@@ -60,7 +60,8 @@ both_backends!(concurrent_claimers_never_share_a_job, |backend| async move {
                                 job_id: j.id,
                                 worker_id: &worker,
                                 reply: "ok",
-                                conversation_id: None
+                                conversation_id: None,
+                                usage: None
                             })
                             .await
                             .unwrap()
@@ -98,6 +99,7 @@ both_backends!(priority_then_age_and_one_job_per_conversation_at_a_time, |backen
             worker_id: "w",
             reply: "one",
             conversation_id: Some(&first.conversation_id),
+            usage: None,
         })
         .await
         .unwrap();
@@ -125,12 +127,22 @@ both_backends!(a_lost_lease_cannot_store_a_second_reply, |backend| async move {
     );
     assert_eq!(store.renew_leases("live-worker", &[job.id, job.id + 1000], 60_000).await.unwrap(), 1);
     // The dead worker wakes up and tries to finish: refused, nothing written.
-    let late =
-        Finish { job_id: job.id, worker_id: "dead-worker", reply: "late", conversation_id: Some(&e.conversation_id) };
+    let late = Finish {
+        job_id: job.id,
+        worker_id: "dead-worker",
+        reply: "late",
+        conversation_id: Some(&e.conversation_id),
+        usage: None,
+    };
     assert_eq!(store.finish_job(&late).await.unwrap(), None);
     assert_eq!(store.fail_job(job.id, "dead-worker", "x", None).await.unwrap(), FailOutcome::LostLease);
-    let ok =
-        Finish { job_id: job.id, worker_id: "live-worker", reply: "hi", conversation_id: Some(&e.conversation_id) };
+    let ok = Finish {
+        job_id: job.id,
+        worker_id: "live-worker",
+        reply: "hi",
+        conversation_id: Some(&e.conversation_id),
+        usage: None,
+    };
     assert!(store.finish_job(&ok).await.unwrap().unwrap().is_some());
     assert_eq!(store.finish_job(&ok).await.unwrap(), None, "a duplicate finish is refused too");
     let replies = store
@@ -201,7 +213,13 @@ both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend
 
     let claimed = store.claim_jobs("w", 10, 60_000).await.unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [e.job_id], "the second waits for the first");
-    let done = Finish { job_id: e.job_id, worker_id: "w", reply: "a reply", conversation_id: Some(&e.conversation_id) };
+    let done = Finish {
+        job_id: e.job_id,
+        worker_id: "w",
+        reply: "a reply",
+        conversation_id: Some(&e.conversation_id),
+        usage: None,
+    };
     let message_id = store.finish_job(&done).await.unwrap().unwrap().unwrap();
     let msgs = store.conversation_messages(&e.conversation_id).await.unwrap();
     assert_eq!(
@@ -223,7 +241,13 @@ both_backends!(a_reply_to_a_deleted_conversation_completes_the_job_without_a_mes
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     sqlx::query("DELETE FROM conversations WHERE id = $1").bind(&e.conversation_id).execute(&pool).await.unwrap();
-    let done = Finish { job_id: job.id, worker_id: "w", reply: "late", conversation_id: Some(&e.conversation_id) };
+    let done = Finish {
+        job_id: job.id,
+        worker_id: "w",
+        reply: "late",
+        conversation_id: Some(&e.conversation_id),
+        usage: None,
+    };
     assert_eq!(store.finish_job(&done).await.unwrap(), Some(None), "completed, no message stored");
     assert_eq!(store.job(job.id).await.unwrap().unwrap().status, "completed");
     let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&pool).await.unwrap();
@@ -265,4 +289,79 @@ both_backends!(a_failing_chat_write_leaves_nothing_behind, |backend| async move 
     assert_eq!(store.job(ok.job_id).await.unwrap().unwrap().payload.message_id, Some(ok.message_id));
     let (messages, jobs, counted): (i64, i64, i64) = sqlx::query_as(counts).fetch_one(&pool).await.unwrap();
     assert_eq!((messages, jobs, counted), (1, 1, 1));
+});
+
+both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_lease, |backend| async move {
+    use arvis_shared::domain::usage::UsageRecord;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let account: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (name, type, provider, model, priority, rate_limited_until, retry_count, total_messages, \
+         created_at, updated_at) VALUES ('acc', 'api_key', 'openai', 'gpt-4o-mini', 1, 99, 2, 5, 0, 0) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let usage = |job_id: i64| UsageRecord {
+        account_id: Some(account),
+        agent_id: Some(a),
+        conversation_id: None,
+        job_id: Some(job_id),
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        input_tokens: 12,
+        output_tokens: 3,
+        cost_usd: 0.25,
+        duration_ms: 7,
+        created_at: 1_000,
+    };
+    // Stored with the reply: one usage row, the account's rest cleared and its message counted.
+    let e = store.enqueue_chat(&chat(a, "c", "hello")).await.unwrap();
+    store.claim_jobs("w", 1, 60_000).await.unwrap();
+    let u = usage(e.job_id);
+    let f = Finish {
+        job_id: e.job_id,
+        worker_id: "w",
+        reply: "hi",
+        conversation_id: Some(&e.conversation_id),
+        usage: Some(&u),
+    };
+    assert!(store.finish_job(&f).await.unwrap().unwrap().is_some());
+    let rows = store.usage_for_job(e.job_id).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].account_id, rows[0].input_tokens, rows[0].output_tokens), (Some(account), 12, 3));
+    let (until, strikes, total): (Option<i64>, i64, i64) =
+        sqlx::query_as("SELECT rate_limited_until, retry_count, total_messages FROM accounts WHERE id = $1")
+            .bind(account)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((until, strikes, total), (None, 0, 6));
+
+    // A finish that lost its lease stores no reply, but the call is still billed.
+    let e2 = store.enqueue_chat(&chat(a, "d", "again")).await.unwrap();
+    store.claim_jobs("w", 1, 60_000).await.unwrap();
+    let u2 = usage(e2.job_id);
+    let late = Finish {
+        job_id: e2.job_id,
+        worker_id: "other",
+        reply: "x",
+        conversation_id: Some(&e2.conversation_id),
+        usage: Some(&u2),
+    };
+    assert_eq!(store.finish_job(&late).await.unwrap(), None);
+    assert_eq!(store.usage_for_job(e2.job_id).await.unwrap().len(), 1);
+    assert_eq!(store.conversation_messages(&e2.conversation_id).await.unwrap().len(), 1, "only the user message");
+
+    // An account deleted during the run: the usage row keeps its numbers, account cleared.
+    sqlx::query("DELETE FROM accounts WHERE id = $1").bind(account).execute(&pool).await.unwrap();
+    let u3 = usage(e2.job_id);
+    let f3 = Finish { job_id: e2.job_id, worker_id: "w", reply: "ok", conversation_id: None, usage: Some(&u3) };
+    assert_eq!(store.finish_job(&f3).await.unwrap(), Some(None));
+    let rows = store.usage_for_job(e2.job_id).await.unwrap();
+    // (Deleting the account cleared it on the earlier row too: ON DELETE SET NULL.)
+    assert_eq!(rows.iter().map(|r| (r.account_id, r.input_tokens)).collect::<Vec<_>>(), [(None, 12), (None, 12)]);
 });

@@ -148,6 +148,7 @@ async fn answer(deps: &Deps, job: &Job, deltas: &[&str]) -> i64 {
             worker_id: "test-worker",
             reply: &reply,
             conversation_id: job.conversation_id.as_deref(),
+            usage: None,
         })
         .await
         .unwrap()

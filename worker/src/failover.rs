@@ -8,7 +8,9 @@
 //! 25, 60 minutes by its strikes — and the same request moves on at once; a
 //! 5xx, a timeout or a connection failure also moves on (without marking); a
 //! 4xx refusal stops (permanent). Success clears the account's limit, counts
-//! the message and writes one usage row with tokens, cost and duration.
+//! the message and writes one usage row with tokens, cost and duration — for
+//! the call that produced the reply, in the same write as the reply itself
+//! (see [`Served::usage`]).
 
 use std::time::Instant;
 
@@ -32,6 +34,18 @@ pub struct Served {
     pub account_id: i64,
     pub provider: String,
     pub model: String,
+    /// The call's usage row. Not written yet: the caller records it with
+    /// [`record`] — or, for the call that produced the reply, in the same
+    /// write that stores the reply (`Finish::usage`).
+    pub usage: UsageRecord,
+}
+
+/// Records a served call now: its usage row and its account's success.
+/// Best effort — a failure is logged, the run goes on.
+pub async fn record(ctx: &RunCtx, usage: &UsageRecord) {
+    if let Err(error) = ctx.deps.store.record_call(usage).await {
+        tracing::warn!(%error, job_id = ?usage.job_id, "cannot record a model call's usage");
+    }
 }
 
 /// Provider call metrics: calls by outcome, latency, tokens and cost.
@@ -119,9 +133,6 @@ pub async fn call(
             Ok(response) => {
                 let duration_ms = started.elapsed().as_millis() as i64;
                 record_call_metrics(&account.provider, &model, "ok", started, Some(&response));
-                if let Err(e) = store.record_account_success(account.id).await {
-                    tracing::warn!(error = %e, account = %account.name, "cannot record the account's success");
-                }
                 let usage = UsageRecord {
                     account_id: Some(account.id),
                     agent_id: Some(agent.id),
@@ -135,11 +146,8 @@ pub async fn call(
                     duration_ms,
                     created_at: now_ms(),
                 };
-                if let Err(e) = store.insert_usage(&usage).await {
-                    tracing::warn!(error = %e, job_id = job.id, "cannot record usage");
-                }
                 tracing::debug!(job_id = job.id, account = %account.name, %model, duration_ms, "model call served");
-                return Ok(Served { response, account_id: account.id, provider: account.provider, model });
+                return Ok(Served { response, account_id: account.id, provider: account.provider, model, usage });
             }
             Err(ProviderError::RateLimited { status, retry_after }) => {
                 let rest_ms = match retry_after {

@@ -79,6 +79,7 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
         temperature: 0.2,
     };
     let served = crate::failover::call(ctx, agent, job, &request, &mut |_: &str| {}).await?;
+    crate::failover::record(ctx, &served.usage).await;
     Ok(served.response.text)
 }
 

@@ -18,6 +18,7 @@ use arvis_shared::clock::now_ms;
 use arvis_shared::db::queue::Finish;
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::{FailOutcome, Job};
+use arvis_shared::domain::usage::UsageRecord;
 use tokio::sync::mpsc;
 
 use crate::agent;
@@ -120,12 +121,13 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     metrics::counter!("arvis_jobs_total", "status" => status, "agent_id" => job.agent_id.to_string()).increment(1);
     metrics::histogram!("arvis_job_duration_seconds", "status" => status).record(started.elapsed().as_secs_f64());
     match outcome {
-        Ok((reply, agent, parsed)) => {
+        Ok((reply, agent, parsed, usage)) => {
             let finish = Finish {
                 job_id: job.id,
                 worker_id: &ctx.worker_id,
                 reply: &reply,
                 conversation_id: job.conversation_id.as_deref(),
+                usage: Some(&usage),
             };
             let mut result = store.finish_job(&finish).await;
             for delay in [200u64, 1000] {
@@ -150,7 +152,9 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                     tracing::warn!(job_id = job.id, "job finished after its lease was lost; the reply was not stored")
                 }
                 Err(error) => {
-                    tracing::error!(%error, job_id = job.id, "cannot store the reply; the lease will expire and the job rerun")
+                    tracing::error!(%error, job_id = job.id, "cannot store the reply; the lease will expire and the job rerun");
+                    // The call was made and billed either way.
+                    crate::failover::record(&ctx, &usage).await;
                 }
             }
         }
@@ -204,7 +208,10 @@ async fn apply_effects(ctx: &RunCtx, agent: &Agent, job: &Job, parsed: &ParsedRe
 }
 
 /// The run itself: the clean reply (with the agent and the parsed tags), or why there is none.
-pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply), JobError> {
+/// The usage of the call that produced the reply comes back with it, still to
+/// be recorded (with the reply, by [`process`]); every other call's usage is
+/// recorded here as it happens.
+pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply, UsageRecord), JobError> {
     let store = &ctx.deps.store;
     let agent: Agent = store
         .get_agent(job.agent_id)
@@ -226,23 +233,25 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply)
         let _ = tx.send(d.to_string());
     };
 
-    let mut final_text = String::new();
+    let mut last = None;
     for round in 1..=MAX_TOOL_ROUNDS {
         let served = crate::failover::call(ctx, &agent, job, &request, &mut on_delta).await?;
         let response = served.response;
         if response.tool_calls.is_empty() {
-            final_text = response.text;
+            last = Some((response.text, served.usage));
             break;
         }
         if round == MAX_TOOL_ROUNDS {
             if response.text.trim().is_empty() {
+                crate::failover::record(ctx, &served.usage).await;
                 return Err(JobError::Permanent(format!(
                     "the agent used up its {MAX_TOOL_ROUNDS} tool rounds without answering"
                 )));
             }
-            final_text = response.text;
+            last = Some((response.text, served.usage));
             break;
         }
+        crate::failover::record(ctx, &served.usage).await;
         let calls = response.tool_calls.clone();
         request.messages.push(ChatMessage {
             role: Role::Assistant,
@@ -258,8 +267,16 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply)
     if let Some(f) = forwarder {
         let _ = f.await;
     }
-    let (reply, parsed) = crate::pipeline::finish(&agent, &final_text)?;
-    Ok((reply, agent, parsed))
+    let Some((final_text, usage)) = last else {
+        return Err(JobError::Permanent("the run ended without a model answer".into()));
+    };
+    match crate::pipeline::finish(&agent, &final_text) {
+        Ok((reply, parsed)) => Ok((reply, agent, parsed, usage)),
+        Err(e) => {
+            crate::failover::record(ctx, &usage).await;
+            Err(e)
+        }
+    }
 }
 
 async fn forward_deltas(deps: Deps, job: Job, mut rx: mpsc::UnboundedReceiver<String>) {

@@ -19,6 +19,7 @@ use sqlx::FromRow;
 use super::{DbError, Dialect, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::job::{FailOutcome, Job, JobPayload, NewJob};
+use crate::domain::usage::UsageRecord;
 
 const JOB_COLUMNS: &str = "id, agent_id, conversation_id, kind, priority, status, payload, result, error, attempts, \
      max_attempts, run_after, locked_by, lease_expires_at, workflow_id, webhook_id, created_at, started_at, completed_at";
@@ -104,6 +105,10 @@ pub struct Finish<'a> {
     pub reply: &'a str,
     /// Store the reply as an assistant message in this conversation.
     pub conversation_id: Option<&'a str>,
+    /// The usage of the model call that produced the reply: written (with its
+    /// account's success) in the same write as the reply — and also when the
+    /// lease was lost, because the call was made and billed either way.
+    pub usage: Option<&'a UsageRecord>,
 }
 
 /// Tokens as the original estimates them: ceil(chars / 3.5).
@@ -213,18 +218,21 @@ impl Store {
     /// `None` when the lease was lost and nothing was written.
     pub async fn finish_job(&self, f: &Finish<'_>) -> Result<Option<Option<i64>>> {
         let now = now_ms();
-        let Some(conversation_id) = f.conversation_id else {
+        if f.conversation_id.is_none() && f.usage.is_none() {
             // Nothing but the job row to write: one statement, no transaction.
             let done = complete_job(self.w(), f, now).await?;
             return Ok((done.rows_affected() > 0).then_some(None));
-        };
+        }
         if self.dialect() == Dialect::Sqlite {
-            return self.finish_job_sqlite(f, conversation_id, now).await;
+            return self.finish_job_sqlite(f, now).await;
         }
         let mut tx = self.w().begin().await?;
+        if let Some(usage) = f.usage {
+            record_call(&mut tx, usage).await?;
+        }
         let done = complete_job(&mut *tx, f, now).await?;
         if done.rows_affected() == 0 {
-            tx.rollback().await?;
+            tx.commit().await?; // the usage stays: the call was made
             return Ok(None);
         }
         let message_id = match f.conversation_id {
@@ -478,9 +486,17 @@ impl Store {
         Ok(rows.into_iter().next().map(|(_, id)| id))
     }
 
-    async fn finish_job_sqlite(&self, f: &Finish<'_>, conversation_id: &str, now: i64) -> Result<Option<Option<i64>>> {
+    async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Option<Option<i64>>> {
         use sqlx::Arguments as _;
+        // The usage row and the account's success first, unconditionally ($18
+        // says whether there is a usage row); then the job, conditional on the
+        // lease; then the counters and the message, conditional on the job.
         const FINISH: &str = "BEGIN IMMEDIATE; \
+             INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
+             output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $7), \
+             (SELECT id FROM agents WHERE id = $8), $9, $10, $11, $12, $13, $14, $15, $16, $17 WHERE $18 = 1; \
+             UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
+             updated_at = $2 WHERE id = $7 AND $18 = 1; \
              UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
              lease_expires_at = NULL WHERE id = $3 AND status = 'running' AND locked_by = $4 RETURNING 0, id; \
              UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $6, \
@@ -493,8 +509,22 @@ impl Store {
         args.add(now).map_err(sqlx::Error::Encode)?;
         args.add(f.job_id).map_err(sqlx::Error::Encode)?;
         args.add(f.worker_id).map_err(sqlx::Error::Encode)?;
-        args.add(conversation_id).map_err(sqlx::Error::Encode)?;
+        args.add(f.conversation_id).map_err(sqlx::Error::Encode)?;
         args.add(estimate_tokens(f.reply)).map_err(sqlx::Error::Encode)?;
+        let none = UsageRecord::default();
+        let u = f.usage.unwrap_or(&none);
+        args.add(u.account_id).map_err(sqlx::Error::Encode)?;
+        args.add(u.agent_id).map_err(sqlx::Error::Encode)?;
+        args.add(&u.conversation_id).map_err(sqlx::Error::Encode)?;
+        args.add(u.job_id).map_err(sqlx::Error::Encode)?;
+        args.add(&u.provider).map_err(sqlx::Error::Encode)?;
+        args.add(&u.model).map_err(sqlx::Error::Encode)?;
+        args.add(u.input_tokens).map_err(sqlx::Error::Encode)?;
+        args.add(u.output_tokens).map_err(sqlx::Error::Encode)?;
+        args.add(u.cost_usd).map_err(sqlx::Error::Encode)?;
+        args.add(u.duration_ms).map_err(sqlx::Error::Encode)?;
+        args.add(u.created_at).map_err(sqlx::Error::Encode)?;
+        args.add(i64::from(f.usage.is_some())).map_err(sqlx::Error::Encode)?;
         let rows = self.sqlite_script(FINISH, args).await?;
         if !rows.iter().any(|(step, _)| *step == 0) {
             return Ok(None); // the lease was lost: nothing was written
@@ -539,6 +569,54 @@ pub(crate) async fn insert_job<'e>(
     .fetch_one(ex)
     .await
     .map_err(classify)
+}
+
+/// A served model call, inside the caller's transaction: its usage row (an
+/// account or agent deleted meanwhile is stored as NULL, never refused) and its
+/// account's success (rest cleared, message counted).
+async fn record_call(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
+         output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $1), \
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11",
+    )
+    .bind(u.account_id)
+    .bind(u.agent_id)
+    .bind(&u.conversation_id)
+    .bind(u.job_id)
+    .bind(&u.provider)
+    .bind(&u.model)
+    .bind(u.input_tokens)
+    .bind(u.output_tokens)
+    .bind(u.cost_usd)
+    .bind(u.duration_ms)
+    .bind(u.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    if let Some(account_id) = u.account_id {
+        sqlx::query(
+            "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(u.created_at)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records a served model call on its own (usage row + account success),
+    /// for calls whose usage does not travel with a reply (tool rounds,
+    /// compaction summaries, runs that failed after the call).
+    pub async fn record_call(&self, u: &UsageRecord) -> Result<()> {
+        let mut tx = self.w().begin().await?;
+        record_call(&mut tx, u).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// The conditional completion of a job: only while `f.worker_id` holds it.

@@ -345,6 +345,7 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
                                     worker_id: &id,
                                     reply: "ok",
                                     conversation_id: None,
+                                    usage: None,
                                 })
                                 .await
                                 .unwrap()
@@ -844,4 +845,10 @@ async fn main() {
     }
     report.table();
     println!("\ntotal time: {:.0} s", started.elapsed().as_secs_f64());
+    // Exit here rather than by dropping the runtime: a run once kept spinning a
+    // core after printing (leftover client tasks of ws-fanout), and skewed every
+    // measurement taken after it. Each scenario has stopped its processes already.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    std::process::exit(0);
 }
