@@ -596,7 +596,7 @@ async fn record_call(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
     Ok(())
 }
 
-async fn account_success<'e>(
+pub(crate) async fn account_success<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     account_id: i64,
     at: i64,
@@ -613,26 +613,7 @@ async fn account_success<'e>(
 }
 
 async fn insert_usage(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-         output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11",
-    )
-    .bind(u.account_id)
-    .bind(u.agent_id)
-    .bind(&u.conversation_id)
-    .bind(u.job_id)
-    .bind(&u.provider)
-    .bind(&u.model)
-    .bind(u.input_tokens)
-    .bind(u.output_tokens)
-    .bind(u.cost_usd)
-    .bind(u.duration_ms)
-    .bind(u.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(classify)?;
-    Ok(())
+    super::usage::insert_usage_row(&mut **tx, u).await.map(|_| ())
 }
 
 impl Store {

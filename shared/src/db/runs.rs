@@ -148,16 +148,7 @@ impl Store {
 
     /// The account answered: clear its limit and strikes, count the message.
     pub async fn record_account_success(&self, id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
-             updated_at = $1 WHERE id = $2",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.w())
-        .await
-        .map_err(classify)?;
-        Ok(())
+        super::queue::account_success(self.w(), id, now_ms()).await
     }
 
     /// The usage rows of one job, oldest first.

@@ -9,6 +9,33 @@ use sqlx::FromRow;
 use super::{Result, Store, classify};
 use crate::domain::usage::{AgentUsage, ModelUsage, ProviderUsage, UsageRecord, UsageReport};
 
+/// Inserts a usage row. An account or agent deleted meanwhile is stored as
+/// NULL (the row keeps its numbers) instead of refusing the write.
+pub(crate) async fn insert_usage_row<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    u: &UsageRecord,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
+         output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $1), \
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11 RETURNING id",
+    )
+    .bind(u.account_id)
+    .bind(u.agent_id)
+    .bind(&u.conversation_id)
+    .bind(u.job_id)
+    .bind(&u.provider)
+    .bind(&u.model)
+    .bind(u.input_tokens)
+    .bind(u.output_tokens)
+    .bind(u.cost_usd)
+    .bind(u.duration_ms)
+    .bind(u.created_at)
+    .fetch_one(ex)
+    .await
+    .map_err(classify)
+}
+
 #[derive(FromRow)]
 struct AgentRow {
     agent_id: Option<i64>,
@@ -30,25 +57,7 @@ struct KeyRow {
 impl Store {
     /// Records one LLM call. Returns the row id.
     pub async fn insert_usage(&self, u: &UsageRecord) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-             output_tokens, cost_usd, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING id",
-        )
-        .bind(u.account_id)
-        .bind(u.agent_id)
-        .bind(&u.conversation_id)
-        .bind(u.job_id)
-        .bind(&u.provider)
-        .bind(&u.model)
-        .bind(u.input_tokens)
-        .bind(u.output_tokens)
-        .bind(u.cost_usd)
-        .bind(u.duration_ms)
-        .bind(u.created_at)
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)
+        insert_usage_row(self.w(), u).await
     }
 
     /// Totals and breakdowns of the calls made at or after `since_ms`.
