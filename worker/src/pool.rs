@@ -96,11 +96,9 @@ pub async fn run(ctx: Arc<RunCtx>, shutdown: CancellationToken) -> anyhow::Resul
         if claim_now || Instant::now() >= wake_at {
             claim_now = false;
             let free = settings.concurrency.saturating_sub(running.jobs.len());
-            let mut queue_drained = true;
             if free > 0 {
                 match store.claim_jobs(&ctx.worker_id, free as i64, settings.lease_ms).await {
                     Ok(jobs) => {
-                        queue_drained = jobs.len() < free;
                         for job in jobs {
                             let job_id = job.id;
                             tracing::debug!(job_id, attempt = job.attempts, "claimed");
@@ -116,10 +114,9 @@ pub async fn run(ctx: Arc<RunCtx>, shutdown: CancellationToken) -> anyhow::Resul
                 }
             }
             wake_at = Instant::now() + settings.poll_every;
-            // Only a claim that found less than it could take may have left
-            // jobs that are not due yet: then wake at the earliest of them.
-            if queue_drained
-                && running.jobs.len() < settings.concurrency
+            // A slot still free after the claim means nothing pending was
+            // claimable: wake when the earliest pending job becomes due.
+            if running.jobs.len() < settings.concurrency
                 && let Ok(Some(due)) = store.next_due_at().await
             {
                 let in_ms = due - now_ms();
