@@ -684,7 +684,8 @@ async fn active_conversation(tx: &mut Tx<'_>, req: &ChatRequest) -> Result<Optio
 }
 
 /// Stores a message (tokens estimated as the original does) and advances the
-/// conversation's counters, inside the caller's transaction.
+/// conversation's counters, inside the caller's transaction. An unknown
+/// conversation is [`DbError::MissingReference`] (nothing written).
 pub(crate) async fn insert_message(
     tx: &mut Tx<'_>,
     conversation_id: &str,
@@ -693,30 +694,9 @@ pub(crate) async fn insert_message(
     job_id: Option<i64>,
     now: i64,
 ) -> Result<i64> {
-    let tokens = estimate_tokens(content);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(conversation_id)
-    .bind(role)
-    .bind(content)
-    .bind(tokens)
-    .bind(job_id)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(classify)?;
-    sqlx::query(
-        "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $1, \
-         last_message_at = $2 WHERE id = $3",
-    )
-    .bind(tokens)
-    .bind(now)
-    .bind(conversation_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
+    insert_message_if_conversation(tx, conversation_id, role, content, job_id, now)
+        .await?
+        .ok_or_else(|| DbError::MissingReference(format!("conversation {conversation_id}")))
 }
 
 /// Like [`insert_message`], when the conversation still exists (it may have
