@@ -6,11 +6,11 @@
 //! (`… WHERE id = $id AND next_run_at = $due AND is_enabled`). Only the replica
 //! whose update changed a row goes on, and it enqueues the job (or records a
 //! skipped run) in the same transaction, so a claim without its job — or a job
-//! without its claim — never commits. The claim is the transaction's first
-//! statement, so on SQLite it takes the write lock before it reads anything (no
-//! read-to-write upgrade that could fail with `SQLITE_BUSY`), and on Postgres
-//! it holds the row lock: a concurrent claimer blocks, then sees the new
-//! `next_run_at` and changes nothing.
+//! without its claim — never commits. Claim transactions start with
+//! `BEGIN IMMEDIATE` on SQLite, so they hold the write lock before they read
+//! anything (no read-to-write upgrade that could fail with `SQLITE_BUSY`); on
+//! Postgres the update takes the row lock: a concurrent claimer blocks, then
+//! sees the new `next_run_at` and changes nothing.
 
 use sqlx::FromRow;
 
@@ -18,6 +18,8 @@ use std::collections::HashMap;
 
 use super::queue::insert_job;
 use super::{Dialect, Result, Store, classify};
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 use crate::domain::job::NewJob;
 
 /// An enabled workflow whose due time has come (or has none yet).
@@ -115,15 +117,7 @@ impl Store {
     /// Moves a due time on without running it (a schedule that no longer
     /// parses); false when another claimer moved it first.
     pub async fn postpone_workflow_run(&self, workflow_id: i64, due_at: i64, next_run_at: i64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3 AND is_enabled")
-                .bind(next_run_at)
-                .bind(workflow_id)
-                .bind(due_at)
-                .execute(self.w())
-                .await
-                .map_err(classify)?;
-        Ok(done.rows_affected() > 0)
+        move_due_time(self.w(), workflow_id, due_at, next_run_at, "").await
     }
 
     /// Claims up to `limit` due times (oldest first) in ONE transaction and
@@ -181,30 +175,16 @@ impl Store {
             let Some(due_at) = wf.next_run_at else { continue };
             let outcome = match plan(&wf) {
                 DuePlan::Postpone { next_run_at } => {
-                    if move_due_time(&mut tx, wf.id, due_at, next_run_at, "").await? {
+                    if move_due_time(&mut *tx, wf.id, due_at, next_run_at, "").await? {
                         ClaimOutcome::Postponed
                     } else {
                         ClaimOutcome::Lost
                     }
                 }
-                DuePlan::Fire { next_run_at, mut job } => match unfinished.get(&wf.id) {
-                    Some(&unfinished_job_id) => {
-                        let counted = ", skipped_runs = skipped_runs + 1";
-                        if move_due_time(&mut tx, wf.id, due_at, next_run_at, counted).await? {
-                            ClaimOutcome::Skipped { unfinished_job_id }
-                        } else {
-                            ClaimOutcome::Lost
-                        }
-                    }
-                    None => {
-                        if move_due_time(&mut tx, wf.id, due_at, next_run_at, ", last_run_at = $3").await? {
-                            job.workflow_id = Some(wf.id);
-                            ClaimOutcome::Enqueued { job_id: insert_job(&mut *tx, &job, now).await? }
-                        } else {
-                            ClaimOutcome::Lost
-                        }
-                    }
-                },
+                DuePlan::Fire { next_run_at, job } => {
+                    let run = WorkflowRun { workflow_id: wf.id, due_at, next_run_at, job: &job, now };
+                    fire(&mut tx, &run, unfinished.get(&wf.id).copied()).await?
+                }
             };
             outcomes.push((wf, outcome));
         }
@@ -216,40 +196,16 @@ impl Store {
     /// when the workflow's previous job is still pending or running, records a
     /// skipped run instead (flood guard). See the module docs.
     pub async fn claim_and_enqueue_workflow_run(&self, run: &WorkflowRun<'_>) -> Result<ClaimOutcome> {
-        let mut tx = self.w().begin().await?;
-        let claimed =
-            sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3 AND is_enabled")
-                .bind(run.next_run_at)
-                .bind(run.workflow_id)
-                .bind(run.due_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        if claimed.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(ClaimOutcome::Lost);
-        }
+        let mut tx = self.begin_write().await?;
         let unfinished: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE workflow_id = $1 AND status IN ('pending', 'running') ORDER BY id LIMIT 1",
         )
         .bind(run.workflow_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(unfinished_job_id) = unfinished {
-            record_skipped_run(&mut tx, run.workflow_id).await?;
-            tx.commit().await?;
-            return Ok(ClaimOutcome::Skipped { unfinished_job_id });
-        }
-        let mut job = run.job.clone();
-        job.workflow_id = Some(run.workflow_id);
-        let job_id = insert_job(&mut *tx, &job, run.now).await?;
-        sqlx::query("UPDATE workflows SET last_run_at = $1 WHERE id = $2")
-            .bind(run.due_at)
-            .bind(run.workflow_id)
-            .execute(&mut *tx)
-            .await?;
+        let outcome = fire(&mut tx, run, unfinished).await?;
         tx.commit().await?;
-        Ok(ClaimOutcome::Enqueued { job_id })
+        Ok(outcome)
     }
 
     /// How many due times of a workflow the flood guard skipped.
@@ -261,10 +217,34 @@ impl Store {
     }
 }
 
+/// Claims one due time inside the caller's transaction: moves it on and
+/// enqueues the job (recording the run), or — with an unfinished job of the
+/// workflow — moves it on and counts a skipped run. Lost when the due time is
+/// no longer there (nothing written).
+async fn fire(tx: &mut Tx<'_>, run: &WorkflowRun<'_>, unfinished: Option<i64>) -> Result<ClaimOutcome> {
+    let (id, due, next) = (run.workflow_id, run.due_at, run.next_run_at);
+    Ok(match unfinished {
+        Some(unfinished_job_id) => {
+            match move_due_time(&mut **tx, id, due, next, ", skipped_runs = skipped_runs + 1").await? {
+                true => ClaimOutcome::Skipped { unfinished_job_id },
+                false => ClaimOutcome::Lost,
+            }
+        }
+        None => match move_due_time(&mut **tx, id, due, next, ", last_run_at = $3").await? {
+            true => {
+                let mut job = run.job.clone();
+                job.workflow_id = Some(id);
+                ClaimOutcome::Enqueued { job_id: insert_job(&mut **tx, &job, run.now).await? }
+            }
+            false => ClaimOutcome::Lost,
+        },
+    })
+}
+
 /// The conditional move of a due time (`also` adds `SET` clauses; `$3` is the
 /// due time claimed). False when the due time is no longer there.
-async fn move_due_time(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+async fn move_due_time<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     workflow_id: i64,
     due_at: i64,
     next_run_at: i64,
@@ -276,17 +256,8 @@ async fn move_due_time(
     .bind(next_run_at)
     .bind(workflow_id)
     .bind(due_at)
-    .execute(&mut **tx)
+    .execute(ex)
     .await
     .map_err(classify)?;
     Ok(done.rows_affected() > 0)
-}
-
-/// Counts a due time the flood guard skipped (inside the claim's transaction).
-async fn record_skipped_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, workflow_id: i64) -> Result<()> {
-    sqlx::query("UPDATE workflows SET skipped_runs = skipped_runs + 1 WHERE id = $1")
-        .bind(workflow_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
