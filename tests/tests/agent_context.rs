@@ -14,6 +14,7 @@ use arvis_shared::domain::job::{Job, JobKind};
 use arvis_testkit::{TestDb, both_backends};
 use arvis_worker::agent::apply::apply_reply;
 use arvis_worker::agent::compaction::{CompactionError, CompactionOutcome, compact, compact_if_needed};
+use arvis_worker::agent::conversation_cache::{CacheStats, ConversationCache};
 use arvis_worker::agent::tags::parse_reply;
 use arvis_worker::agent::{budget, prompt, tools};
 use arvis_worker::llm::{Role, ToolCall};
@@ -169,14 +170,19 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     let totals = store.conversation_totals(&conversation).await.unwrap().unwrap();
     assert_eq!(totals.message_count, 14);
 
+    // Loaded as a run loads it.
+    let cache = ConversationCache::default();
+    let loaded = cache.load(&store, &conversation).await.unwrap().unwrap();
+    assert_eq!((loaded.messages.len(), loaded.total_tokens), (14, totals.total_tokens));
+
     // Under the threshold for a 1M-token model: nothing happens.
     let never = |_p: String| async { Err::<String, String>("must not be called".into()) };
-    let out = compact_if_needed(&store, &conversation, "openai/gpt-4.1", never).await.unwrap();
+    let out = compact_if_needed(&store, &loaded, "openai/gpt-4.1", never).await.unwrap();
     assert_eq!(out, CompactionOutcome::NotNeeded);
 
     // A failing summarizer leaves everything as it was.
     let failing = |_p: String| async { Err::<String, String>("model down".into()) };
-    let err = compact_if_needed(&store, &conversation, "openai/gpt-4o-mini", failing).await.unwrap_err();
+    let err = compact_if_needed(&store, &loaded, "openai/gpt-4o-mini", failing).await.unwrap_err();
     assert!(matches!(err, CompactionError::Summarizer(_)), "{err}");
     assert_eq!(store.conversation_messages(&conversation).await.unwrap(), before);
     assert_eq!(store.conversation_totals(&conversation).await.unwrap().unwrap(), totals);
@@ -200,7 +206,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
             }
         }
     };
-    let out = compact_if_needed(&store, &conversation, "openai/gpt-4o-mini", summarizer).await.unwrap();
+    let out = compact_if_needed(&store, &loaded, "openai/gpt-4o-mini", summarizer).await.unwrap();
     let CompactionOutcome::Compacted { done, facts_saved } = out else { panic!("{out:?}") };
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(facts_saved, 1);
@@ -221,17 +227,94 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     let out = compact(&store, &conversation, a.id, never).await.unwrap();
     assert_eq!(out, CompactionOutcome::NotNeeded);
 
+    // The held copy no longer matches (a compaction happened): read again whole.
+    cache.keep(loaded);
+    let loaded = cache.load(&store, &conversation).await.unwrap().unwrap();
+    assert_eq!(cache.stats(), CacheStats { extended: 0, full: 2 });
+    assert_eq!(loaded.messages, after);
+    assert_eq!(loaded.summaries, ["The user sent four long messages."]);
+
     // The history starts with the summary turn and ends with the newest message.
-    let h = budget::history(&store, &conversation, None, MODEL, "system").await.unwrap();
+    let h = budget::history(&loaded, None, MODEL, "system");
     assert_eq!(h.messages[0].role, Role::User);
     assert!(h.messages[0].content.starts_with("[Previous conversation summary]\nThe user sent four long messages."));
     // All user turns: merged into one turn after the summary, oldest first.
     assert_eq!((h.messages.len(), h.included), (1, 10));
     assert!(h.messages[0].content.contains("\n\n04x") && h.messages[0].content.contains("\n\n13x"));
     // Up to an earlier message: later ones are left out.
-    let h = budget::history(&store, &conversation, Some(after[5].id), MODEL, "system").await.unwrap();
+    let h = budget::history(&loaded, Some(after[5].id), MODEL, "system");
     assert_eq!(h.included, 6);
     assert!(h.messages[0].content.contains("\n\n09x") && !h.messages[0].content.contains("\n\n10x"));
+});
+
+both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_other_change, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let pool = raw(&db).await;
+    let a = agent(&store, "books", &[]).await;
+    let cache = ConversationCache::default();
+    let first = store.enqueue_chat(&chat(a.id, "chan-1", "one")).await.unwrap();
+    let conv = first.conversation_id.clone();
+    let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
+    assert_eq!(loaded.messages, store.conversation_messages(&conv).await.unwrap());
+    cache.keep(loaded);
+
+    // New messages (another writer: the gateway's enqueue): only they are read.
+    for text in ["two", "three"] {
+        store.enqueue_chat(&chat(a.id, "chan-1", text)).await.unwrap();
+    }
+    let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
+    assert_eq!(cache.stats(), CacheStats { extended: 1, full: 1 });
+    let stored = store.conversation_messages(&conv).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(loaded.messages, stored);
+    let totals = store.conversation_totals(&conv).await.unwrap().unwrap();
+    assert_eq!((loaded.agent_id, loaded.total_tokens), (a.id, totals.total_tokens));
+    cache.keep(loaded);
+
+    // Nothing new: still served from the held copy.
+    let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
+    assert_eq!(cache.stats(), CacheStats { extended: 2, full: 1 });
+    assert_eq!(loaded.messages, stored);
+    cache.keep(loaded);
+
+    // A message deleted with its counter moved (a hand edit) and one added:
+    // the count matches the new rows no more, so everything is read again.
+    sqlx::query("DELETE FROM messages WHERE id = $1").bind(stored[0].id).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE conversations SET message_count = message_count - 1 WHERE id = $1")
+        .bind(&conv)
+        .execute(&pool)
+        .await
+        .unwrap();
+    store.enqueue_chat(&chat(a.id, "chan-1", "four")).await.unwrap();
+    let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
+    assert_eq!(cache.stats(), CacheStats { extended: 2, full: 2 });
+    let stored = store.conversation_messages(&conv).await.unwrap();
+    assert_eq!(loaded.messages, stored);
+    assert_eq!(loaded.messages.first().map(|m| m.content.as_str()), Some("two"));
+    cache.keep(loaded);
+
+    // A compaction by another process: the summary and the remaining messages.
+    let through = stored[1].id;
+    store
+        .store_compaction(&arvis_shared::db::memory_ctx::CompactionWrite {
+            conversation_id: &conv,
+            agent_id: a.id,
+            summary: "Two and three were said.",
+            delete_through_id: through,
+        })
+        .await
+        .unwrap();
+    let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
+    assert_eq!(cache.stats(), CacheStats { extended: 2, full: 3 });
+    assert_eq!(loaded.summaries, ["Two and three were said."]);
+    assert_eq!(loaded.messages, store.conversation_messages(&conv).await.unwrap());
+    assert_eq!(loaded.messages.len(), 1);
+    cache.keep(loaded);
+
+    // The conversation is gone (its agent deleted): nothing to answer from.
+    store.delete_agent(a.id).await.unwrap();
+    assert!(cache.load(&store, &conv).await.unwrap().is_none());
 });
 
 both_backends!(delegation_enqueues_a_priority_four_job, |backend| async move {

@@ -43,7 +43,7 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
         }
     }
     let settings = Settings::from_config(&deps.config);
-    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), settings });
+    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), settings, conversations: Default::default() });
     pool::run(ctx, shutdown).await
 }
 

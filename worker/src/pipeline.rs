@@ -31,11 +31,20 @@ fn db(e: impl std::fmt::Display) -> JobError {
 /// Builds the first request of a run.
 pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared, JobError> {
     let store = &ctx.deps.store;
-    let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
-    if let Some(conv) = conversation {
+    let conversation_id = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
+    let mut conversation = match conversation_id {
+        Some(id) => ctx.conversations.load(store, id).await.map_err(db)?,
+        None => None,
+    };
+    if let Some(conv) = &conversation {
         // Best effort: a failed compaction changes nothing and the run goes on.
         let summarize = |prompt: String| summarize(ctx, agent, job, prompt);
         match agent::compaction::compact_if_needed(store, conv, &agent.model, summarize).await {
+            Ok(outcome @ agent::compaction::CompactionOutcome::Compacted { .. }) => {
+                tracing::debug!(job_id = job.id, ?outcome, "compaction check");
+                let id = conv.id.clone();
+                conversation = ctx.conversations.load(store, &id).await.map_err(db)?;
+            }
             Ok(outcome) => tracing::debug!(job_id = job.id, ?outcome, "compaction check"),
             Err(error) => tracing::warn!(job_id = job.id, %error, "compaction failed; the conversation is unchanged"),
         }
@@ -43,10 +52,9 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
     let system = agent::prompt::system_prompt(store, agent, &job.payload.prompt).await.map_err(db)?;
     let mut messages = match conversation {
         Some(conv) => {
-            agent::budget::history(store, conv, job.payload.message_id, &agent.model, &system)
-                .await
-                .map_err(db)?
-                .messages
+            let turns = agent::budget::history(&conv, job.payload.message_id, &agent.model, &system).messages;
+            ctx.conversations.keep(conv);
+            turns
         }
         None => vec![],
     };

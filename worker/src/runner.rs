@@ -67,6 +67,8 @@ pub struct RunCtx {
     pub client: reqwest::Client,
     pub worker_id: String,
     pub settings: Settings,
+    /// The conversations this worker answers, kept up to date per run.
+    pub conversations: crate::agent::conversation_cache::ConversationCache,
 }
 
 /// Where a job's reply events go, when it has an outside channel.

@@ -8,6 +8,7 @@
 
 use sqlx::FromRow;
 
+use super::queue::StoredMessage;
 use super::{DbError, Flag, Result, Store, classify, from_json, sql};
 use crate::clock::now_ms;
 
@@ -63,6 +64,32 @@ pub struct ConversationTotals {
     pub agent_id: i64,
     pub message_count: i64,
     pub total_tokens: i64,
+}
+
+/// A conversation's counters, its latest compaction and its messages after a
+/// given id — what the worker's history cache needs to bring itself up to
+/// date, read in one statement (one snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationTail {
+    pub agent_id: i64,
+    pub message_count: i64,
+    pub total_tokens: i64,
+    pub last_compaction_id: Option<i64>,
+    /// Oldest first.
+    pub messages: Vec<StoredMessage>,
+}
+
+#[derive(FromRow)]
+struct TailRow {
+    agent_id: i64,
+    message_count: i64,
+    total_tokens: i64,
+    last_compaction_id: Option<i64>,
+    id: Option<i64>,
+    role: Option<String>,
+    content: Option<String>,
+    token_estimate: Option<i64>,
+    created_at: Option<i64>,
 }
 
 /// What [`Store::store_compaction`] writes.
@@ -248,6 +275,40 @@ impl Store {
             .bind(conversation_id)
             .fetch_optional(self.r())
             .await?)
+    }
+
+    /// The conversation's counters and latest compaction with its messages
+    /// whose id is above `after_id` (0: all of them); `None` when the
+    /// conversation does not exist.
+    pub async fn conversation_tail(&self, conversation_id: &str, after_id: i64) -> Result<Option<ConversationTail>> {
+        let rows: Vec<TailRow> = sqlx::query_as(
+            "SELECT c.agent_id, c.message_count, c.total_tokens, \
+             (SELECT MAX(k.id) FROM compactions k WHERE k.conversation_id = c.id) AS last_compaction_id, \
+             m.id, m.role, m.content, m.token_estimate, m.created_at \
+             FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.id > $2 \
+             WHERE c.id = $1 ORDER BY m.id",
+        )
+        .bind(conversation_id)
+        .bind(after_id)
+        .fetch_all(self.r())
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut tail = ConversationTail {
+            agent_id: first.agent_id,
+            message_count: first.message_count,
+            total_tokens: first.total_tokens,
+            last_compaction_id: first.last_compaction_id,
+            messages: Vec::with_capacity(rows.len()),
+        };
+        for r in rows {
+            // The one row of a conversation without newer messages has no message columns.
+            if let (Some(id), Some(role), Some(content), Some(token_estimate), Some(created_at)) =
+                (r.id, r.role, r.content, r.token_estimate, r.created_at)
+            {
+                tail.messages.push(StoredMessage { id, role, content, token_estimate, created_at });
+            }
+        }
+        Ok(Some(tail))
     }
 
     /// In one transaction: deletes the conversation's messages up to

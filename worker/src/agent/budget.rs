@@ -10,8 +10,8 @@
 //! (the original looked up the raw spec and so fell back for every prefixed name).
 
 use arvis_shared::db::queue::{StoredMessage, estimate_tokens};
-use arvis_shared::db::{DbError, Store};
 
+use super::conversation_cache::Conversation;
 use crate::llm::{ChatMessage, Role};
 
 /// Tokens kept free for the answer, tool calls and tool results.
@@ -122,24 +122,18 @@ pub fn fit_history(messages: &[StoredMessage], summaries: &[String], window: i64
 /// The history of a conversation for `model`, up to and including the message
 /// `up_to_message_id` (the job's user message; later messages belong to later
 /// jobs). The job's own prompt is the last turn — do not append it again.
-pub async fn history(
-    store: &Store,
-    conversation_id: &str,
+pub fn history(
+    conversation: &Conversation,
     up_to_message_id: Option<i64>,
     model: &str,
     system_prompt: &str,
-) -> Result<History, DbError> {
-    let mut messages = store.conversation_messages(conversation_id).await?;
-    if let Some(last) = up_to_message_id {
-        messages.retain(|m| m.id <= last);
-    }
-    let summaries: Vec<String> = store
-        .compaction_summaries(conversation_id, SUMMARIES_IN_CONTEXT)
-        .await?
-        .into_iter()
-        .map(|c| c.summary)
-        .collect();
-    Ok(fit_history(&messages, &summaries, context_window(model), system_prompt))
+) -> History {
+    fit_history(
+        conversation.messages_up_to(up_to_message_id),
+        &conversation.summaries,
+        context_window(model),
+        system_prompt,
+    )
 }
 
 #[cfg(test)]

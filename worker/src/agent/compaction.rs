@@ -15,6 +15,7 @@ use arvis_shared::db::queue::StoredMessage;
 use arvis_shared::db::{DbError, Store};
 
 use super::budget::context_window;
+use super::conversation_cache::Conversation;
 use super::tags::parse_reply;
 
 /// Compaction starts above this share of the window.
@@ -86,10 +87,11 @@ pub fn transcript(messages: &[StoredMessage]) -> String {
     lines.join("\n")
 }
 
-/// Compacts the conversation when it is over the threshold for `model`.
+/// Compacts the conversation when it is over the threshold for `model`
+/// (its totals as the run loaded them).
 pub async fn compact_if_needed<F, Fut, E>(
     store: &Store,
-    conversation_id: &str,
+    conversation: &Conversation,
     model: &str,
     summarize: F,
 ) -> Result<CompactionOutcome, CompactionError<E>>
@@ -98,13 +100,10 @@ where
     Fut: Future<Output = Result<String, E>>,
     E: std::fmt::Display,
 {
-    let Some(totals) = store.conversation_totals(conversation_id).await? else {
-        return Ok(CompactionOutcome::NotNeeded);
-    };
-    if totals.total_tokens <= threshold_tokens(model) {
+    if conversation.total_tokens <= threshold_tokens(model) {
         return Ok(CompactionOutcome::NotNeeded);
     }
-    compact(store, conversation_id, totals.agent_id, summarize).await
+    compact(store, &conversation.id, conversation.agent_id, summarize).await
 }
 
 /// Compacts unconditionally (when more than [`KEEP_MESSAGES`] messages exist).

@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod budget;
 pub mod compaction;
+pub mod conversation_cache;
 pub mod prompt;
 pub mod skills;
 pub mod tags;
