@@ -58,29 +58,36 @@ impl Deps {
             Some(url) => bus::Bus::connect_nats(url).await.with_context(|| format!("connecting to NATS at {url}"))?,
             None => bus::Bus::local(),
         };
-        forget_agents_on_notice(&store, &bus).await;
+        forget_cached_lists_on_notice(&store, &bus).await;
         Ok(Deps { config: Arc::new(config), store, bus })
     }
 }
 
-/// Keeps the store's agent cache in step with agent writes of other processes:
-/// a `ConfigChanged` notice for agents (or for everything) invalidates it. Without
-/// a subscription the cache's TTL still bounds how stale it can be.
-async fn forget_agents_on_notice(store: &db::Store, bus: &bus::Bus) {
-    let cache = store.agent_cache();
+/// Keeps the store's agent and skill caches in step with writes of other
+/// processes: a `ConfigChanged` notice for the entity (or one without an
+/// entity it can decode) invalidates it. Without a subscription the caches'
+/// TTL still bounds how stale they can be.
+async fn forget_cached_lists_on_notice(store: &db::Store, bus: &bus::Bus) {
+    let (agents, skills) = (store.agent_cache(), store.skill_cache());
     match bus.subscribe(bus::subjects::CONFIG_CHANGED).await {
         Ok(mut notices) => {
             tokio::spawn(async move {
                 while let Some(msg) = notices.next().await {
-                    if msg.decode::<bus::events::ConfigChanged>().is_none_or(|c| c.entity == "agent") {
-                        cache.invalidate();
+                    match msg.decode::<bus::events::ConfigChanged>() {
+                        Some(c) if c.entity == "agent" => agents.invalidate(),
+                        Some(c) if c.entity == "skill" => skills.invalidate(),
+                        Some(_) => {}
+                        None => {
+                            agents.invalidate();
+                            skills.invalidate();
+                        }
                     }
                 }
             });
         }
         Err(error) => tracing::warn!(
             %error,
-            "no config-change notices: agent edits of other processes show within {} s",
+            "no config-change notices: agent and skill edits of other processes show within {} s",
             db::cache::TTL.as_secs()
         ),
     }

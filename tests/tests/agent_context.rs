@@ -121,7 +121,7 @@ both_backends!(system_prompt_carries_memory_state_and_skills_in_order, |backend|
     assert!(!p.contains("name: deploying"), "front matter is not injected");
 
     // Reading the facts bumped their access stats.
-    let facts = store.facts_for_prompt(a.id, 15).await.unwrap();
+    let facts = store.prompt_memory(a.id, 15).await.unwrap().facts;
     assert_eq!(facts[0].access_count, 1);
     assert!(facts[0].last_accessed.is_some());
 
@@ -152,7 +152,40 @@ both_backends!(memories_are_deduplicated_and_state_replaced, |backend| async mov
     let id1 = store.save_fact(a.id, "user_preference", "Likes tea", None).await.unwrap();
     let id2 = store.save_fact(a.id, "user_preference", "Likes tea", None).await.unwrap();
     assert_eq!(id1, id2);
-    assert_eq!(store.state_for_agent(a.id).await.unwrap(), vec![("mood".to_string(), "great".to_string())]);
+    assert_eq!(store.prompt_memory(a.id, 15).await.unwrap().state, vec![("mood".to_string(), "great".to_string())]);
+});
+
+both_backends!(prompt_memory_orders_sticky_by_age_and_the_rest_by_confidence_then_use, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let pool = raw(&db).await;
+    let a = agent(&store, "books", &[]).await;
+    let other = agent(&store, "other", &[]).await;
+    let s1 = store.save_fact(a.id, "sticky", "first sticky", None).await.unwrap();
+    let s2 = store.save_fact(a.id, "sticky", "second sticky", None).await.unwrap();
+    store.save_fact(other.id, "sticky", "not mine", None).await.unwrap();
+    // (confidence, last accessed) per fact; the top 3 of 5 are asked for.
+    let mut ids = Vec::new();
+    for (i, (confidence, accessed)) in
+        [(0.5, Some(10)), (0.9, None), (0.9, Some(5)), (0.9, Some(50)), (0.1, Some(99))].into_iter().enumerate()
+    {
+        let id = store.save_fact(a.id, "project_context", &format!("fact {i}"), None).await.unwrap();
+        sqlx::query("UPDATE memory_facts SET confidence = $1, last_accessed = $2 WHERE id = $3")
+            .bind(confidence)
+            .bind(accessed)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    store.set_state(a.id, "b", "2").await.unwrap();
+    store.set_state(a.id, "a", "1").await.unwrap();
+    let m = store.prompt_memory(a.id, 3).await.unwrap();
+    assert_eq!(m.sticky.iter().map(|f| f.id).collect::<Vec<_>>(), [s1, s2]);
+    assert_eq!(m.facts.iter().map(|f| f.id).collect::<Vec<_>>(), [ids[3], ids[2], ids[1]]);
+    assert_eq!(m.state, [("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())]);
+    assert!(store.prompt_memory(a.id, 0).await.unwrap().facts.is_empty());
 });
 
 both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend| async move {
@@ -221,7 +254,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     let summaries = store.compaction_summaries(&conversation, 3).await.unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].summary, "The user sent four long messages.");
-    assert_eq!(store.facts_for_prompt(a.id, 15).await.unwrap()[0].content, "The books close in March");
+    assert_eq!(store.prompt_memory(a.id, 15).await.unwrap().facts[0].content, "The books close in March");
 
     // Ten messages left: nothing more to compact.
     let out = compact(&store, &conversation, a.id, never).await.unwrap();

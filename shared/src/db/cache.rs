@@ -1,4 +1,5 @@
-//! The read-through cache of the agent list.
+//! Read-through caches of lists that are read all the time and written
+//! rarely: the agent list, and the enabled skills every prompt matches against.
 //!
 //! Every chat reads its agent, every conductor prompt lists the agents, and
 //! `GET /api/agents` is the API's hottest read — while agents change a few
@@ -7,10 +8,10 @@
 //! api-read benchmark was dominated by exactly that. So the store keeps the
 //! list in memory:
 //!
-//! - filled on the first read, shared as `Arc<Vec<Agent>>` (no copy per read);
-//! - invalidated by every agent write of this store ([`Store`] bumps the
-//!   generation after the statement), and by `ConfigChanged` notices for
-//!   agents from other processes ([`crate::Deps::connect`] wires that);
+//! - filled on the first read, shared as `Arc<Vec<T>>` (no copy per read);
+//! - invalidated by every write of this store to the table ([`Store`] bumps
+//!   the generation after the statement), and by `ConfigChanged` notices for
+//!   the entity from other processes ([`crate::Deps::connect`] wires that);
 //! - a fill that raced an invalidation is never served: it is stamped with
 //!   the generation it started under, and only a stamp equal to the current
 //!   generation counts;
@@ -25,29 +26,41 @@ use std::time::{Duration, Instant};
 
 use crate::domain::agent::Agent;
 
+use super::memory_ctx::MatchableSkill;
+
 /// The longest a cached list is served without a notice.
 pub const TTL: Duration = Duration::from_secs(2);
 
-struct Filled {
+struct Filled<T> {
     generation: u64,
     at: Instant,
-    agents: Arc<Vec<Agent>>,
+    items: Arc<Vec<T>>,
 }
 
-/// See the module docs. Cheap to share (`Arc`).
-#[derive(Default)]
-pub struct AgentCache {
+/// See the module docs.
+pub struct ListCache<T> {
     generation: AtomicU64,
-    slot: RwLock<Option<Filled>>,
+    slot: RwLock<Option<Filled<T>>>,
 }
 
-impl AgentCache {
+/// The agent list.
+pub type AgentCache = ListCache<Agent>;
+/// The enabled skills, decoded for matching.
+pub type SkillCache = ListCache<MatchableSkill>;
+
+impl<T> Default for ListCache<T> {
+    fn default() -> Self {
+        ListCache { generation: AtomicU64::new(0), slot: RwLock::new(None) }
+    }
+}
+
+impl<T> ListCache<T> {
     /// The cached list, when it is current.
-    pub(crate) fn get(&self) -> Option<Arc<Vec<Agent>>> {
+    pub(crate) fn get(&self) -> Option<Arc<Vec<T>>> {
         let generation = self.generation.load(Ordering::Acquire);
         let slot = self.slot.read().ok()?;
         let filled = slot.as_ref()?;
-        (filled.generation == generation && filled.at.elapsed() < TTL).then(|| filled.agents.clone())
+        (filled.generation == generation && filled.at.elapsed() < TTL).then(|| filled.items.clone())
     }
 
     /// The generation to stamp a fill with; read it before reading the database.
@@ -56,9 +69,9 @@ impl AgentCache {
     }
 
     /// Stores a list read under `generation` (served only while that is current).
-    pub(crate) fn fill(&self, generation: u64, agents: Arc<Vec<Agent>>) {
+    pub(crate) fn fill(&self, generation: u64, items: Arc<Vec<T>>) {
         if let Ok(mut slot) = self.slot.write() {
-            *slot = Some(Filled { generation, at: Instant::now(), agents });
+            *slot = Some(Filled { generation, at: Instant::now(), items });
         }
     }
 

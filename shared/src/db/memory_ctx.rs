@@ -4,7 +4,7 @@
 //! workflow rows the conductor's `[CREATE_CRON]` action creates.
 //!
 //! The REST endpoints for memory and skills keep their own methods elsewhere;
-//! the names here are distinct on purpose (`facts_for_prompt`, `touch_facts`, …).
+//! the names here are distinct on purpose (`prompt_memory`, `touch_facts`, …).
 
 use sqlx::FromRow;
 
@@ -24,6 +24,14 @@ pub struct PromptFact {
     pub confidence: f64,
     pub access_count: i64,
     pub last_accessed: Option<i64>,
+}
+
+/// The agent's memory as a prompt shows it ([`Store::prompt_memory`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptMemory {
+    pub sticky: Vec<PromptFact>,
+    pub facts: Vec<PromptFact>,
+    pub state: Vec<(String, String)>,
 }
 
 /// An enabled skill with its triggers decoded.
@@ -124,31 +132,39 @@ pub struct ActionWorkflow {
 }
 
 impl Store {
-    /// Every sticky fact of the agent, oldest first.
-    pub async fn sticky_facts(&self, agent_id: i64) -> Result<Vec<PromptFact>> {
-        Ok(sqlx::query_as(
+    /// What a prompt needs from the agent's memory — its sticky facts (oldest
+    /// first), its top `limit` other facts (highest confidence first, then
+    /// most recently used — never-used last — then newest) and its state (by key) — in two statements on one
+    /// connection (one hand-off to the pool instead of three).
+    pub async fn prompt_memory(&self, agent_id: i64, limit: i64) -> Result<PromptMemory> {
+        let mut conn = self.r().acquire().await?;
+        let facts: Vec<PromptFact> = sqlx::query_as(
             "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
-             WHERE agent_id = $1 AND category = $2 ORDER BY id",
-        )
-        .bind(agent_id)
-        .bind(STICKY)
-        .fetch_all(self.r())
-        .await?)
-    }
-
-    /// The agent's top non-sticky facts: highest confidence first, then most
-    /// recently used (never-used facts last), then newest.
-    pub async fn facts_for_prompt(&self, agent_id: i64, limit: i64) -> Result<Vec<PromptFact>> {
-        Ok(sqlx::query_as(
-            "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
-             WHERE agent_id = $1 AND category <> $2 \
-             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3",
+             WHERE agent_id = $1 AND category = $2 \
+             UNION ALL SELECT * FROM (SELECT id, category, content, confidence, access_count, last_accessed \
+             FROM memory_facts WHERE agent_id = $1 AND category <> $2 \
+             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3) AS top",
         )
         .bind(agent_id)
         .bind(STICKY)
         .bind(limit.max(0))
-        .fetch_all(self.r())
-        .await?)
+        .fetch_all(&mut *conn)
+        .await?;
+        let state: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key")
+                .bind(agent_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        // A union has no order of its own: put each part back in its order.
+        let (mut sticky, mut top): (Vec<_>, Vec<_>) = facts.into_iter().partition(|f| f.category == STICKY);
+        sticky.sort_by_key(|f| f.id);
+        top.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(b.last_accessed.unwrap_or(0).cmp(&a.last_accessed.unwrap_or(0)))
+                .then(b.id.cmp(&a.id))
+        });
+        Ok(PromptMemory { sticky, facts: top, state })
     }
 
     /// Records that these facts were put in a prompt (access count + 1, last accessed = now).
@@ -171,16 +187,13 @@ impl Store {
         Ok(())
     }
 
-    /// The agent's state as (key, value), by key.
-    pub async fn state_for_agent(&self, agent_id: i64) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as("SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key")
-            .bind(agent_id)
-            .fetch_all(self.r())
-            .await?)
-    }
-
-    /// Every enabled skill, by id. Rows whose JSON columns do not decode are skipped.
-    pub async fn skills_for_matching(&self) -> Result<Vec<MatchableSkill>> {
+    /// Every enabled skill, by id, from the read-through cache
+    /// ([`super::cache`]). Rows whose JSON columns do not decode are skipped.
+    pub async fn skills_for_matching(&self) -> Result<std::sync::Arc<Vec<MatchableSkill>>> {
+        if let Some(skills) = self.skills.get() {
+            return Ok(skills);
+        }
+        let generation = self.skills.generation();
         let rows: Vec<SkillRow> = sqlx::query_as(
             "SELECT id, name, display_name, content, trigger_keywords, trigger_patterns, required_tools, is_enabled \
              FROM skills ORDER BY id",
@@ -210,6 +223,8 @@ impl Store {
                 Err(e) => tracing::warn!(skill = %r.name, error = %e, "skill row has invalid triggers; skipped"),
             }
         }
+        let out = std::sync::Arc::new(out);
+        self.skills.fill(generation, out.clone());
         Ok(out)
     }
 

@@ -110,6 +110,8 @@ pub struct Store {
     dialect: Dialect,
     /// The agent list, shared by every clone of this store ([`cache`]).
     agents: std::sync::Arc<cache::AgentCache>,
+    /// The enabled skills, likewise.
+    skills: std::sync::Arc<cache::SkillCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,7 +163,7 @@ impl Store {
             };
             let write = pool(1).connect_with(options.clone()).await?;
             let read = pool(max_connections.max(1)).connect_with(options).await?;
-            Ok(Store { read, write, dialect: Dialect::Sqlite, agents: Default::default() })
+            Ok(Store { read, write, dialect: Dialect::Sqlite, agents: Default::default(), skills: Default::default() })
         } else {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(1))
@@ -182,7 +184,13 @@ impl Store {
                 })
                 .connect(url)
                 .await?;
-            Ok(Store { read: pool.clone(), write: pool, dialect: Dialect::Postgres, agents: Default::default() })
+            Ok(Store {
+                read: pool.clone(),
+                write: pool,
+                dialect: Dialect::Postgres,
+                agents: Default::default(),
+                skills: Default::default(),
+            })
         }
     }
 
@@ -210,6 +218,11 @@ impl Store {
     /// The agent cache, for invalidation by bus notices from other processes.
     pub fn agent_cache(&self) -> std::sync::Arc<cache::AgentCache> {
         self.agents.clone()
+    }
+
+    /// The skill cache, likewise.
+    pub fn skill_cache(&self) -> std::sync::Arc<cache::SkillCache> {
+        self.skills.clone()
     }
 
     pub fn dialect(&self) -> Dialect {

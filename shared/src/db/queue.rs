@@ -410,11 +410,14 @@ impl Store {
 /// Postgres keeps the plain transactions: its round trips run in parallel
 /// over the pool, and its extended protocol takes one statement per query.
 impl Store {
-    async fn sqlite_script(&self, script: &'static str, args: sqlx::any::AnyArguments) -> Result<Vec<(i64, i64)>> {
+    async fn sqlite_script<T>(&self, script: &'static str, args: sqlx::any::AnyArguments) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin + 'static,
+    {
         let pool = self.w().clone();
         let run = tokio::spawn(async move {
             let mut conn = pool.acquire().await?;
-            let rows = sqlx::query_as_with::<_, (i64, i64), _>(script, args).fetch_all(&mut *conn).await;
+            let rows = sqlx::query_as_with::<_, T, _>(script, args).fetch_all(&mut *conn).await;
             if rows.is_err() {
                 // The script stopped at the failing statement, possibly inside
                 // its transaction: end that transaction here.
@@ -427,77 +430,66 @@ impl Store {
 
     async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
         use sqlx::Arguments as _;
-        // Step 1 (no transaction needed: idempotent): the active conversation,
-        // opened if missing.
-        const OPEN: &str = "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
+        // One transaction, one round trip: the active conversation (opened if
+        // missing), its counters, the message, and the job whose payload gets
+        // the conversation and message ids. The conversation is looked up by
+        // (agent, platform, channel) in each step; inside BEGIN IMMEDIATE
+        // nothing can close it in between. Rows are (step, id as text).
+        const ENQUEUE: &str = "BEGIN IMMEDIATE; \
+             INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
              started_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
              ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING; \
-             SELECT 0, id FROM conversations WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active'";
-        // Step 2, one transaction: the message (only while the conversation is
-        // active), its counters, and the job whose payload gets the message id.
-        const STORE: &str = "BEGIN IMMEDIATE; \
-             INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-             SELECT $1, 'user', $2, $3, NULL, $4 WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $1 AND status = 'active') \
+             UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $9, \
+             last_message_at = $7 WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
              RETURNING 0, id; \
-             UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $3, \
-             last_message_at = $4 WHERE id = $1 AND changes() = 1; \
+             INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
+             SELECT id, 'user', $8, $9, NULL, $7 FROM conversations \
+             WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
+             RETURNING 1, CAST(id AS TEXT); \
              INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
-             created_at) SELECT $5, $1, $6, $7, 'pending', json_set($8, '$.messageId', last_insert_rowid()), 0, $9, $4, $4 \
-             WHERE changes() = 1 RETURNING 1, id; \
+             created_at) SELECT $2, id, $10, $11, 'pending', \
+             json_set($12, '$.messageId', last_insert_rowid(), '$.conversationId', id), 0, $13, $7, $7 \
+             FROM conversations WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
+             AND changes() = 1 RETURNING 2, CAST(id AS TEXT); \
              COMMIT";
-        for _ in 0..3 {
-            let now = now_ms();
-            let mut open = sqlx::any::AnyArguments::default();
-            open.add(new_conversation_id()).map_err(sqlx::Error::Encode)?;
-            open.add(req.agent_id).map_err(sqlx::Error::Encode)?;
-            open.add(&req.platform).map_err(sqlx::Error::Encode)?;
-            open.add(&req.channel_id).map_err(sqlx::Error::Encode)?;
-            open.add(&req.user_id).map_err(sqlx::Error::Encode)?;
-            open.add(&req.user_name).map_err(sqlx::Error::Encode)?;
-            open.add(now).map_err(sqlx::Error::Encode)?;
-            let Some(conversation_id) = self.sqlite_conversation(OPEN, open).await? else { continue };
-
-            let payload = JobPayload {
-                prompt: req.content.clone(),
-                conversation_id: Some(conversation_id.clone()),
-                channel_id: Some(req.channel_id.clone()),
-                platform: Some(req.platform.clone()),
-                message_id: None,
-                user_name: req.user_name.clone(),
-                extra: serde_json::Value::Null,
-            };
-            let mut store = sqlx::any::AnyArguments::default();
-            store.add(&conversation_id).map_err(sqlx::Error::Encode)?;
-            store.add(&req.content).map_err(sqlx::Error::Encode)?;
-            store.add(estimate_tokens(&req.content)).map_err(sqlx::Error::Encode)?;
-            store.add(now).map_err(sqlx::Error::Encode)?;
-            store.add(req.agent_id).map_err(sqlx::Error::Encode)?;
-            store.add(crate::domain::job::JobKind::Message.as_str()).map_err(sqlx::Error::Encode)?;
-            store.add(req.priority).map_err(sqlx::Error::Encode)?;
-            store.add(to_json(&payload)).map_err(sqlx::Error::Encode)?;
-            store.add(req.max_attempts.max(1)).map_err(sqlx::Error::Encode)?;
-            let rows = self.sqlite_script(STORE, store).await?;
-            let step = |n: i64| rows.iter().find(|(s, _)| *s == n).map(|(_, v)| *v);
-            match (step(0), step(1)) {
-                (Some(message_id), Some(job_id)) => {
-                    return Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority });
-                }
-                // The conversation was closed between the two steps: start over.
-                _ => continue,
-            }
+        let now = now_ms();
+        let payload = JobPayload {
+            prompt: req.content.clone(),
+            conversation_id: None,
+            channel_id: Some(req.channel_id.clone()),
+            platform: Some(req.platform.clone()),
+            message_id: None,
+            user_name: req.user_name.clone(),
+            extra: serde_json::Value::Null,
+        };
+        let mut args = sqlx::any::AnyArguments::default();
+        args.add(new_conversation_id()).map_err(sqlx::Error::Encode)?;
+        args.add(req.agent_id).map_err(sqlx::Error::Encode)?;
+        args.add(&req.platform).map_err(sqlx::Error::Encode)?;
+        args.add(&req.channel_id).map_err(sqlx::Error::Encode)?;
+        args.add(&req.user_id).map_err(sqlx::Error::Encode)?;
+        args.add(&req.user_name).map_err(sqlx::Error::Encode)?;
+        args.add(now).map_err(sqlx::Error::Encode)?;
+        args.add(&req.content).map_err(sqlx::Error::Encode)?;
+        args.add(estimate_tokens(&req.content)).map_err(sqlx::Error::Encode)?;
+        args.add(crate::domain::job::JobKind::Message.as_str()).map_err(sqlx::Error::Encode)?;
+        args.add(req.priority).map_err(sqlx::Error::Encode)?;
+        args.add(to_json(&payload)).map_err(sqlx::Error::Encode)?;
+        args.add(req.max_attempts.max(1)).map_err(sqlx::Error::Encode)?;
+        let rows: Vec<(i64, String)> = self.sqlite_script(ENQUEUE, args).await?;
+        let step = |n: i64| rows.iter().find(|(s, _)| *s == n).map(|(_, v)| v.as_str());
+        let id = |n: i64| step(n).and_then(|v| v.parse::<i64>().ok());
+        match (step(0), id(1), id(2)) {
+            (Some(conversation_id), Some(message_id), Some(job_id)) => Ok(Enqueued {
+                conversation_id: conversation_id.to_string(),
+                message_id,
+                job_id,
+                priority: req.priority,
+            }),
+            // Every step is in one transaction after the conversation exists:
+            // a missing row means a script that no longer matches the schema.
+            _ => Err(DbError::Sqlx(sqlx::Error::Protocol(format!("the enqueue script returned {rows:?}")))),
         }
-        Err(DbError::Conflict("the conversation kept closing while a message was being stored".into()))
-    }
-
-    /// Step 1 of [`Store::enqueue_chat_sqlite`]: its one row carries a text id.
-    async fn sqlite_conversation(&self, script: &'static str, args: sqlx::any::AnyArguments) -> Result<Option<String>> {
-        let pool = self.w().clone();
-        let run = tokio::spawn(async move {
-            let rows = sqlx::query_as_with::<_, (i64, String), _>(script, args).fetch_all(&pool).await;
-            rows.map_err(classify)
-        });
-        let rows = run.await.map_err(script_task_stopped)??;
-        Ok(rows.into_iter().next().map(|(_, id)| id))
     }
 
     async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Option<Option<i64>>> {
@@ -539,7 +531,7 @@ impl Store {
         args.add(u.duration_ms).map_err(sqlx::Error::Encode)?;
         args.add(u.created_at).map_err(sqlx::Error::Encode)?;
         args.add(i64::from(f.usage.is_some())).map_err(sqlx::Error::Encode)?;
-        let rows = self.sqlite_script(FINISH, args).await?;
+        let rows: Vec<(i64, i64)> = self.sqlite_script(FINISH, args).await?;
         if !rows.iter().any(|(step, _)| *step == 0) {
             return Ok(None); // the lease was lost: nothing was written
         }

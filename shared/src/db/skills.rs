@@ -59,7 +59,7 @@ impl Store {
 
     /// Inserts a skill; a duplicate name is [`DbError::Conflict`].
     pub async fn create_skill(&self, f: &SkillFields) -> Result<Skill> {
-        let row: SkillRow = sqlx::query_as(sql(format!(
+        let row = sqlx::query_as::<_, SkillRow>(sql(format!(
             "INSERT INTO skills (name, display_name, description, category, content, trigger_keywords, \
              trigger_patterns, required_tools, is_enabled, source, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {SKILL_COLUMNS}"
@@ -76,14 +76,14 @@ impl Store {
         .bind(&f.source)
         .bind(now_ms())
         .fetch_one(self.w())
-        .await
-        .map_err(classify)?;
-        row.try_into()
+        .await;
+        self.skills.invalidate();
+        row.map_err(classify)?.try_into()
     }
 
     /// Writes the editable fields; `None` when there is no such skill.
     pub async fn update_skill(&self, id: i64, f: &SkillFields) -> Result<Option<Skill>> {
-        let row: Option<SkillRow> = sqlx::query_as(sql(format!(
+        let row = sqlx::query_as::<_, SkillRow>(sql(format!(
             "UPDATE skills SET display_name = $1, description = $2, content = $3, trigger_keywords = $4, \
              trigger_patterns = $5, is_enabled = $6, updated_at = $7 WHERE id = $8 RETURNING {SKILL_COLUMNS}"
         )))
@@ -96,16 +96,18 @@ impl Store {
         .bind(now_ms())
         .bind(id)
         .fetch_optional(self.w())
-        .await
-        .map_err(classify)?;
-        row.map(Skill::try_from).transpose()
+        .await;
+        self.skills.invalidate();
+        row.map_err(classify)?.map(Skill::try_from).transpose()
     }
 
     /// Deletes a community skill. Builtins stay: returns
     /// [`SkillDelete::Builtin`] for them.
     pub async fn delete_skill(&self, id: i64) -> Result<SkillDelete> {
         let done =
-            sqlx::query("DELETE FROM skills WHERE id = $1 AND source <> 'builtin'").bind(id).execute(self.w()).await?;
+            sqlx::query("DELETE FROM skills WHERE id = $1 AND source <> 'builtin'").bind(id).execute(self.w()).await;
+        self.skills.invalidate();
+        let done = done?;
         if done.rows_affected() > 0 {
             return Ok(SkillDelete::Deleted);
         }
@@ -122,7 +124,7 @@ impl Store {
         for text in BUILTIN_SKILLS {
             let f =
                 skill_from_markdown(text, "builtin").map_err(|e| DbError::Corrupt(format!("builtin skill: {e}")))?;
-            sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO skills (name, display_name, description, category, content, trigger_keywords, \
                  trigger_patterns, required_tools, is_enabled, source, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'builtin', $10, $10) \
@@ -143,8 +145,9 @@ impl Store {
             .bind(true)
             .bind(now)
             .execute(self.w())
-            .await
-            .map_err(classify)?;
+            .await;
+            self.skills.invalidate();
+            done.map_err(classify)?;
         }
         Ok(())
     }

@@ -55,11 +55,10 @@ pub async fn system_prompt(store: &Store, agent: &Agent, prompt: &str) -> Result
     if is_conductor(agent) {
         return Ok(render_conductor(agent, &other_agents));
     }
-    let sticky = store.sticky_facts(agent.id).await?;
-    let facts = store.facts_for_prompt(agent.id, MAX_PROMPT_FACTS).await?;
-    let ids: Vec<i64> = sticky.iter().chain(facts.iter()).map(|f| f.id).collect();
+    let memory = store.prompt_memory(agent.id, MAX_PROMPT_FACTS).await?;
+    let ids: Vec<i64> = memory.sticky.iter().chain(memory.facts.iter()).map(|f| f.id).collect();
     store.touch_facts(&ids).await?;
-    let state = store.state_for_agent(agent.id).await?;
+    let (sticky, facts, state) = (memory.sticky, memory.facts, memory.state);
     let all_skills = store.skills_for_matching().await?;
     let selected = skills::top_skills(&all_skills, prompt, &agent.allowed_tools);
     let parts = PromptParts { sticky, facts, state, other_agents, skills: skills::render(&selected) };
