@@ -56,8 +56,14 @@ impl Drop for LocalSubscription {
 }
 
 /// NATS matching: tokens split on `.`, `*` matches one token, a final `>` one or more.
-pub(crate) fn matches(pattern: &[String], subject: &str) -> bool {
+#[cfg(test)]
+fn matches(pattern: &[String], subject: &str) -> bool {
     let tokens: Vec<&str> = subject.split('.').collect();
+    matches_tokens(pattern, &tokens)
+}
+
+/// [`matches`] with the subject already split (a publish splits it once for all subscribers).
+fn matches_tokens(pattern: &[String], tokens: &[&str]) -> bool {
     for (i, p) in pattern.iter().enumerate() {
         if p == ">" {
             return tokens.len() > i;
@@ -85,8 +91,9 @@ impl LocalBus {
     pub fn publish(&self, subject: &str, payload: Bytes) {
         let Ok(subs) = self.inner.subs.lock() else { return };
         let msg = Message { subject: subject.to_string(), payload };
+        let tokens: Vec<&str> = subject.split('.').collect();
         let mut groups: Vec<(&str, Vec<&Sub>)> = Vec::new();
-        for s in subs.iter().filter(|s| matches(&s.pattern, subject)) {
+        for s in subs.iter().filter(|s| matches_tokens(&s.pattern, &tokens)) {
             match &s.group {
                 None => {
                     let _ = s.tx.try_send(msg.clone());

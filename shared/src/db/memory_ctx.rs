@@ -137,7 +137,7 @@ impl Store {
     /// most recently used — never-used last — then newest) and its state (by key) — in two statements on one
     /// connection (one hand-off to the pool instead of three).
     pub async fn prompt_memory(&self, agent_id: i64, limit: i64) -> Result<PromptMemory> {
-        let mut conn = self.r().acquire().await?;
+        let mut conn = self.hot_read().await?;
         let facts: Vec<PromptFact> = sqlx::query_as(
             "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
              WHERE agent_id = $1 AND category = $2 \
@@ -155,6 +155,7 @@ impl Store {
                 .bind(agent_id)
                 .fetch_all(&mut *conn)
                 .await?;
+        conn.done();
         // A union has no order of its own: put each part back in its order.
         let (mut sticky, mut top): (Vec<_>, Vec<_>) = facts.into_iter().partition(|f| f.category == STICKY);
         sticky.sort_by_key(|f| f.id);
@@ -296,6 +297,7 @@ impl Store {
     /// whose id is above `after_id` (0: all of them); `None` when the
     /// conversation does not exist.
     pub async fn conversation_tail(&self, conversation_id: &str, after_id: i64) -> Result<Option<ConversationTail>> {
+        let mut conn = self.hot_read().await?;
         let rows: Vec<TailRow> = sqlx::query_as(
             "SELECT c.agent_id, c.message_count, c.total_tokens, \
              (SELECT MAX(k.id) FROM compactions k WHERE k.conversation_id = c.id) AS last_compaction_id, \
@@ -305,8 +307,9 @@ impl Store {
         )
         .bind(conversation_id)
         .bind(after_id)
-        .fetch_all(self.r())
+        .fetch_all(&mut *conn)
         .await?;
+        conn.done();
         let Some(first) = rows.first() else { return Ok(None) };
         let mut tail = ConversationTail {
             agent_id: first.agent_id,

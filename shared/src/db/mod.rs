@@ -25,6 +25,7 @@ pub mod agents;
 pub mod bots;
 pub mod cache;
 pub mod conversations;
+pub mod hot;
 pub mod jobs;
 pub mod logs;
 pub mod memory;
@@ -112,6 +113,8 @@ pub struct Store {
     agents: std::sync::Arc<cache::AgentCache>,
     /// The enabled skills, likewise.
     skills: std::sync::Arc<cache::SkillCache>,
+    /// Idle read connections of the hot path, outside the pool ([`hot`]).
+    hot: std::sync::Arc<hot::Stash>,
 }
 
 impl std::fmt::Debug for Store {
@@ -163,7 +166,14 @@ impl Store {
             };
             let write = pool(1).connect_with(options.clone()).await?;
             let read = pool(max_connections.max(1)).connect_with(options).await?;
-            Ok(Store { read, write, dialect: Dialect::Sqlite, agents: Default::default(), skills: Default::default() })
+            Ok(Store {
+                read,
+                write,
+                dialect: Dialect::Sqlite,
+                agents: Default::default(),
+                skills: Default::default(),
+                hot: std::sync::Arc::new(hot::Stash::new(max_connections as usize / 2)),
+            })
         } else {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(1))
@@ -190,6 +200,7 @@ impl Store {
                 dialect: Dialect::Postgres,
                 agents: Default::default(),
                 skills: Default::default(),
+                hot: Default::default(),
             })
         }
     }
@@ -249,6 +260,7 @@ impl Store {
 
     /// Closes both pools (shutdown).
     pub async fn close(&self) {
+        self.hot.drain();
         self.write.close().await;
         self.read.close().await;
     }

@@ -373,7 +373,12 @@ impl Store {
 
     /// The earliest `run_after` among pending jobs (workers sleep until then).
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM jobs WHERE status = 'pending'").fetch_one(self.r()).await?)
+        let mut conn = self.hot_read().await?;
+        let due = sqlx::query_scalar("SELECT MIN(run_after) FROM jobs WHERE status = 'pending'")
+            .fetch_one(&mut *conn)
+            .await?;
+        conn.done();
+        Ok(due)
     }
 
     /// Messages of a conversation, oldest first (id, role, content, created_at).

@@ -89,6 +89,7 @@ impl Store {
     /// until a time already past), optionally of one provider; by priority,
     /// then the fewest messages sent (spreads load over equal accounts).
     pub async fn usable_accounts(&self, provider: Option<&str>, now: i64) -> Result<Vec<AccountRow>> {
+        let mut conn = self.hot_read().await?;
         let rows: Vec<Row> = match provider {
             Some(p) => {
                 sqlx::query_as(super::sql(format!(
@@ -97,7 +98,7 @@ impl Store {
                 )))
                 .bind(now)
                 .bind(p)
-                .fetch_all(self.r())
+                .fetch_all(&mut *conn)
                 .await?
             }
             None => {
@@ -106,10 +107,11 @@ impl Store {
                      OR rate_limited_until <= $1) ORDER BY priority, total_messages, id"
                 )))
                 .bind(now)
-                .fetch_all(self.r())
+                .fetch_all(&mut *conn)
                 .await?
             }
         };
+        conn.done();
         Ok(rows.into_iter().map(AccountRow::from).collect())
     }
 
