@@ -365,3 +365,54 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
     // (Deleting the account cleared it on the earlier row too: ON DELETE SET NULL.)
     assert_eq!(rows.iter().map(|r| (r.account_id, r.input_tokens)).collect::<Vec<_>>(), [(None, 12), (None, 12)]);
 });
+
+both_backends!(other_writes_get_through_while_chat_writes_stream, |backend| async move {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    // Eight clients keep enqueueing chats (on SQLite: the writer lane's work)…
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (store, stop, sent) = (store.clone(), stop.clone(), sent.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                store.enqueue_chat(&chat(a, &format!("chan-{c}"), "hi")).await.unwrap();
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // …while writes through the pool (here: memory state) still go through, each in bounded time.
+    for i in 0..20 {
+        tokio::time::timeout(Duration::from_secs(10), store.set_state(a, &format!("k{i}"), "v"))
+            .await
+            .expect("a pool write waited more than 10 s behind the chat writes")
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    // Every chat acknowledged is stored, as a job and a message.
+    let sent = sent.load(Ordering::Relaxed) as i64;
+    assert!(sent > 0);
+    let (pending, _) = {
+        let g = store.queue_gauges().await.unwrap();
+        (g.pending, g.running)
+    };
+    assert_eq!(pending, sent);
+    let mut messages = 0;
+    for c in 0..8 {
+        if let Some(conv) =
+            store.enqueue_chat(&chat(a, &format!("chan-{c}"), "last")).await.ok().map(|e| e.conversation_id)
+        {
+            messages += store.conversation_messages(&conv).await.unwrap().len() as i64 - 1;
+        }
+    }
+    assert_eq!(messages, sent);
+    assert_eq!(store.prompt_memory(a, 0).await.unwrap().state.len(), 20);
+});

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod conversations;
 pub mod hot;
 pub mod jobs;
+pub mod lane;
 pub mod logs;
 pub mod memory;
 pub mod memory_ctx;
@@ -115,6 +116,8 @@ pub struct Store {
     skills: std::sync::Arc<cache::SkillCache>,
     /// Idle read connections of the hot path, outside the pool ([`hot`]).
     hot: std::sync::Arc<hot::Stash>,
+    /// SQLite: the writer lane of the chat's hot writes ([`lane`]).
+    lane: Option<std::sync::Arc<lane::Lane>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -168,11 +171,14 @@ impl Store {
             let read = pool(max_connections.max(1)).connect_with(options).await?;
             Ok(Store {
                 read,
-                write,
                 dialect: Dialect::Sqlite,
                 agents: Default::default(),
                 skills: Default::default(),
                 hot: std::sync::Arc::new(hot::Stash::new(max_connections as usize / 2)),
+                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone()).map_err(|e| {
+                    DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
+                })?)),
+                write,
             })
         } else {
             let pool = AnyPoolOptions::new()
@@ -201,6 +207,7 @@ impl Store {
                 agents: Default::default(),
                 skills: Default::default(),
                 hot: Default::default(),
+                lane: None,
             })
         }
     }

@@ -181,14 +181,25 @@ impl Store {
              AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 {lock}) \
              AND status = 'pending' RETURNING {JOB_COLUMNS}"
         );
-        let rows: Vec<JobRow> = sqlx::query_as(sql(statement))
-            .bind(worker_id)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(self.w())
-            .await
-            .map_err(classify)?;
+        let claim = {
+            let worker_id = worker_id.to_string();
+            super::lane::work(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as::<_, JobRow>(sql(statement))
+                        .bind(worker_id)
+                        .bind(now + lease_ms)
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(classify)
+                })
+            })
+        };
+        let rows = match &self.lane {
+            Some(lane) => lane.run(claim).await?,
+            None => claim(&mut *self.w().acquire().await?).await?,
+        };
         let mut jobs = rows.into_iter().map(Job::try_from).collect::<Result<Vec<_>>>()?;
         jobs.sort_by_key(|j| (j.priority, j.id));
         Ok(jobs)
@@ -419,18 +430,28 @@ impl Store {
     where
         T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin + 'static,
     {
-        let pool = self.w().clone();
-        let run = tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            let rows = sqlx::query_as_with::<_, T, _>(script, args).fetch_all(&mut *conn).await;
-            if rows.is_err() {
-                // The script stopped at the failing statement, possibly inside
-                // its transaction: end that transaction here.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            }
-            rows.map_err(classify)
+        let run = super::lane::work(move |conn| {
+            Box::pin(async move {
+                let rows = sqlx::query_as_with::<_, T, _>(script, args).fetch_all(&mut *conn).await;
+                if rows.is_err() {
+                    // The script stopped at the failing statement, possibly inside
+                    // its transaction: end that transaction here.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                }
+                rows.map_err(classify)
+            })
         });
-        run.await.map_err(script_task_stopped)?
+        match &self.lane {
+            Some(lane) => lane.run(run).await,
+            None => {
+                let pool = self.w().clone();
+                let task = tokio::spawn(async move {
+                    let mut conn = pool.acquire().await?;
+                    run(&mut conn).await
+                });
+                task.await.map_err(script_task_stopped)?
+            }
+        }
     }
 
     async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
