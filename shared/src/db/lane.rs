@@ -96,10 +96,10 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Work>) {
             }
         };
         let since = Instant::now();
-        first(&mut *conn).await;
+        first(&mut conn).await;
         while since.elapsed() < MAX_HOLD {
             match rx.try_recv() {
-                Ok(work) => work(&mut *conn).await,
+                Ok(work) => work(&mut conn).await,
                 Err(_) => break,
             }
         }
