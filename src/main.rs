@@ -12,11 +12,6 @@ use clap::Parser;
 )]
 struct Cli {}
 
-/// mimalloc instead of glibc's malloc: under chat load glibc's allocator
-/// (arena locks, `malloc_consolidate`) was ~17 % of the process's CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();

@@ -6,10 +6,6 @@ use clap::Parser;
 #[command(version, about = "Arvis worker (split topology; requires NATS_URL)", after_help = arvis_shared::startup::ENV_HELP)]
 struct Cli {}
 
-/// mimalloc instead of glibc's malloc (see the launcher's `main.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
