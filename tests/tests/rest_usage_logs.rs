@@ -5,7 +5,7 @@
 use arvis_shared::clock::now_ms;
 use arvis_shared::domain::logs::NewLogRow;
 use arvis_shared::domain::usage::UsageRecord;
-use arvis_testkit::{TestApp, both_backends};
+use arvis_testkit::{TestApp, TestDb, both_backends};
 use serde_json::{Value, json};
 
 const DAY: i64 = 24 * 3600 * 1000;
@@ -150,6 +150,22 @@ both_backends!(logs_filter_by_minimum_level, |backend| async move {
     assert_eq!(store.prune_logs(5).await.unwrap(), 18);
     let (_, left) = app.get("/api/logs").await;
     assert_eq!(left.as_array().unwrap().len(), 5);
+});
+
+both_backends!(a_large_log_batch_is_stored_whole_in_order, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    // More rows than one statement takes: several statements, one transaction.
+    let n = arvis_shared::db::logs::LOG_ROWS_PER_STATEMENT * 2 + 17;
+    let rows: Vec<NewLogRow> = (0..n).map(|i| line("info", &format!("line {i}"), (n - i) as i64)).collect();
+    store.insert_logs(&rows).await.unwrap();
+    let stored = store.list_logs(0, 10_000).await.unwrap();
+    assert_eq!(stored.len(), n);
+    assert_eq!(stored[0].msg, format!("line {}", n - 1), "newest first");
+    assert_eq!(stored[n - 1].msg, "line 0");
+    // An empty batch writes nothing and is no error.
+    store.insert_logs(&[]).await.unwrap();
+    assert_eq!(store.list_logs(0, 10_000).await.unwrap().len(), n);
 });
 
 both_backends!(the_log_writer_stores_info_and_above, |backend| async move {
