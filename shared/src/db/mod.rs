@@ -15,7 +15,10 @@
 //! SQLite allows one writer at a time. Rather than let concurrent writers fight
 //! over the lock (and fail with `SQLITE_BUSY` on read-to-write upgrades), the
 //! SQLite store keeps a single-connection *write* pool beside a *read* pool.
-//! On Postgres both are the same pool.
+//! On Postgres both are the same pool. On SQLite the chat's hot writes go
+//! through the writer lane ([`lane`]) and the per-run reads borrow stashed
+//! read connections ([`hot`]); both exist to cut round trips to sqlx's
+//! connection threads, which bound the chat throughput (BENCHMARKS.md).
 //!
 //! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
 //! methods of one feature; `rows.rs`-style row structs live beside their queries.

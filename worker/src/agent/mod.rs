@@ -1,5 +1,6 @@
 //! The agent's brain, as pure pieces the worker loop calls around a model run:
 //!
+//! 0. [`conversation_cache`] — the conversation as the run sees it, kept up to date;
 //! 1. [`compaction::compact_if_needed`] — shrink a long conversation first;
 //! 2. [`prompt::system_prompt`] — the system prompt (memory, state, skills);
 //! 3. [`budget::history`] — the conversation turns that fit the model's window;
