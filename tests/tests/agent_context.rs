@@ -200,7 +200,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
         conversation = store.enqueue_chat(&chat(a.id, "chan-1", &text)).await.unwrap().conversation_id;
     }
     let before = store.conversation_messages(&conversation).await.unwrap();
-    let totals = store.conversation_totals(&conversation).await.unwrap().unwrap();
+    let totals = store.conversation_tail(&conversation, i64::MAX).await.unwrap().unwrap();
     assert_eq!(totals.message_count, 14);
 
     // Loaded as a run loads it.
@@ -218,7 +218,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     let err = compact_if_needed(&store, &loaded, "openai/gpt-4o-mini", failing).await.unwrap_err();
     assert!(matches!(err, CompactionError::Summarizer(_)), "{err}");
     assert_eq!(store.conversation_messages(&conversation).await.unwrap(), before);
-    assert_eq!(store.conversation_totals(&conversation).await.unwrap().unwrap(), totals);
+    assert_eq!(store.conversation_tail(&conversation, i64::MAX).await.unwrap().unwrap(), totals);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM compactions").await, 0);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM memory_facts").await, 0);
 
@@ -247,7 +247,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     let after = store.conversation_messages(&conversation).await.unwrap();
     assert_eq!(after.len(), 10);
     assert_eq!(after[0].id, before[4].id);
-    let totals = store.conversation_totals(&conversation).await.unwrap().unwrap();
+    let totals = store.conversation_tail(&conversation, i64::MAX).await.unwrap().unwrap();
     assert_eq!(totals.message_count, 10);
     assert_eq!(totals.total_tokens, after.iter().map(|m| m.token_estimate).sum::<i64>());
     assert_eq!(done.tokens_saved, before[..4].iter().map(|m| m.token_estimate).sum::<i64>());
@@ -301,7 +301,7 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     let stored = store.conversation_messages(&conv).await.unwrap();
     assert_eq!(stored.len(), 3);
     assert_eq!(loaded.messages, stored);
-    let totals = store.conversation_totals(&conv).await.unwrap().unwrap();
+    let totals = store.conversation_tail(&conv, i64::MAX).await.unwrap().unwrap();
     assert_eq!((loaded.agent_id, loaded.total_tokens), (a.id, totals.total_tokens));
     cache.keep(loaded);
 

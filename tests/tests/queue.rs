@@ -205,7 +205,7 @@ both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend
     assert_eq!(job.payload.message_id, Some(e.message_id));
     assert_eq!(job.payload.conversation_id.as_deref(), Some(e.conversation_id.as_str()));
     assert_eq!((job.payload.prompt.as_str(), job.status.as_str(), job.max_attempts), ("hello there", "pending", 3));
-    let totals = store.conversation_totals(&e.conversation_id).await.unwrap().unwrap();
+    let totals = store.conversation_tail(&e.conversation_id, i64::MAX).await.unwrap().unwrap();
     assert_eq!(totals.message_count, 2);
     let user_tokens =
         arvis_shared::db::queue::estimate_tokens("hello there") + arvis_shared::db::queue::estimate_tokens("and again");
@@ -226,7 +226,7 @@ both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend
         msgs.last().map(|m| (m.id, m.role.as_str(), m.content.as_str())),
         Some((message_id, "assistant", "a reply"))
     );
-    let totals = store.conversation_totals(&e.conversation_id).await.unwrap().unwrap();
+    let totals = store.conversation_tail(&e.conversation_id, i64::MAX).await.unwrap().unwrap();
     assert_eq!(totals.message_count, 3);
     assert_eq!(totals.total_tokens, user_tokens + arvis_shared::db::queue::estimate_tokens("a reply"));
     assert_eq!(store.job(e.job_id).await.unwrap().unwrap().result.as_deref(), Some("a reply"));

@@ -66,14 +66,6 @@ pub struct CompactionSummary {
     pub created_at: i64,
 }
 
-/// A conversation's running totals.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct ConversationTotals {
-    pub agent_id: i64,
-    pub message_count: i64,
-    pub total_tokens: i64,
-}
-
 /// A conversation's counters, its latest compaction and its messages after a
 /// given id — what the worker's history cache needs to bring itself up to
 /// date, read in one statement (one snapshot).
@@ -283,14 +275,6 @@ impl Store {
         .await?;
         rows.reverse();
         Ok(rows)
-    }
-
-    /// A conversation's agent and running totals.
-    pub async fn conversation_totals(&self, conversation_id: &str) -> Result<Option<ConversationTotals>> {
-        Ok(sqlx::query_as("SELECT agent_id, message_count, total_tokens FROM conversations WHERE id = $1")
-            .bind(conversation_id)
-            .fetch_optional(self.r())
-            .await?)
     }
 
     /// The conversation's counters and latest compaction with its messages
