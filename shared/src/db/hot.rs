@@ -108,9 +108,7 @@ impl Store {
         let stash = (self.dialect == Dialect::Sqlite).then_some(&*self.hot);
         Ok(HotConn { conn, stash })
     }
-}
 
-impl Store {
     /// How many read connections the stash holds now (diagnostics and tests).
     pub fn hot_stashed(&self) -> usize {
         self.hot.slot.lock().map(|s| s.conns.len()).unwrap_or(0)

@@ -419,9 +419,9 @@ impl Store {
 ///   script writes all of it or none of it;
 /// - every `RETURNING` row is tagged `(step, value)`, and the whole result is
 ///   read with `fetch_all` (a limited fetch would stop the script early);
-/// - it runs in a task of its own, so a caller that gives up cannot cut it in
-///   half, and a failed script is rolled back on the same connection before
-///   the connection goes back to the pool.
+/// - it runs on the writer lane ([`super::lane`]), so a caller that gives up
+///   cannot cut it in half, and a failed script is rolled back on the same
+///   connection before the lane runs anything else on it.
 ///
 /// Postgres keeps the plain transactions: its round trips run in parallel
 /// over the pool, and its extended protocol takes one statement per query.
@@ -441,17 +441,13 @@ impl Store {
                 rows.map_err(classify)
             })
         });
-        match &self.lane {
-            Some(lane) => lane.run(run).await,
-            None => {
-                let pool = self.w().clone();
-                let task = tokio::spawn(async move {
-                    let mut conn = pool.acquire().await?;
-                    run(&mut conn).await
-                });
-                task.await.map_err(script_task_stopped)?
-            }
-        }
+        // Only SQLite runs scripts, and a SQLite store always has its lane.
+        let Some(lane) = &self.lane else {
+            return Err(DbError::Sqlx(sqlx::Error::Protocol(
+                "a SQLite script on a store without a writer lane".into(),
+            )));
+        };
+        lane.run(run).await
     }
 
     async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
@@ -563,10 +559,6 @@ impl Store {
         }
         Ok(Some(rows.iter().find(|(step, _)| *step == 1).map(|(_, id)| *id)))
     }
-}
-
-fn script_task_stopped(e: tokio::task::JoinError) -> DbError {
-    DbError::Sqlx(sqlx::Error::Protocol(format!("the task running a SQLite script stopped: {e}")))
 }
 
 /// A stored message.

@@ -167,12 +167,6 @@ impl ConversationCache {
         inner.bytes += bytes;
         inner.entries.insert(conversation.id.clone(), Entry { conversation, bytes, used });
     }
-
-    /// Drops the held copy (after this process changed the conversation in a
-    /// way the counters alone would also catch — it just saves a read).
-    pub fn forget(&self, id: &str) {
-        let _ = self.take(id);
-    }
 }
 
 #[cfg(test)]
