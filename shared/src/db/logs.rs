@@ -80,12 +80,7 @@ impl Store {
 pub const LOG_ROWS_PER_STATEMENT: usize = 100;
 
 async fn insert_log_rows(conn: &mut sqlx::AnyConnection, rows: &[NewLogRow]) -> Result<()> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
+    let values: Vec<String> = (0..rows.len()).map(|i| format!("({})", super::placeholders(i * 10 + 1, 10))).collect();
     let statement = format!(
         "INSERT INTO logs (level, level_num, service, target, msg, fields, agent_id, job_id, duration_ms, created_at) \
          VALUES {}",

@@ -165,12 +165,9 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        // Numbered placeholders written out: the Any driver's QueryBuilder emits
-        // `?`, which Postgres does not accept.
-        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let statement = format!(
             "UPDATE memory_facts SET access_count = access_count + 1, last_accessed = $1 WHERE id IN ({})",
-            list.join(", ")
+            super::placeholders(2, ids.len())
         );
         let mut q = sqlx::query(sql(statement)).bind(now_ms());
         for id in ids {

@@ -282,6 +282,13 @@ pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 
+/// `count` numbered placeholders from `$first` on, comma-separated (`$3, $4, $5`),
+/// for lists whose length is known only at run time. sqlx's QueryBuilder
+/// emits `?` under the Any driver, which Postgres refuses.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// JSON text column → value; a broken stored value is an error, not a panic.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("{column}: {e}")))
@@ -314,5 +321,15 @@ impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
         } else {
             <i64 as sqlx::Decode<sqlx::Any>>::decode(value).map(|n| Flag(n != 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn placeholders_are_numbered_from_the_first() {
+        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(super::placeholders(1, 1), "$1");
+        assert_eq!(super::placeholders(2, 0), "");
     }
 }

@@ -210,12 +210,9 @@ impl Store {
         if job_ids.is_empty() {
             return Ok(0);
         }
-        // sqlx's QueryBuilder emits `?` placeholders under the Any driver,
-        // which Postgres refuses: number them ourselves (`$3`, `$4`, …).
-        let ids: Vec<String> = (0..job_ids.len()).map(|i| format!("${}", i + 3)).collect();
         let statement = format!(
             "UPDATE jobs SET lease_expires_at = $1 WHERE status = 'running' AND locked_by = $2 AND id IN ({})",
-            ids.join(", ")
+            super::placeholders(3, job_ids.len())
         );
         let mut q = sqlx::query(sql(statement)).bind(now_ms() + lease_ms).bind(worker_id);
         for id in job_ids {

@@ -160,11 +160,10 @@ impl Store {
         }
         // The flood guard for the whole batch in one query: the oldest
         // unfinished job of each workflow that has one.
-        let placeholders: Vec<String> = (0..due.len()).map(|i| format!("${}", i + 1)).collect();
         let mut q = sqlx::query_as::<_, (i64, i64)>(super::sql(format!(
             "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({}) \
              GROUP BY workflow_id",
-            placeholders.join(", ")
+            super::placeholders(1, due.len())
         )));
         for wf in &due {
             q = q.bind(wf.id);
