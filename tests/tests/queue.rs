@@ -416,3 +416,67 @@ both_backends!(other_writes_get_through_while_chat_writes_stream, |backend| asyn
     assert_eq!(messages, sent);
     assert_eq!(store.prompt_memory(a, 0).await.unwrap().state.len(), 20);
 });
+
+both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| async move {
+    use arvis_shared::db::DbError;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    // 64 chats at once (on SQLite the writer lane commits them in batches);
+    // every fourth names an agent that does not exist and must fail alone.
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        let agent_id = if i % 4 == 3 { 999_999 } else { a };
+        tasks.push(tokio::spawn(async move { (i, store.enqueue_chat(&chat(agent_id, &format!("c{i}"), "hi")).await) }));
+    }
+    let mut stored = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (i, Ok(e)) => {
+                assert_ne!(i % 4, 3, "chat {i} for a missing agent was accepted");
+                stored.push(e);
+            }
+            (i, Err(e)) => {
+                assert_eq!(i % 4, 3, "chat {i} failed: {e}");
+                assert!(matches!(e, DbError::MissingReference(_)), "chat {i}: {e:?}");
+            }
+        }
+    }
+    assert_eq!(stored.len(), 48);
+    assert_eq!(store.queue_gauges().await.unwrap().pending, 48);
+    for e in &stored {
+        let messages = store.conversation_messages(&e.conversation_id).await.unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            store.job(e.job_id).await.unwrap().unwrap().conversation_id.as_deref(),
+            Some(e.conversation_id.as_str())
+        );
+    }
+    // Nothing of the failed ones was written.
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conversations WHERE agent_id = 999999")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(orphans, 0);
+
+    // Their replies, finished at once, are all stored too.
+    let jobs = store.claim_jobs("w", 64, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 48);
+    let mut finishes = Vec::new();
+    for j in jobs {
+        let store = store.clone();
+        finishes.push(tokio::spawn(async move {
+            let conv = j.conversation_id.clone();
+            let f = Finish { job_id: j.id, worker_id: "w", reply: "ok", conversation_id: conv.as_deref(), usage: None };
+            store.finish_job(&f).await.unwrap()
+        }));
+    }
+    for f in finishes {
+        assert!(matches!(f.await.unwrap(), Some(Some(_))), "a reply was not stored");
+    }
+    for e in &stored {
+        assert_eq!(store.conversation_messages(&e.conversation_id).await.unwrap().len(), 2);
+    }
+});

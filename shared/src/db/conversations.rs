@@ -93,7 +93,7 @@ impl Store {
              (SELECT m2.content FROM messages m2 WHERE m2.conversation_id = c.id ORDER BY m2.id DESC LIMIT 1) \
                AS last_message \
              FROM conversations c JOIN agents a ON a.id = c.agent_id \
-             ORDER BY c.last_message_at DESC, c.id DESC LIMIT $1 OFFSET $2",
+             ORDER BY c.last_message_at DESC, c.id DESC LIMIT $1 + 0 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)

@@ -71,7 +71,7 @@ impl Store {
     pub async fn list_jobs(&self, statuses: &[&str], limit: i64) -> Result<Vec<JobView>> {
         let placeholders: Vec<String> = (1..=statuses.len()).map(|i| format!("${i}")).collect();
         let text = format!(
-            "{JOB_SELECT} WHERE j.status IN ({}) ORDER BY j.created_at DESC, j.id DESC LIMIT ${}",
+            "{JOB_SELECT} WHERE j.status IN ({}) ORDER BY j.created_at DESC, j.id DESC LIMIT ${} + 0",
             placeholders.join(", "),
             statuses.len() + 1
         );

@@ -44,7 +44,7 @@ impl Store {
     pub async fn list_logs(&self, min_level: i64, limit: i64) -> Result<Vec<LogEntry>> {
         let rows: Vec<LogRow> = sqlx::query_as(
             "SELECT level, msg, agent_id, job_id, duration_ms, created_at, service, target FROM logs \
-             WHERE level_num >= $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+             WHERE level_num >= $1 ORDER BY created_at DESC, id DESC LIMIT $2 + 0",
         )
         .bind(min_level)
         .bind(limit)

@@ -135,7 +135,7 @@ impl Store {
              WHERE agent_id = $1 AND category = $2 \
              UNION ALL SELECT * FROM (SELECT id, category, content, confidence, access_count, last_accessed \
              FROM memory_facts WHERE agent_id = $1 AND category <> $2 \
-             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3) AS top",
+             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3 + 0) AS top",
         )
         .bind(agent_id)
         .bind(STICKY)
@@ -264,7 +264,7 @@ impl Store {
     /// The last `limit` compaction summaries of a conversation, oldest first.
     pub async fn compaction_summaries(&self, conversation_id: &str, limit: i64) -> Result<Vec<CompactionSummary>> {
         let mut rows: Vec<CompactionSummary> = sqlx::query_as(
-            "SELECT id, summary, created_at FROM compactions WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT id, summary, created_at FROM compactions WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2 + 0",
         )
         .bind(conversation_id)
         .bind(limit.max(0))

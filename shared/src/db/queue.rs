@@ -178,7 +178,7 @@ impl Store {
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, lease_expires_at = $2, \
              started_at = $3 WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'pending' AND j.run_after <= $3 \
              AND (j.conversation_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.conversation_id = j.conversation_id \
-             AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 {lock}) \
+             AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 + 0 {lock}) \
              AND status = 'pending' RETURNING {JOB_COLUMNS}"
         );
         let claim = {
@@ -407,8 +407,10 @@ impl Store {
 /// SQLite's own work: ~10 µs a statement) bound the chat throughput — the
 /// profile showed the writer thread mostly idle, waiting for the next
 /// statement of the transaction it was holding. A script sent as one query
-/// runs all its statements on the connection thread in one go: `BEGIN
-/// IMMEDIATE; …; COMMIT` is one round trip instead of five or six.
+/// runs all its statements on the connection thread in one go: `SAVEPOINT
+/// …; RELEASE …` is one round trip instead of five or six. The savepoint is
+/// the script's transaction when it runs alone, and a nested one when the
+/// lane commits it in a batch with others.
 ///
 /// The rules that keep a script safe:
 /// - each statement after the first is conditional on the one before through
@@ -417,8 +419,10 @@ impl Store {
 /// - every `RETURNING` row is tagged `(step, value)`, and the whole result is
 ///   read with `fetch_all` (a limited fetch would stop the script early);
 /// - it runs on the writer lane ([`super::lane`]), so a caller that gives up
-///   cannot cut it in half, and a failed script is rolled back on the same
-///   connection before the lane runs anything else on it.
+///   cannot cut it in half, and a failed script is rolled back to its
+///   savepoint on the same connection before the lane runs anything else;
+/// - its first statement writes, so even as a lone (deferred) transaction it
+///   takes the write lock before it reads anything.
 ///
 /// Postgres keeps the plain transactions: its round trips run in parallel
 /// over the pool, and its extended protocol takes one statement per query.
@@ -431,9 +435,11 @@ impl Store {
             Box::pin(async move {
                 let rows = sqlx::query_as_with::<_, T, _>(script, args).fetch_all(&mut *conn).await;
                 if rows.is_err() {
-                    // The script stopped at the failing statement, possibly inside
-                    // its transaction: end that transaction here.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    // The script stopped at the failing statement, inside its
+                    // savepoint: undo it and drop the savepoint, which leaves the
+                    // lane's batch transaction (if any) as it was before the
+                    // script. Fails harmlessly if SQLite already rolled back.
+                    let _ = sqlx::query("ROLLBACK TO arvis_script; RELEASE arvis_script").execute(&mut *conn).await;
                 }
                 rows.map_err(classify)
             })
@@ -452,9 +458,9 @@ impl Store {
         // One transaction, one round trip: the active conversation (opened if
         // missing), its counters, the message, and the job whose payload gets
         // the conversation and message ids. The conversation is looked up by
-        // (agent, platform, channel) in each step; inside BEGIN IMMEDIATE
-        // nothing can close it in between. Rows are (step, id as text).
-        const ENQUEUE: &str = "BEGIN IMMEDIATE; \
+        // (agent, platform, channel) in each step; the first statement takes
+        // the write lock, so nothing can close it in between. Rows are (step, id as text).
+        const ENQUEUE: &str = "SAVEPOINT arvis_script; \
              INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
              started_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
              ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING; \
@@ -470,7 +476,7 @@ impl Store {
              json_set($12, '$.messageId', last_insert_rowid(), '$.conversationId', id), 0, $13, $7, $7 \
              FROM conversations WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
              AND changes() = 1 RETURNING 2, CAST(id AS TEXT); \
-             COMMIT";
+             RELEASE arvis_script";
         let now = now_ms();
         let payload = JobPayload {
             prompt: req.content.clone(),
@@ -516,7 +522,7 @@ impl Store {
         // The usage row and the account's success first, unconditionally ($18
         // says whether there is a usage row); then the job, conditional on the
         // lease; then the counters and the message, conditional on the job.
-        const FINISH: &str = "BEGIN IMMEDIATE; \
+        const FINISH: &str = "SAVEPOINT arvis_script; \
              INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
              output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $7), \
              (SELECT id FROM agents WHERE id = $8), $9, $10, $11, $12, $13, $14, $15, $16, $17 WHERE $18 = 1; \
@@ -528,7 +534,7 @@ impl Store {
              last_message_at = $2 WHERE id = $5 AND changes() = 1; \
              INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
              SELECT $5, 'assistant', $1, $6, $3, $2 WHERE changes() = 1 RETURNING 1, id; \
-             COMMIT";
+             RELEASE arvis_script";
         let mut args = sqlx::any::AnyArguments::default();
         args.add(f.reply).map_err(sqlx::Error::Encode)?;
         args.add(now).map_err(sqlx::Error::Encode)?;

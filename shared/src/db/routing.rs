@@ -99,7 +99,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT m.id, m.conversation_id, c.agent_id, m.role, m.content, m.job_id, m.created_at \
              FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE c.platform = $1 AND c.channel_id = $2 AND m.id > $3 ORDER BY m.id LIMIT $4",
+             WHERE c.platform = $1 AND c.channel_id = $2 AND m.id > $3 ORDER BY m.id LIMIT $4 + 0",
         )
         .bind(platform)
         .bind(channel_id)

@@ -148,7 +148,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let due: Vec<DueWorkflow> = sqlx::query_as(super::sql(format!(
             "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
-             ORDER BY next_run_at, id LIMIT $2 {lock}"
+             ORDER BY next_run_at, id LIMIT $2 + 0 {lock}"
         )))
         .bind(now)
         .bind(limit)
