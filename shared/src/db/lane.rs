@@ -1,22 +1,25 @@
-//! The SQLite writer lane: the chat's hot writes (enqueue, finish, claim)
-//! run back to back on the single write connection, driven by a task on a
-//! thread of its own.
+//! The SQLite writer lane: the chat's hot writes (enqueue, claim, finish)
+//! run back to back on a thread of their own, which owns a SQLite connection
+//! of its own and calls SQLite directly.
 //!
-//! Why: SQLite has one writer, so how long the write connection stays
-//! *occupied* per write bounds the chat throughput. Through the pool, each
-//! write occupied it for far longer than SQLite worked on it: the owning task
-//! had to be scheduled on the busy runtime to read the result and drop the
-//! connection, the drop spawned a task that pinged the connection (another
-//! hand-off to its thread) before the pool handed it to the next waiter,
-//! whose task had to be scheduled in turn. perf showed the writer's thread on
-//! the CPU only ~35 % of the time while every run queued for it.
+//! Why: SQLite has one writer, so how long each write keeps the writer busy
+//! bounds the chat throughput. Through sqlx, every statement is a round trip
+//! to the connection's own thread, and every statement's result and every
+//! row comes back as a message on a channel: perf showed a third of the
+//! sqlx writer thread in waking the waiting task and switching threads, and
+//! the task that drove it (this lane, then on sqlx) spent most of its time
+//! the same way. Here the lane thread runs the statements itself, through
+//! `rusqlite` on the same bundled SQLite: a request costs one hand-off in
+//! (an unbounded channel) and one out (a oneshot), however many statements it
+//! runs.
 //!
-//! Here one task holds the write connection while there is hot work and runs
-//! each request as soon as the previous one is done, with no ping and no
-//! hand-off between requests. It runs on its own current-thread runtime, so
-//! the busy main runtime never delays it. Callers get their result through a
-//! oneshot; a caller that gives up does not cut a request short (the lane runs
-//! it to the end either way — a script is never left half-way).
+//! **Mutual exclusion with the other writers.** Everything else writes
+//! through the store's one-connection write pool (API edits, lease renewals,
+//! the scheduler…). The lane takes that pool connection and holds it while it
+//! writes on its own connection, so the two never contend for SQLite's write
+//! lock (which would leave one of them sleeping in SQLite's busy handler). It
+//! gives it back whenever its queue is empty and at the latest after
+//! [`MAX_HOLD`], so the other writers wait at most about that long.
 //!
 //! **Group commit.** When requests are waiting, the lane runs them as one
 //! batch inside one `BEGIN IMMEDIATE … COMMIT`, and answers each caller only
@@ -24,31 +27,28 @@
 //! leaf of `jobs` and `messages`, the job-status index, the conversation), so
 //! a batch appends each of those pages to the WAL once instead of once per
 //! request; fewer WAL pages also mean fewer automatic checkpoints, each of
-//! which fsyncs inside a commit while every writer waits. The scripts keep
-//! their all-or-nothing through a `SAVEPOINT` of their own (see
-//! `queue.rs`), so one failing request is rolled back alone and the rest of
-//! its batch still commits. A request that fails ends its batch at once: the
-//! batch so far is committed (if SQLite rolled the whole transaction back,
-//! that commit fails and every caller of the batch gets the error), and the
-//! requests after it start a new batch. A lone request runs without the
-//! extra `BEGIN`/`COMMIT` round trips (a script's savepoint is then its
-//! transaction).
+//! which fsyncs inside a commit while every writer waits. Each request keeps
+//! its all-or-nothing through a savepoint of its own, so one failing request
+//! is rolled back alone and the rest of its batch still commits. A request
+//! that fails ends its batch at once: the batch so far is committed (if
+//! SQLite rolled the whole transaction back, that commit fails and every
+//! caller of the batch gets the error), and the requests after it start a
+//! new batch. A lone request runs without the extra `BEGIN`/`COMMIT` (its
+//! savepoint is then its transaction).
 //!
-//! The lane shares the write connection with every other write (API edits,
-//! lease renewals, …), which still go through the pool: it gives the
-//! connection back whenever its queue is empty and at the latest after
-//! [`MAX_HOLD`], so they wait at most about that long.
+//! A caller that gives up does not cut a request short: the lane runs it to
+//! the end either way.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool};
+use rusqlite::Connection;
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{DbError, Result};
 
-/// The longest the lane keeps the write connection while others may wait for it.
+/// The longest the lane keeps the write lock while others may wait for it.
 pub const MAX_HOLD: Duration = Duration::from_millis(5);
 
 /// The most requests committed together: bounds how long the first caller
@@ -56,8 +56,7 @@ pub const MAX_HOLD: Duration = Duration::from_millis(5);
 pub const MAX_BATCH: usize = 32;
 
 /// What a request leaves after its turn: whether it succeeded, and how to
-/// answer its caller once the fate of its batch's commit is known (`Some`
-/// carries why that commit failed).
+/// answer its caller once the fate of its batch's commit is known.
 pub(crate) struct Ran {
     ok: bool,
     answer: Answer,
@@ -66,8 +65,8 @@ pub(crate) struct Ran {
 /// Answers a caller; `Some` says why its batch's commit failed.
 type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
-/// A unit of work: runs on the write connection, answers after the commit.
-pub(crate) type Work = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Ran> + Send>;
+/// A unit of work: runs on the lane's connection, answers after the commit.
+pub(crate) type Work = Box<dyn FnOnce(&mut Connection) -> Ran + Send>;
 
 /// The sending side; the lane stops when every clone of its store is gone.
 pub(crate) struct Lane {
@@ -75,52 +74,59 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Starts the lane's thread for `pool` (the one-connection SQLite write pool).
-    pub(crate) fn start(pool: AnyPool) -> std::io::Result<Lane> {
+    /// Opens the lane's connection to the database file at `path` and starts
+    /// its thread; `pool` is the store's one-connection SQLite write pool.
+    pub(crate) fn start(pool: AnyPool, path: &str) -> Result<Lane> {
+        let conn = open(path)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new()
-            .name("arvis-sqlite-writer".into())
-            .spawn(move || runtime.block_on(run(pool, rx)))?;
+        let started = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
+            std::thread::Builder::new()
+                .name("arvis-sqlite-writer".into())
+                .spawn(move || runtime.block_on(run(pool, conn, rx)))
+        });
+        started.map_err(|e| {
+            DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
+        })?;
         Ok(Lane { tx })
     }
 
-    /// Runs `f` on the write connection and returns what it returns, once
+    /// Runs `f` on the lane's connection and returns what it returns, once
     /// what it wrote is committed. `f` may run inside a batch's transaction:
     /// if it fails, it must leave that transaction as it found it (a single
-    /// statement does; a script rolls back to its own savepoint).
+    /// statement does; anything longer works inside a savepoint).
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let (done, result) = oneshot::channel();
         let work: Work = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = f(conn).await;
-                let ok = result.is_ok();
-                let answer = Box::new(move |commit_failed: Option<&str>| {
-                    let result = match (commit_failed, result) {
-                        (Some(why), Ok(_)) => Err(not_committed(why)),
-                        (_, result) => result,
-                    };
-                    let _ = done.send(result);
-                });
-                Ran { ok, answer }
-            })
+            let result = f(conn);
+            let ok = result.is_ok();
+            let answer: Answer = Box::new(move |commit_failed| {
+                let result = match (commit_failed, result) {
+                    (Some(why), Ok(_)) => Err(not_committed(why)),
+                    (_, result) => result,
+                };
+                let _ = done.send(result);
+            });
+            Ran { ok, answer }
         });
         self.tx.send(work).map_err(|_| stopped())?;
         result.await.map_err(|_| stopped())?
     }
 }
 
-/// Types a closure as lane work (lets the compiler see that its future
-/// borrows the connection for as long as the call lasts).
-pub(crate) fn work<T, F>(f: F) -> F
-where
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
-{
-    f
+/// The lane's connection, set up like the pools' (see `Store::connect`).
+fn open(path: &str) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 fn stopped() -> DbError {
@@ -131,9 +137,10 @@ fn not_committed(why: &str) -> DbError {
     DbError::Sqlx(sqlx::Error::Protocol(format!("the write was not committed: {why}")))
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Work>) {
+async fn run(pool: AnyPool, mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Work>) {
     while let Some(first) = rx.recv().await {
-        let mut conn = match pool.acquire().await {
+        // The pool's one write connection is the writers' mutex.
+        let token = match pool.acquire().await {
             Ok(c) => c,
             Err(error) => {
                 // The pool is closed or broken: each request reports it
@@ -152,45 +159,44 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Work>) {
                     Err(_) => break,
                 }
             }
-            turn(&mut conn, &mut batch).await;
-            if batch.is_empty() && since.elapsed() >= MAX_HOLD {
+            turn(&mut conn, &mut batch);
+            if !batch.is_empty() {
+                continue; // what came after a failed request
+            }
+            if since.elapsed() >= MAX_HOLD {
                 break;
             }
-            if batch.is_empty() {
-                match rx.try_recv() {
-                    Ok(work) => batch.push_back(work),
-                    Err(_) => break,
-                }
+            match rx.try_recv() {
+                Ok(work) => batch.push_back(work),
+                Err(_) => break,
             }
         }
         // Back to the pool (which pings it once) for the other writers.
-        drop(conn);
+        drop(token);
     }
 }
 
 /// Runs the front of `batch` as one transaction and answers its callers;
 /// leaves in `batch` what comes after a failed request.
-async fn turn(conn: &mut AnyConnection, batch: &mut VecDeque<Work>) {
-    if batch.len() == 1 {
+fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) {
+    let alone = |conn: &mut Connection, batch: &mut VecDeque<Work>| {
         if let Some(work) = batch.pop_front() {
-            let ran = work(conn).await;
+            let ran = work(conn);
             (ran.answer)(None);
         }
-        return;
+    };
+    if batch.len() == 1 {
+        return alone(conn, batch);
     }
-    if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Not even a transaction: run the first request alone (it gets the
         // error itself if the database is broken); the rest try again.
         tracing::warn!(%error, "the SQLite writer lane could not begin a batch");
-        if let Some(work) = batch.pop_front() {
-            let ran = work(conn).await;
-            (ran.answer)(None);
-        }
-        return;
+        return alone(conn, batch);
     }
     let mut answers = Vec::with_capacity(batch.len());
     while let Some(work) = batch.pop_front() {
-        let ran = work(conn).await;
+        let ran = work(conn);
         answers.push(ran.answer);
         if !ran.ok {
             // A failure may have cost the whole transaction (SQLite rolls
@@ -199,11 +205,11 @@ async fn turn(conn: &mut AnyConnection, batch: &mut VecDeque<Work>) {
             break;
         }
     }
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => answers.into_iter().for_each(|answer| answer(None)),
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
         Err(error) => {
             tracing::warn!(%error, requests = answers.len(), "the SQLite writer lane could not commit a batch");
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let _ = conn.execute_batch("ROLLBACK");
             let why = error.to_string();
             answers.into_iter().for_each(|answer| answer(Some(&why)));
         }

@@ -72,6 +72,9 @@ pub enum DbError {
     MissingReference(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    /// An error of the SQLite writer lane's own connection ([`lane`]).
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]
@@ -102,6 +105,21 @@ pub(crate) fn classify(e: sqlx::Error) -> DbError {
         }
     }
     DbError::Sqlx(e)
+}
+
+/// The writer lane's errors, classified like [`classify`] does sqlx's.
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> DbError {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+            let message = message.clone().unwrap_or_else(|| failure.to_string());
+            match failure.extended_code {
+                2067 | 1555 => return DbError::Conflict(message),
+                787 => return DbError::MissingReference(message),
+                _ => {}
+            }
+        }
+        DbError::Sqlite(e)
+    }
 }
 
 /// A Postgres connection idle longer than this is pinged before it is used.
@@ -145,8 +163,13 @@ impl Store {
         if url.starts_with("sqlite:") {
             let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
-            if path != ":memory:"
-                && let Some(dir) = std::path::Path::new(path).parent()
+            if path == ":memory:" || path.is_empty() {
+                // Each connection would get a database of its own.
+                return Err(DbError::Sqlx(sqlx::Error::Configuration(
+                    "SQLite needs a file (sqlite://path/to/arvis.db), not an in-memory database".into(),
+                )));
+            }
+            if let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
             {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -191,9 +214,7 @@ impl Store {
                 agents: Default::default(),
                 skills: Default::default(),
                 hot: std::sync::Arc::new(hot::Stash::new(max_connections as usize / 2)),
-                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone()).map_err(|e| {
-                    DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
-                })?)),
+                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path)?)),
                 write,
             })
         } else {

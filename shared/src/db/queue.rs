@@ -181,24 +181,16 @@ impl Store {
              AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 + 0 {lock}) \
              AND status = 'pending' RETURNING {JOB_COLUMNS}"
         );
-        let claim = {
-            let worker_id = worker_id.to_string();
-            super::lane::work(move |conn| {
-                Box::pin(async move {
-                    sqlx::query_as::<_, JobRow>(sql(statement))
-                        .bind(worker_id)
-                        .bind(now + lease_ms)
-                        .bind(now)
-                        .bind(limit)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(classify)
-                })
-            })
-        };
-        let rows = match &self.lane {
-            Some(lane) => lane.run(claim).await?,
-            None => claim(&mut *self.w().acquire().await?).await?,
+        let rows = match self.dialect() {
+            Dialect::Sqlite => self.claim_jobs_sqlite(statement, worker_id, now, lease_ms, limit).await?,
+            Dialect::Postgres => sqlx::query_as::<_, JobRow>(sql(statement))
+                .bind(worker_id)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(self.w())
+                .await
+                .map_err(classify)?,
         };
         let mut jobs = rows.into_iter().map(Job::try_from).collect::<Result<Vec<_>>>()?;
         jobs.sort_by_key(|j| (j.priority, j.id));
@@ -400,168 +392,213 @@ impl Store {
     }
 }
 
-/// The chat's two hot transactions as SQLite scripts.
+/// The chat's hot writes on SQLite, run by the writer lane ([`super::lane`])
+/// on its own connection: each is plain statements inside a savepoint, which
+/// is the request's transaction when it runs alone and a nested one when the
+/// lane commits it in a batch with others. Whatever fails rolls back to the
+/// savepoint (rusqlite's `Savepoint` does so when dropped uncommitted), so a
+/// request writes all of itself or none.
 ///
-/// sqlx runs each SQLite connection on its own thread and every statement is
-/// a round trip to it; with one write connection, those round trips (not
-/// SQLite's own work: ~10 µs a statement) bound the chat throughput — the
-/// profile showed the writer thread mostly idle, waiting for the next
-/// statement of the transaction it was holding. A script sent as one query
-/// runs all its statements on the connection thread in one go: `SAVEPOINT
-/// …; RELEASE …` is one round trip instead of five or six. The savepoint is
-/// the script's transaction when it runs alone, and a nested one when the
-/// lane commits it in a batch with others.
-///
-/// The rules that keep a script safe:
-/// - each statement after the first is conditional on the one before through
-///   `changes()` (rows changed by the last *completed* statement), so the
-///   script writes all of it or none of it;
-/// - every `RETURNING` row is tagged `(step, value)`, and the whole result is
-///   read with `fetch_all` (a limited fetch would stop the script early);
-/// - it runs on the writer lane ([`super::lane`]), so a caller that gives up
-///   cannot cut it in half, and a failed script is rolled back to its
-///   savepoint on the same connection before the lane runs anything else;
-/// - its first statement writes, so even as a lone (deferred) transaction it
-///   takes the write lock before it reads anything.
-///
-/// Postgres keeps the plain transactions: its round trips run in parallel
-/// over the pool, and its extended protocol takes one statement per query.
+/// The statements mirror the Postgres transactions above; the contract tests
+/// run both. Postgres keeps its plain transactions: its round trips run in
+/// parallel over the pool.
 impl Store {
-    async fn sqlite_script<T>(&self, script: &'static str, args: sqlx::any::AnyArguments) -> Result<Vec<T>>
-    where
-        T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin + 'static,
-    {
-        let run = super::lane::work(move |conn| {
-            Box::pin(async move {
-                let rows = sqlx::query_as_with::<_, T, _>(script, args).fetch_all(&mut *conn).await;
-                if rows.is_err() {
-                    // The script stopped at the failing statement, inside its
-                    // savepoint: undo it and drop the savepoint, which leaves the
-                    // lane's batch transaction (if any) as it was before the
-                    // script. Fails harmlessly if SQLite already rolled back.
-                    let _ = sqlx::query("ROLLBACK TO arvis_script; RELEASE arvis_script").execute(&mut *conn).await;
-                }
-                rows.map_err(classify)
-            })
-        });
-        // Only SQLite runs scripts, and a SQLite store always has its lane.
-        let Some(lane) = &self.lane else {
-            return Err(DbError::Sqlx(sqlx::Error::Protocol(
-                "a SQLite script on a store without a writer lane".into(),
-            )));
-        };
-        lane.run(run).await
+    fn lane(&self) -> Result<&super::lane::Lane> {
+        // Only SQLite comes here, and a SQLite store always has its lane.
+        self.lane.as_deref().ok_or_else(|| {
+            DbError::Sqlx(sqlx::Error::Protocol("a SQLite lane write on a store without a writer lane".into()))
+        })
     }
 
     async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
-        use sqlx::Arguments as _;
-        // One transaction, one round trip: the active conversation (opened if
-        // missing), its counters, the message, and the job whose payload gets
-        // the conversation and message ids. The conversation is looked up by
-        // (agent, platform, channel) in each step; the first statement takes
-        // the write lock, so nothing can close it in between. Rows are (step, id as text).
-        const ENQUEUE: &str = "SAVEPOINT arvis_script; \
-             INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
-             started_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
-             ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING; \
-             UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $9, \
-             last_message_at = $7 WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
-             RETURNING 0, id; \
-             INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-             SELECT id, 'user', $8, $9, NULL, $7 FROM conversations \
-             WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
-             RETURNING 1, CAST(id AS TEXT); \
-             INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
-             created_at) SELECT $2, id, $10, $11, 'pending', \
-             json_set($12, '$.messageId', last_insert_rowid(), '$.conversationId', id), 0, $13, $7, $7 \
-             FROM conversations WHERE agent_id = $2 AND platform = $3 AND channel_id = $4 AND status = 'active' \
-             AND changes() = 1 RETURNING 2, CAST(id AS TEXT); \
-             RELEASE arvis_script";
+        let req = req.clone();
+        let new_id = new_conversation_id();
         let now = now_ms();
-        let payload = JobPayload {
-            prompt: req.content.clone(),
-            conversation_id: None,
-            channel_id: Some(req.channel_id.clone()),
-            platform: Some(req.platform.clone()),
-            message_id: None,
-            user_name: req.user_name.clone(),
-            extra: serde_json::Value::Null,
-        };
-        let mut args = sqlx::any::AnyArguments::default();
-        args.add(new_conversation_id()).map_err(sqlx::Error::Encode)?;
-        args.add(req.agent_id).map_err(sqlx::Error::Encode)?;
-        args.add(&req.platform).map_err(sqlx::Error::Encode)?;
-        args.add(&req.channel_id).map_err(sqlx::Error::Encode)?;
-        args.add(&req.user_id).map_err(sqlx::Error::Encode)?;
-        args.add(&req.user_name).map_err(sqlx::Error::Encode)?;
-        args.add(now).map_err(sqlx::Error::Encode)?;
-        args.add(&req.content).map_err(sqlx::Error::Encode)?;
-        args.add(estimate_tokens(&req.content)).map_err(sqlx::Error::Encode)?;
-        args.add(crate::domain::job::JobKind::Message.as_str()).map_err(sqlx::Error::Encode)?;
-        args.add(req.priority).map_err(sqlx::Error::Encode)?;
-        args.add(to_json(&payload)).map_err(sqlx::Error::Encode)?;
-        args.add(req.max_attempts.max(1)).map_err(sqlx::Error::Encode)?;
-        let rows: Vec<(i64, String)> = self.sqlite_script(ENQUEUE, args).await?;
-        let step = |n: i64| rows.iter().find(|(s, _)| *s == n).map(|(_, v)| v.as_str());
-        let id = |n: i64| step(n).and_then(|v| v.parse::<i64>().ok());
-        match (step(0), id(1), id(2)) {
-            (Some(conversation_id), Some(message_id), Some(job_id)) => Ok(Enqueued {
-                conversation_id: conversation_id.to_string(),
-                message_id,
-                job_id,
-                priority: req.priority,
-            }),
-            // Every step is in one transaction after the conversation exists:
-            // a missing row means a script that no longer matches the schema.
-            _ => Err(DbError::Sqlx(sqlx::Error::Protocol(format!("the enqueue script returned {rows:?}")))),
-        }
+        self.lane()?
+            .run(move |conn| {
+                let tokens = estimate_tokens(&req.content);
+                let sp = conn.savepoint()?;
+                // The active conversation of (agent, platform, channel), opened
+                // if missing; the savepoint holds the write lock, so nothing can
+                // close it before the job is in.
+                sp.prepare_cached(
+                    "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
+                     started_at, last_message_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7) \
+                     ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING",
+                )?
+                .execute(rusqlite::params![
+                    new_id,
+                    req.agent_id,
+                    req.platform,
+                    req.channel_id,
+                    req.user_id,
+                    req.user_name,
+                    now
+                ])?;
+                let conversation_id: String = sp
+                    .prepare_cached(
+                        "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + ?1, \
+                         last_message_at = ?2 WHERE agent_id = ?3 AND platform = ?4 AND channel_id = ?5 \
+                         AND status = 'active' RETURNING id",
+                    )?
+                    .query_row(rusqlite::params![tokens, now, req.agent_id, req.platform, req.channel_id], |r| {
+                        r.get(0)
+                    })?;
+                let message_id: i64 = sp
+                    .prepare_cached(
+                        "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
+                         VALUES (?1, 'user', ?2, ?3, NULL, ?4) RETURNING id",
+                    )?
+                    .query_row(rusqlite::params![conversation_id, req.content, tokens, now], |r| r.get(0))?;
+                let payload = JobPayload {
+                    prompt: req.content,
+                    conversation_id: Some(conversation_id.clone()),
+                    channel_id: Some(req.channel_id),
+                    platform: Some(req.platform),
+                    message_id: Some(message_id),
+                    user_name: req.user_name,
+                    extra: serde_json::Value::Null,
+                };
+                let job_id: i64 = sp
+                    .prepare_cached(
+                        "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, \
+                         max_attempts, run_after, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 0, ?6, ?7, ?7) \
+                         RETURNING id",
+                    )?
+                    .query_row(
+                        rusqlite::params![
+                            req.agent_id,
+                            conversation_id,
+                            crate::domain::job::JobKind::Message.as_str(),
+                            req.priority,
+                            to_json(&payload),
+                            req.max_attempts.max(1),
+                            now
+                        ],
+                        |r| r.get(0),
+                    )?;
+                sp.commit()?;
+                Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority })
+            })
+            .await
+    }
+
+    async fn claim_jobs_sqlite(
+        &self,
+        statement: String,
+        worker_id: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRow>> {
+        let worker_id = worker_id.to_string();
+        self.lane()?
+            .run(move |conn| {
+                let mut claim = conn.prepare_cached(&statement)?;
+                let params: [(&str, &dyn rusqlite::ToSql); 4] =
+                    [("$1", &worker_id), ("$2", &(now + lease_ms)), ("$3", &now), ("$4", &limit)];
+                let rows = claim.query_map(&params[..], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
     }
 
     async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Option<Option<i64>>> {
-        use sqlx::Arguments as _;
-        // The usage row and the account's success first, unconditionally ($18
-        // says whether there is a usage row); then the job, conditional on the
-        // lease; then the counters and the message, conditional on the job.
-        const FINISH: &str = "SAVEPOINT arvis_script; \
-             INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-             output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $7), \
-             (SELECT id FROM agents WHERE id = $8), $9, $10, $11, $12, $13, $14, $15, $16, $17 WHERE $18 = 1; \
-             UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
-             updated_at = $2 WHERE id = $7 AND $18 = 1; \
-             UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
-             lease_expires_at = NULL WHERE id = $3 AND status = 'running' AND locked_by = $4 RETURNING 0, id; \
-             UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $6, \
-             last_message_at = $2 WHERE id = $5 AND changes() = 1; \
-             INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-             SELECT $5, 'assistant', $1, $6, $3, $2 WHERE changes() = 1 RETURNING 1, id; \
-             RELEASE arvis_script";
-        let mut args = sqlx::any::AnyArguments::default();
-        args.add(f.reply).map_err(sqlx::Error::Encode)?;
-        args.add(now).map_err(sqlx::Error::Encode)?;
-        args.add(f.job_id).map_err(sqlx::Error::Encode)?;
-        args.add(f.worker_id).map_err(sqlx::Error::Encode)?;
-        args.add(f.conversation_id).map_err(sqlx::Error::Encode)?;
-        args.add(estimate_tokens(f.reply)).map_err(sqlx::Error::Encode)?;
-        let none = UsageRecord::default();
-        let u = f.usage.unwrap_or(&none);
-        args.add(u.account_id).map_err(sqlx::Error::Encode)?;
-        args.add(u.agent_id).map_err(sqlx::Error::Encode)?;
-        args.add(&u.conversation_id).map_err(sqlx::Error::Encode)?;
-        args.add(u.job_id).map_err(sqlx::Error::Encode)?;
-        args.add(&u.provider).map_err(sqlx::Error::Encode)?;
-        args.add(&u.model).map_err(sqlx::Error::Encode)?;
-        args.add(u.input_tokens).map_err(sqlx::Error::Encode)?;
-        args.add(u.output_tokens).map_err(sqlx::Error::Encode)?;
-        args.add(u.cost_usd).map_err(sqlx::Error::Encode)?;
-        args.add(u.duration_ms).map_err(sqlx::Error::Encode)?;
-        args.add(u.created_at).map_err(sqlx::Error::Encode)?;
-        args.add(i64::from(f.usage.is_some())).map_err(sqlx::Error::Encode)?;
-        let rows: Vec<(i64, i64)> = self.sqlite_script(FINISH, args).await?;
-        if !rows.iter().any(|(step, _)| *step == 0) {
-            return Ok(None); // the lease was lost: nothing was written
-        }
-        Ok(Some(rows.iter().find(|(step, _)| *step == 1).map(|(_, id)| *id)))
+        let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
+        let conversation_id = f.conversation_id.map(str::to_string);
+        let usage = f.usage.cloned();
+        self.lane()?
+            .run(move |conn| {
+                let sp = conn.savepoint()?;
+                // The usage row and the account's success whether or not the
+                // lease still holds: the call was made and billed either way.
+                if let Some(u) = &usage {
+                    sp.prepare_cached(
+                        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, \
+                         input_tokens, output_tokens, cost_usd, duration_ms, created_at) VALUES \
+                         ((SELECT id FROM accounts WHERE id = ?1), (SELECT id FROM agents WHERE id = ?2), \
+                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )?
+                    .execute(rusqlite::params![
+                        u.account_id,
+                        u.agent_id,
+                        u.conversation_id,
+                        u.job_id,
+                        u.provider,
+                        u.model,
+                        u.input_tokens,
+                        u.output_tokens,
+                        u.cost_usd,
+                        u.duration_ms,
+                        u.created_at
+                    ])?;
+                    if let Some(account_id) = u.account_id {
+                        sp.prepare_cached(
+                            "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, \
+                             total_messages = total_messages + 1, updated_at = ?1 WHERE id = ?2",
+                        )?
+                        .execute(rusqlite::params![now, account_id])?;
+                    }
+                }
+                let done = sp
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, completed_at = ?2, \
+                         locked_by = NULL, lease_expires_at = NULL WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
+                    )?
+                    .execute(rusqlite::params![reply, now, job_id, worker_id])?;
+                if done == 0 {
+                    sp.commit()?;
+                    return Ok(None); // the lease was lost: only the usage was written
+                }
+                let mut message_id = None;
+                if let Some(conv) = &conversation_id {
+                    let tokens = estimate_tokens(&reply);
+                    let counted = sp
+                        .prepare_cached(
+                            "UPDATE conversations SET message_count = message_count + 1, \
+                             total_tokens = total_tokens + ?1, last_message_at = ?2 WHERE id = ?3",
+                        )?
+                        .execute(rusqlite::params![tokens, now, conv])?;
+                    if counted == 1 {
+                        message_id = Some(
+                            sp.prepare_cached(
+                                "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, \
+                                 created_at) VALUES (?1, 'assistant', ?2, ?3, ?4, ?5) RETURNING id",
+                            )?
+                            .query_row(rusqlite::params![conv, reply, tokens, job_id, now], |r| r.get(0))?,
+                        );
+                    }
+                }
+                sp.commit()?;
+                Ok(Some(message_id))
+            })
+            .await
     }
+}
+
+/// A claimed job's row, in [`JOB_COLUMNS`] order, as the lane reads it.
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        conversation_id: r.get(2)?,
+        kind: r.get(3)?,
+        priority: r.get(4)?,
+        status: r.get(5)?,
+        payload: r.get(6)?,
+        result: r.get(7)?,
+        error: r.get(8)?,
+        attempts: r.get(9)?,
+        max_attempts: r.get(10)?,
+        run_after: r.get(11)?,
+        locked_by: r.get(12)?,
+        lease_expires_at: r.get(13)?,
+        workflow_id: r.get(14)?,
+        webhook_id: r.get(15)?,
+        created_at: r.get(16)?,
+        started_at: r.get(17)?,
+        completed_at: r.get(18)?,
+    })
 }
 
 /// A stored message.
