@@ -36,30 +36,39 @@ both_backends!(migrations_are_idempotent_and_report_ready, |backend| async move 
     assert!(store.ready().await.unwrap());
 });
 
-both_backends!(hot_reads_reuse_connections_without_starving_the_pool_or_blocking_close, |backend| async move {
+both_backends!(hot_reads_reuse_connections_and_stop_at_close, |backend| async move {
     use std::time::Duration;
     let db = TestDb::new(backend).await;
-    let store = db.store().await; // a pool of 5 read connections
-    // Eight hot reads at once: all answer.
-    let reads = (0..8).map(|_| store.usable_accounts(None, 0));
-    for r in futures::future::join_all(reads).await {
-        r.unwrap();
+    let store = db.store().await;
+    let sqlite = matches!(backend, arvis_testkit::Backend::Sqlite);
+    // Hot reads one after another reuse one connection (SQLite); Postgres uses its pool.
+    for _ in 0..8 {
+        store.usable_accounts(None, 0).await.unwrap();
+        store.next_due_at().await.unwrap();
     }
-    // SQLite stashes at most half the pool (2 of 5); Postgres keeps the plain pool.
-    let expected = match backend {
-        arvis_testkit::Backend::Sqlite => 2,
-        arvis_testkit::Backend::Postgres => 0,
-    };
-    assert_eq!(store.hot_stashed(), expected);
-    // With the stash full, the pool still serves every other read.
+    assert_eq!(store.hot_idle(), usize::from(sqlite));
+    // Many at once from several tasks: all answer, and at most MAX_IDLE stay open.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                store.usable_accounts(None, 0).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(store.hot_idle() <= arvis_shared::db::hot::MAX_IDLE);
+    assert_eq!(store.hot_idle() > 0, sqlite);
+    // The pool still serves every other read.
     let others = (0..6).map(|_| store.list_skills());
     for r in tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(others)).await.unwrap() {
         r.unwrap();
     }
-    // A hot read takes a stashed connection and gives it back.
-    store.next_due_at().await.unwrap();
-    assert_eq!(store.hot_stashed(), expected);
-    // Shutdown gives the stashed connections back first: closing completes.
+    // Shutdown closes the idle connections; a hot read after it is an error, not a hang.
     tokio::time::timeout(Duration::from_secs(10), store.close()).await.expect("close completes");
-    assert_eq!(store.hot_stashed(), 0);
+    assert_eq!(store.hot_idle(), 0);
+    assert!(store.next_due_at().await.is_err());
 });

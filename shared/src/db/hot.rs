@@ -1,116 +1,115 @@
-//! Read connections for the chat's hot path, reused without sqlx's ping.
+//! The chat's hot reads on SQLite, run on the calling thread.
 //!
-//! sqlx pings every connection it takes back into a pool (one more round
-//! trip to the connection's thread on SQLite, one more network round trip on
-//! Postgres), to catch connections left half-way by a cancelled query. On the
-//! chat path that doubled the hand-offs of every read: in the launcher's
-//! profile about 40 % of the trips to SQLite's connection threads were those
-//! pings.
+//! Every run reads its conversation's tail, the agent's memory and the usable
+//! accounts. Through sqlx each statement is a hand-off to the connection's own
+//! thread and back (and sqlx pings every connection it takes back into a
+//! pool: one more). Those reads take tens of microseconds in SQLite; the
+//! hand-offs and thread switches around them cost more than the reads. So on
+//! SQLite the store keeps a few `rusqlite` read connections of its own and
+//! runs these statements directly on the caller's thread ([`Store::hot_read`]):
+//! a WAL reader never waits for the writer, and each of these statements reads
+//! a handful of rows by index. (The one that can read more, a conversation's
+//! first full load, reads one conversation once per worker.)
 //!
-//! So on SQLite the store keeps a small stash of read connections outside the
-//! pool. [`Store::hot_read`] takes one from the stash (or the pool);
-//! [`HotConn::done`] — called only after every statement on it finished —
-//! puts it back in the stash with no ping. A `HotConn` dropped without `done`
-//! (an error, a cancelled caller) goes back to the pool the usual way, ping
-//! included, so a connection in an unknown state is never reused unchecked.
-//!
-//! The stash holds at most half the read pool, so stashed connections can
-//! never starve the pool's other users; [`Store::close`] empties it first
-//! (a pool closes only once all its connections are back). Postgres keeps
-//! the plain pool: its connections can drop, and the pool's checks are
-//! worth their round trip there.
+//! A connection goes back to the idle list after its closure returns (at most
+//! [`MAX_IDLE`] are kept); [`Store::close`] empties the list and refuses hot
+//! reads from then on, like a closed pool. Postgres keeps the pool: its round
+//! trips are network round trips either way.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection};
+use rusqlite::{Connection, OpenFlags};
 
-use super::{Dialect, Result, Store};
+use super::{DbError, Dialect, Result, Store};
 
-/// Idle read connections kept outside the pool (SQLite only).
+/// The most idle read connections kept (about the number of threads that read at once).
+pub const MAX_IDLE: usize = 8;
+
+/// Idle hot-read connections (SQLite only).
 #[derive(Default)]
-pub struct Stash {
+pub struct Readers {
+    path: String,
     slot: Mutex<Slot>,
-    max: usize,
 }
 
 #[derive(Default)]
 struct Slot {
-    conns: Vec<PoolConnection<Any>>,
-    /// Set by [`Stash::drain`]: nothing is stashed any more.
+    idle: Vec<Connection>,
+    /// Set by [`Readers::close`]: no more hot reads.
     closed: bool,
 }
 
-impl Stash {
-    pub(crate) fn new(max: usize) -> Stash {
-        Stash { slot: Mutex::default(), max }
+impl Readers {
+    pub(crate) fn new(path: &str) -> Readers {
+        Readers { path: path.to_string(), slot: Mutex::default() }
     }
 
-    fn take(&self) -> Option<PoolConnection<Any>> {
-        self.slot.lock().ok()?.conns.pop()
-    }
-
-    /// Gives every stashed connection back to its pool and stashes no more
-    /// (shutdown: a pool closes only when all its connections are back).
-    pub(crate) fn drain(&self) {
+    /// Drops the idle connections and refuses hot reads from now on.
+    pub(crate) fn close(&self) {
         if let Ok(mut slot) = self.slot.lock() {
             slot.closed = true;
-            slot.conns.clear();
+            slot.idle.clear();
         }
     }
-}
 
-/// A read connection of the hot path; see the module docs.
-pub struct HotConn<'a> {
-    conn: PoolConnection<Any>,
-    stash: Option<&'a Stash>,
-}
-
-impl HotConn<'_> {
-    /// Every statement on the connection finished: keep it for the next hot read.
-    pub fn done(self) {
-        let HotConn { conn, stash } = self;
-        if let Some(stash) = stash
-            && let Ok(mut slot) = stash.slot.lock()
-            && !slot.closed
-            && slot.conns.len() < stash.max
+    fn take(&self) -> Result<Connection> {
         {
-            slot.conns.push(conn);
+            let mut slot = self.slot.lock().map_err(|_| closed())?;
+            if slot.closed {
+                return Err(closed());
+            }
+            if let Some(conn) = slot.idle.pop() {
+                return Ok(conn);
+            }
         }
-        // Otherwise `conn` drops here, back into the pool.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut slot) = self.slot.lock()
+            && !slot.closed
+            && slot.idle.len() < MAX_IDLE
+        {
+            slot.idle.push(conn);
+        }
+    }
+
+    fn idle(&self) -> usize {
+        self.slot.lock().map(|s| s.idle.len()).unwrap_or(0)
     }
 }
 
-impl Deref for HotConn<'_> {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for HotConn<'_> {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.conn
-    }
+fn closed() -> DbError {
+    DbError::Sqlx(sqlx::Error::PoolClosed)
 }
 
 impl Store {
-    /// A read connection for a hot-path read; call [`HotConn::done`] after
-    /// the last statement succeeded.
-    pub async fn hot_read(&self) -> Result<HotConn<'_>> {
-        if self.dialect == Dialect::Sqlite
-            && let Some(conn) = self.hot.take()
-        {
-            return Ok(HotConn { conn, stash: Some(&self.hot) });
+    /// On SQLite, runs `f` on a hot-read connection on this thread and returns
+    /// `Some` of its result; on Postgres returns `None` (use the pool).
+    pub(crate) fn hot_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        if self.dialect != Dialect::Sqlite {
+            return None;
         }
-        let conn = self.r().acquire().await?;
-        let stash = (self.dialect == Dialect::Sqlite).then_some(&*self.hot);
-        Ok(HotConn { conn, stash })
+        let conn = match self.hot.take() {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(e)),
+        };
+        let result = f(&conn);
+        // A failed statement leaves nothing open (each is its own implicit
+        // transaction, reset when its handle is dropped): the connection is
+        // reusable either way.
+        self.hot.give_back(conn);
+        Some(result)
     }
 
-    /// How many read connections the stash holds now (diagnostics and tests).
-    pub fn hot_stashed(&self) -> usize {
-        self.hot.slot.lock().map(|s| s.conns.len()).unwrap_or(0)
+    /// How many idle hot-read connections the store keeps now (diagnostics and tests).
+    pub fn hot_idle(&self) -> usize {
+        self.hot.idle()
     }
 }

@@ -126,28 +126,47 @@ pub struct ActionWorkflow {
 impl Store {
     /// What a prompt needs from the agent's memory — its sticky facts (oldest
     /// first), its top `limit` other facts (highest confidence first, then
-    /// most recently used — never-used last — then newest) and its state (by key) — in two statements on one
-    /// connection (one hand-off to the pool instead of three).
+    /// most recently used — never-used last — then newest) and its state (by
+    /// key) — in two statements on one connection; on SQLite on the caller's
+    /// thread ([`super::hot`]).
     pub async fn prompt_memory(&self, agent_id: i64, limit: i64) -> Result<PromptMemory> {
-        let mut conn = self.hot_read().await?;
-        let facts: Vec<PromptFact> = sqlx::query_as(
-            "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
+        const FACTS: &str = "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
              WHERE agent_id = $1 AND category = $2 \
              UNION ALL SELECT * FROM (SELECT id, category, content, confidence, access_count, last_accessed \
              FROM memory_facts WHERE agent_id = $1 AND category <> $2 \
-             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3 + 0) AS top",
-        )
-        .bind(agent_id)
-        .bind(STICKY)
-        .bind(limit.max(0))
-        .fetch_all(&mut *conn)
-        .await?;
-        let state: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key")
-                .bind(agent_id)
-                .fetch_all(&mut *conn)
-                .await?;
-        conn.done();
+             ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3 + 0) AS top";
+        const STATE: &str = "SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key";
+        let limit = limit.max(0);
+        let hot = self.hot_read(|conn| {
+            let mut facts = conn.prepare_cached(FACTS)?;
+            let params: [(&str, &dyn rusqlite::ToSql); 3] = [("$1", &agent_id), ("$2", &STICKY), ("$3", &limit)];
+            let facts = facts
+                .query_map(&params[..], |r| {
+                    Ok(PromptFact {
+                        id: r.get(0)?,
+                        category: r.get(1)?,
+                        content: r.get(2)?,
+                        confidence: r.get(3)?,
+                        access_count: r.get(4)?,
+                        last_accessed: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut state = conn.prepare_cached(STATE)?;
+            let params: [(&str, &dyn rusqlite::ToSql); 1] = [("$1", &agent_id)];
+            let state =
+                state.query_map(&params[..], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((facts, state))
+        });
+        let (facts, state): (Vec<PromptFact>, Vec<(String, String)>) = match hot {
+            Some(read) => read?,
+            None => {
+                let mut conn = self.r().acquire().await?;
+                let facts = sqlx::query_as(FACTS).bind(agent_id).bind(STICKY).bind(limit).fetch_all(&mut *conn).await?;
+                let state = sqlx::query_as(STATE).bind(agent_id).fetch_all(&mut *conn).await?;
+                (facts, state)
+            }
+        };
         // A union has no order of its own: put each part back in its order.
         let (mut sticky, mut top): (Vec<_>, Vec<_>) = facts.into_iter().partition(|f| f.category == STICKY);
         sticky.sort_by_key(|f| f.id);
@@ -278,19 +297,33 @@ impl Store {
     /// whose id is above `after_id` (0: all of them); `None` when the
     /// conversation does not exist.
     pub async fn conversation_tail(&self, conversation_id: &str, after_id: i64) -> Result<Option<ConversationTail>> {
-        let mut conn = self.hot_read().await?;
-        let rows: Vec<TailRow> = sqlx::query_as(
-            "SELECT c.agent_id, c.message_count, c.total_tokens, \
+        const TAIL: &str = "SELECT c.agent_id, c.message_count, c.total_tokens, \
              (SELECT MAX(k.id) FROM compactions k WHERE k.conversation_id = c.id) AS last_compaction_id, \
              m.id, m.role, m.content, m.token_estimate, m.created_at \
              FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.id > $2 \
-             WHERE c.id = $1 ORDER BY m.id",
-        )
-        .bind(conversation_id)
-        .bind(after_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        conn.done();
+             WHERE c.id = $1 ORDER BY m.id";
+        let hot = self.hot_read(|conn| {
+            let mut tail = conn.prepare_cached(TAIL)?;
+            let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &conversation_id), ("$2", &after_id)];
+            let rows = tail.query_map(&params[..], |r| {
+                Ok(TailRow {
+                    agent_id: r.get(0)?,
+                    message_count: r.get(1)?,
+                    total_tokens: r.get(2)?,
+                    last_compaction_id: r.get(3)?,
+                    id: r.get(4)?,
+                    role: r.get(5)?,
+                    content: r.get(6)?,
+                    token_estimate: r.get(7)?,
+                    created_at: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        });
+        let rows: Vec<TailRow> = match hot {
+            Some(rows) => rows?,
+            None => sqlx::query_as(TAIL).bind(conversation_id).bind(after_id).fetch_all(self.r()).await?,
+        };
         let Some(first) = rows.first() else { return Ok(None) };
         let mut tail = ConversationTail {
             agent_id: first.agent_id,

@@ -24,9 +24,12 @@
 //! over the lock (and fail with `SQLITE_BUSY` on read-to-write upgrades), the
 //! SQLite store keeps a single-connection *write* pool beside a *read* pool.
 //! On Postgres both are the same pool. On SQLite the chat's hot writes go
-//! through the writer lane ([`lane`]) and the per-run reads borrow stashed
-//! read connections ([`hot`]); both exist to cut round trips to sqlx's
-//! connection threads, which bound the chat throughput (BENCHMARKS.md).
+//! through the writer lane ([`lane`]: a thread with a rusqlite connection of
+//! its own that holds the write pool's connection as the writers' mutex and
+//! commits several requests per transaction) and the per-run reads run on the
+//! caller's thread on rusqlite connections ([`hot`]); both exist to cut the
+//! round trips to sqlx's connection threads, which bounded the chat
+//! throughput (BENCHMARKS.md).
 //!
 //! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
 //! methods of one feature; `rows.rs`-style row structs live beside their queries.
@@ -143,8 +146,8 @@ pub struct Store {
     agents: std::sync::Arc<cache::AgentCache>,
     /// The enabled skills, likewise.
     skills: std::sync::Arc<cache::SkillCache>,
-    /// Idle read connections of the hot path, outside the pool ([`hot`]).
-    hot: std::sync::Arc<hot::Stash>,
+    /// SQLite: the hot path's read connections, used on the caller's thread ([`hot`]).
+    hot: std::sync::Arc<hot::Readers>,
     /// SQLite: the writer lane of the chat's hot writes ([`lane`]).
     lane: Option<std::sync::Arc<lane::Lane>>,
 }
@@ -213,7 +216,7 @@ impl Store {
                 dialect: Dialect::Sqlite,
                 agents: Default::default(),
                 skills: Default::default(),
-                hot: std::sync::Arc::new(hot::Stash::new(max_connections as usize / 2)),
+                hot: std::sync::Arc::new(hot::Readers::new(path)),
                 lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path)?)),
                 write,
             })
@@ -304,7 +307,7 @@ impl Store {
 
     /// Closes both pools (shutdown).
     pub async fn close(&self) {
-        self.hot.drain();
+        self.hot.close();
         self.write.close().await;
         self.read.close().await;
     }

@@ -377,12 +377,11 @@ impl Store {
 
     /// The earliest `run_after` among pending jobs (workers sleep until then).
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        let mut conn = self.hot_read().await?;
-        let due = sqlx::query_scalar("SELECT MIN(run_after) FROM jobs WHERE status = 'pending'")
-            .fetch_one(&mut *conn)
-            .await?;
-        conn.done();
-        Ok(due)
+        const DUE: &str = "SELECT MIN(run_after) FROM jobs WHERE status = 'pending'";
+        match self.hot_read(|conn| Ok(conn.prepare_cached(DUE)?.query_row([], |r| r.get(0))?)) {
+            Some(due) => due,
+            None => Ok(sqlx::query_scalar(DUE).fetch_one(self.r()).await?),
+        }
     }
 
     /// Messages of a conversation, oldest first (id, role, content, created_at).

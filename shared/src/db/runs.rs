@@ -45,6 +45,24 @@ struct Row {
     total_messages: i64,
 }
 
+/// An account row in [`COLUMNS`] order, as the SQLite hot read gets it.
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        provider: r.get(3)?,
+        model: r.get(4)?,
+        base_url: r.get(5)?,
+        api_key_env: r.get(6)?,
+        priority: r.get(7)?,
+        is_active: r.get(8)?,
+        rate_limited_until: r.get(9)?,
+        retry_count: r.get(10)?,
+        total_messages: r.get(11)?,
+    })
+}
+
 impl From<Row> for AccountRow {
     fn from(r: Row) -> AccountRow {
         AccountRow {
@@ -89,30 +107,33 @@ impl Store {
     /// until a time already past), optionally of one provider; by priority,
     /// then the fewest messages sent (spreads load over equal accounts).
     pub async fn usable_accounts(&self, provider: Option<&str>, now: i64) -> Result<Vec<AccountRow>> {
-        let mut conn = self.hot_read().await?;
-        let rows: Vec<Row> = match provider {
-            Some(p) => {
-                sqlx::query_as(super::sql(format!(
-                    "SELECT {COLUMNS} FROM accounts WHERE is_active AND (rate_limited_until IS NULL \
-                     OR rate_limited_until <= $1) AND provider = $2 ORDER BY priority, total_messages, id"
-                )))
-                .bind(now)
-                .bind(p)
-                .fetch_all(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query_as(super::sql(format!(
-                    "SELECT {COLUMNS} FROM accounts WHERE is_active AND (rate_limited_until IS NULL \
-                     OR rate_limited_until <= $1) ORDER BY priority, total_messages, id"
-                )))
-                .bind(now)
-                .fetch_all(&mut *conn)
-                .await?
-            }
-        };
-        conn.done();
-        Ok(rows.into_iter().map(AccountRow::from).collect())
+        let statement = format!(
+            "SELECT {COLUMNS} FROM accounts WHERE is_active AND (rate_limited_until IS NULL \
+             OR rate_limited_until <= $1) {} ORDER BY priority, total_messages, id",
+            if provider.is_some() { "AND provider = $2" } else { "" }
+        );
+        let hot = self.hot_read(|conn| {
+            let mut accounts = conn.prepare_cached(&statement)?;
+            let rows = match provider {
+                Some(p) => {
+                    let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &now), ("$2", &p)];
+                    accounts.query_map(&params[..], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+                }
+                None => {
+                    let params: [(&str, &dyn rusqlite::ToSql); 1] = [("$1", &now)];
+                    accounts.query_map(&params[..], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+                }
+            };
+            Ok(rows)
+        });
+        if let Some(rows) = hot {
+            return rows;
+        }
+        let mut query = sqlx::query_as::<_, Row>(super::sql(statement)).bind(now);
+        if let Some(p) = provider {
+            query = query.bind(p);
+        }
+        Ok(query.fetch_all(self.r()).await?.into_iter().map(AccountRow::from).collect())
     }
 
     /// Every account with its run-time state, by priority (whether usable or not).
