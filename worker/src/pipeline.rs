@@ -78,7 +78,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
 
 /// The compaction summarizer: one plain model call through failover.
 async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Result<String, JobError> {
-    let request = LlmRequest {
+    let mut request = LlmRequest {
         model: split_model(&agent.model).1.to_string(),
         system: "You condense conversations faithfully and briefly.".into(),
         messages: vec![ChatMessage::user(prompt)],
@@ -86,7 +86,7 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
         max_tokens: 1024,
         temperature: 0.2,
     };
-    let served = crate::failover::call(ctx, agent, job, &request, &mut |_: &str| {}).await?;
+    let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}).await?;
     crate::failover::record(ctx, &served.usage).await;
     Ok(served.response.text)
 }

@@ -237,7 +237,7 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
 
     let mut last = None;
     for round in 1..=MAX_TOOL_ROUNDS {
-        let served = crate::failover::call(ctx, &agent, job, &request, &mut on_delta).await?;
+        let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta).await?;
         let response = served.response;
         if response.tool_calls.is_empty() {
             last = Some((response.text, served.usage));
