@@ -7,7 +7,7 @@
 //! to the connection's own thread, and every statement's result and every
 //! row comes back as a message on a channel: perf showed a third of the
 //! sqlx writer thread in waking the waiting task and switching threads, and
-//! the task that drove it (this lane, then on sqlx) spent most of its time
+//! the task that drove it (this lane, then on sqlx) spent much of its time
 //! the same way. Here the lane thread runs the statements itself, through
 //! `rusqlite` on the same bundled SQLite: a request costs one hand-off in
 //! (an unbounded channel) and one out (a oneshot), however many statements it
