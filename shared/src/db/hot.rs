@@ -17,7 +17,6 @@
 //! trips are network round trips either way.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -67,7 +66,8 @@ impl Readers {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // Set up like the read pool these reads used to go through.
+        conn.execute_batch(super::SQLITE_SETUP)?;
         Ok(conn)
     }
 

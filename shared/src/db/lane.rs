@@ -117,14 +117,10 @@ impl Lane {
     }
 }
 
-/// The lane's connection, set up like the pools' (see `Store::connect`).
+/// The lane's connection, set up like the pools' ([`super::SQLITE_SETUP`]).
 fn open(path: &str) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.execute_batch(super::SQLITE_SETUP)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

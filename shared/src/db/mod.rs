@@ -125,6 +125,18 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+/// Every SQLite connection's set-up: sqlx's pools, the writer lane's and the
+/// hot reads' own connections.
+///
+/// WAL lets readers proceed during a write; NORMAL is safe with WAL (a power
+/// cut may lose the last commits, never corrupt); the busy timeout covers
+/// other processes. temp_store=MEMORY keeps statement and savepoint journals
+/// (the writer lane's batches) in memory: by default a journal spills to a
+/// temporary file past 64 KiB, and those writes were ~6 % of the writer
+/// thread's time.
+pub(crate) const SQLITE_SETUP: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;";
+
 /// A Postgres connection idle longer than this is pinged before it is used.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
@@ -192,19 +204,7 @@ impl Store {
                     .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            // WAL lets readers proceed during a write; NORMAL is safe
-                            // with WAL (a power cut may lose the last commits, never
-                            // corrupt); the busy timeout covers other processes.
-                            // temp_store=MEMORY keeps the savepoint journal of the
-                            // writer lane's batches in memory: by default it spills
-                            // to a temporary file past 64 KiB, and those writes
-                            // were ~6 % of the writer thread's time.
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                                 PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
-                                 PRAGMA temp_store=MEMORY;",
-                            )
-                            .await?;
+                            conn.execute(SQLITE_SETUP).await?;
                             Ok(())
                         })
                     })

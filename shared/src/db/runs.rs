@@ -113,18 +113,12 @@ impl Store {
             if provider.is_some() { "AND provider = $2" } else { "" }
         );
         let hot = self.hot_read(|conn| {
+            let mut params: Vec<(&str, &dyn rusqlite::ToSql)> = vec![("$1", &now)];
+            if let Some(p) = &provider {
+                params.push(("$2", p));
+            }
             let mut accounts = conn.prepare_cached(&statement)?;
-            let rows = match provider {
-                Some(p) => {
-                    let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &now), ("$2", &p)];
-                    accounts.query_map(&params[..], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-                None => {
-                    let params: [(&str, &dyn rusqlite::ToSql); 1] = [("$1", &now)];
-                    accounts.query_map(&params[..], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-            };
-            Ok(rows)
+            Ok(accounts.query_map(&params[..], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
         });
         if let Some(rows) = hot {
             return rows;
