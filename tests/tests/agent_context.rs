@@ -8,17 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arvis_shared::db::Store;
-use arvis_shared::db::queue::ChatRequest;
+use arvis_shared::db::queue::{ChatRequest, StoredMessage};
 use arvis_shared::domain::agent::{Agent, NewAgent};
 use arvis_shared::domain::job::{Job, JobKind};
 use arvis_testkit::{TestDb, both_backends};
 use arvis_worker::agent::apply::apply_reply;
 use arvis_worker::agent::compaction::{CompactionError, CompactionOutcome, compact, compact_if_needed};
-use arvis_worker::agent::conversation_cache::{CacheStats, ConversationCache};
+use arvis_worker::agent::conversation_cache::{CacheStats, ConversationCache, Turn};
 use arvis_worker::agent::tags::parse_reply;
 use arvis_worker::agent::{budget, prompt, tools};
 use arvis_worker::llm::{Role, ToolCall};
 use serde_json::json;
+
+/// Stored messages as the conversation cache holds them.
+fn turns(stored: &[StoredMessage]) -> Vec<Turn> {
+    stored.iter().cloned().map(Turn::from).collect()
+}
 
 const MODEL: &str = "anthropic/claude-haiku-4-5-20251001";
 
@@ -264,7 +269,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     cache.keep(loaded);
     let loaded = cache.load(&store, &conversation).await.unwrap().unwrap();
     assert_eq!(cache.stats(), CacheStats { extended: 0, full: 2 });
-    assert_eq!(loaded.messages, after);
+    assert_eq!(loaded.messages, turns(&after));
     assert_eq!(loaded.summaries, ["The user sent four long messages."]);
 
     // The history starts with the summary turn and ends with the newest message.
@@ -289,7 +294,7 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     let first = store.enqueue_chat(&chat(a.id, "chan-1", "one")).await.unwrap();
     let conv = first.conversation_id.clone();
     let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
-    assert_eq!(loaded.messages, store.conversation_messages(&conv).await.unwrap());
+    assert_eq!(loaded.messages, turns(&store.conversation_messages(&conv).await.unwrap()));
     cache.keep(loaded);
 
     // New messages (another writer: the gateway's enqueue): only they are read.
@@ -300,7 +305,7 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     assert_eq!(cache.stats(), CacheStats { extended: 1, full: 1 });
     let stored = store.conversation_messages(&conv).await.unwrap();
     assert_eq!(stored.len(), 3);
-    assert_eq!(loaded.messages, stored);
+    assert_eq!(loaded.messages, turns(&stored));
     let totals = store.conversation_tail(&conv, i64::MAX).await.unwrap().unwrap();
     assert_eq!((loaded.agent_id, loaded.total_tokens), (a.id, totals.total_tokens));
     cache.keep(loaded);
@@ -308,7 +313,7 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     // Nothing new: still served from the held copy.
     let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
     assert_eq!(cache.stats(), CacheStats { extended: 2, full: 1 });
-    assert_eq!(loaded.messages, stored);
+    assert_eq!(loaded.messages, turns(&stored));
     cache.keep(loaded);
 
     // A message deleted with its counter moved (a hand edit) and one added:
@@ -323,8 +328,8 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
     assert_eq!(cache.stats(), CacheStats { extended: 2, full: 2 });
     let stored = store.conversation_messages(&conv).await.unwrap();
-    assert_eq!(loaded.messages, stored);
-    assert_eq!(loaded.messages.first().map(|m| m.content.as_str()), Some("two"));
+    assert_eq!(loaded.messages, turns(&stored));
+    assert_eq!(loaded.messages.first().map(|m| &*m.content), Some("two"));
     cache.keep(loaded);
 
     // A compaction by another process: the summary and the remaining messages.
@@ -341,7 +346,7 @@ both_backends!(conversation_cache_extends_with_new_messages_and_rereads_on_any_o
     let loaded = cache.load(&store, &conv).await.unwrap().unwrap();
     assert_eq!(cache.stats(), CacheStats { extended: 2, full: 3 });
     assert_eq!(loaded.summaries, ["Two and three were said."]);
-    assert_eq!(loaded.messages, store.conversation_messages(&conv).await.unwrap());
+    assert_eq!(loaded.messages, turns(&store.conversation_messages(&conv).await.unwrap()));
     assert_eq!(loaded.messages.len(), 1);
     cache.keep(loaded);
 

@@ -61,7 +61,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
     // Jobs without a conversation (workflows, webhooks, delegations), or whose
     // message is not stored, answer their frozen prompt.
     if job.payload.message_id.is_none() || messages.is_empty() {
-        messages.push(ChatMessage::user(&job.payload.prompt));
+        messages.push(ChatMessage::user(job.payload.prompt.as_str()));
     }
     Ok(Prepared {
         request: LlmRequest {

@@ -257,7 +257,7 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         let calls = response.tool_calls.clone();
         request.messages.push(ChatMessage {
             role: Role::Assistant,
-            content: response.text,
+            content: response.text.into(),
             tool_calls: calls.clone(),
             tool_call_id: None,
             tool_name: None,

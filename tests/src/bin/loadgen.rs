@@ -96,6 +96,18 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time (user + system) a process has used so far, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // The kernel's USER_HZ is 100 on every Linux we run on.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 struct LoadResult {
     rps: f64,
     p50_ms: f64,
@@ -524,14 +536,20 @@ async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
     // SQLite: the launcher.
     {
         let gw = free_port();
-        let _arvis = spawn(&bin_dir().join("arvis"), &common(gw), work.path());
+        let arvis = spawn(&bin_dir().join("arvis"), &common(gw), work.path());
         let base = format!("http://127.0.0.1:{gw}");
         wait_http(&format!("{base}/api/health")).await;
         let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
         chat_load(&base, &agents, 1.0).await; // warm-up
+        let cpu_before = cpu_ms(arvis.pid());
         let (rate, errors) = chat_load(&base, &agents, secs).await;
+        let cpu = cpu_ms(arvis.pid()) - cpu_before;
         report.add("chat-throughput/sqlite-launcher", "jobs_completed_per_sec", rate, "jobs/s");
         report.add("chat-throughput/sqlite-launcher", "errors", errors as f64, "count");
+        // CPU per chat carries across machines better than chats/s does: the
+        // rate is bounded by the cores the launcher, the load generator and the
+        // provider share.
+        report.add("chat-throughput/sqlite-launcher", "launcher_cpu_per_job", cpu / (rate * secs), "ms");
     }
     // Postgres: the split binaries with two workers.
     let Some(db) = create_pg_db(pg_admin, &format!("bench_chat_{}", std::process::id())) else { return };
@@ -540,16 +558,20 @@ async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
     let mut env = common(gw);
     env.push(("DATABASE_URL", db));
     env.push(("NATS_URL", format!("nats://127.0.0.1:{nport}")));
-    let _gateway = spawn(&bin_dir().join("arvis-gateway"), &env, work.path());
+    let gateway = spawn(&bin_dir().join("arvis-gateway"), &env, work.path());
     let base = format!("http://127.0.0.1:{gw}");
     wait_http(&format!("{base}/api/health")).await;
-    let _w1 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
-    let _w2 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
+    let w1 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
+    let w2 = spawn(&bin_dir().join("arvis-worker"), &env, work.path());
     let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
     chat_load(&base, &agents, 1.0).await;
+    let split_cpu = || cpu_ms(gateway.pid()) + cpu_ms(w1.pid()) + cpu_ms(w2.pid());
+    let cpu_before = split_cpu();
     let (rate, errors) = chat_load(&base, &agents, secs).await;
+    let cpu = split_cpu() - cpu_before;
     report.add("chat-throughput/postgres-split-2w", "jobs_completed_per_sec", rate, "jobs/s");
     report.add("chat-throughput/postgres-split-2w", "errors", errors as f64, "count");
+    report.add("chat-throughput/postgres-split-2w", "gateway_workers_cpu_per_job", cpu / (rate * secs), "ms");
 }
 
 /// chat-overhead: at a fixed 200 chats/s, the round trip through the platform

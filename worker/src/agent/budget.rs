@@ -9,9 +9,9 @@
 //! The window is looked up by the model name *without* its `provider/` prefix
 //! (the original looked up the raw spec and so fell back for every prefixed name).
 
-use arvis_shared::db::queue::{StoredMessage, estimate_tokens};
+use arvis_shared::db::queue::estimate_tokens;
 
-use super::conversation_cache::Conversation;
+use super::conversation_cache::{Conversation, Turn};
 use crate::llm::{ChatMessage, Role};
 
 /// Tokens kept free for the answer, tool calls and tool results.
@@ -62,42 +62,47 @@ pub fn summary_turn(summaries: &[String]) -> Option<String> {
     Some(format!("[Previous conversation summary]\n{}", parts.join("\n---\n")))
 }
 
-/// Messages the history never carries: system rows and prompts frozen by the
-/// original's format (`<instructions>`, `[user]:`, `[assistant]:`).
-fn skipped(m: &StoredMessage) -> bool {
-    let c = m.content.trim_start();
-    !(m.role == "user" || m.role == "assistant")
-        || c.starts_with("<instructions>")
-        || c.starts_with("[user]:")
-        || c.starts_with("[assistant]:")
+/// The role a stored message is sent as, or `None` for messages the history
+/// never carries: system rows and prompts frozen by the original's format
+/// (`<instructions>`, `[user]:`, `[assistant]:`).
+pub fn carried_role(role: &str, content: &str) -> Option<Role> {
+    let c = content.trim_start();
+    if c.starts_with("<instructions>") || c.starts_with("[user]:") || c.starts_with("[assistant]:") {
+        return None;
+    }
+    match role {
+        "user" => Some(Role::User),
+        "assistant" => Some(Role::Assistant),
+        _ => None,
+    }
 }
 
 /// Chooses the history for a model with `window` tokens. `messages` are oldest first.
-pub fn fit_history(messages: &[StoredMessage], summaries: &[String], window: i64, system_prompt: &str) -> History {
+pub fn fit_history(messages: &[Turn], summaries: &[String], window: i64, system_prompt: &str) -> History {
     let summary = summary_turn(summaries);
     let budget = window
         - RESERVED_TOKENS
         - estimate_tokens(system_prompt)
         - summary.as_deref().map(estimate_tokens).unwrap_or(0);
-    let candidates: Vec<&StoredMessage> = messages.iter().filter(|m| !skipped(m)).collect();
-    let mut used = 0i64;
-    let mut chosen: Vec<&StoredMessage> = Vec::new();
-    for m in candidates.iter().rev() {
-        let cost = estimate_tokens(&m.content);
-        if !chosen.is_empty() && used + cost > budget {
-            break;
+    // Newest first until the budget is spent (always at least one message).
+    let (mut used, mut candidates, mut included, mut first) = (0i64, 0usize, 0usize, messages.len());
+    for (i, m) in messages.iter().enumerate().rev() {
+        if m.role.is_none() {
+            continue;
         }
-        used += cost;
-        chosen.push(m);
+        candidates += 1;
+        if included == candidates - 1 && (included == 0 || used + m.tokens <= budget) {
+            used += m.tokens;
+            included += 1;
+            first = i;
+        }
     }
-    chosen.reverse();
-    let included = chosen.len();
-    let mut turns: Vec<ChatMessage> = Vec::new();
+    let mut turns: Vec<ChatMessage> = Vec::with_capacity(included + 1);
     if let Some(s) = summary {
         turns.push(ChatMessage::user(s));
     }
-    for m in chosen {
-        let role = if m.role == "assistant" { Role::Assistant } else { Role::User };
+    for m in &messages[first.min(messages.len())..] {
+        let Some(role) = m.role else { continue };
         if turns.is_empty() && role == Role::Assistant {
             // Providers want the first turn to be the user's; an assistant turn
             // cut off from its question carries little.
@@ -107,8 +112,7 @@ pub fn fit_history(messages: &[StoredMessage], summaries: &[String], window: i64
             // Two turns of the same role in a row (a failed job, the summary
             // before a user message) are merged: providers expect alternation.
             Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&m.content);
+                last.content = format!("{}\n\n{}", last.content, m.content).into();
             }
             _ => turns.push(match role {
                 Role::Assistant => ChatMessage::assistant(m.content.clone()),
@@ -116,7 +120,7 @@ pub fn fit_history(messages: &[StoredMessage], summaries: &[String], window: i64
             }),
         }
     }
-    History { messages: turns, included, dropped: candidates.len() - included, budget }
+    History { messages: turns, included, dropped: candidates - included, budget }
 }
 
 /// The history of a conversation for `model`, up to and including the message
@@ -140,14 +144,14 @@ pub fn history(
 mod tests {
     use super::*;
 
-    fn msg(id: i64, role: &str, content: &str) -> StoredMessage {
-        StoredMessage {
+    fn msg(id: i64, role: &str, content: &str) -> Turn {
+        Turn::from(arvis_shared::db::queue::StoredMessage {
             id,
             role: role.into(),
             content: content.into(),
             token_estimate: estimate_tokens(content),
             created_at: id,
-        }
+        })
     }
 
     #[test]
@@ -201,6 +205,22 @@ mod tests {
     }
 
     #[test]
+    fn skipped_rows_cost_nothing_and_count_neither_way() {
+        let big = |c: char| c.to_string().repeat(3500); // 1000 tokens each
+        let msgs = vec![
+            msg(1, "user", &big('a')),
+            msg(2, "system", &big('s')),
+            msg(3, "user", &big('c')),
+            msg(4, "user", &format!("[user]: {}", big('l'))),
+            msg(5, "assistant", &big('d')),
+        ];
+        let h = fit_history(&msgs, &[], 22_000, ""); // budget 2000
+        assert_eq!((h.included, h.dropped), (2, 1));
+        let firsts: Vec<char> = h.messages.iter().map(|m| m.content.chars().next().unwrap()).collect();
+        assert_eq!(firsts, vec!['c', 'd']);
+    }
+
+    #[test]
     fn at_least_the_newest_message_even_over_budget() {
         let msgs = vec![msg(1, "user", "old"), msg(2, "user", &"z".repeat(100_000))];
         let h = fit_history(&msgs, &[], 21_000, "");
@@ -220,7 +240,7 @@ mod tests {
             msg(6, "assistant", "reply"),
         ];
         let h = fit_history(&msgs, &["one".into(), "two".into(), "three".into()], 200_000, "");
-        let got: Vec<(Role, &str)> = h.messages.iter().map(|m| (m.role, m.content.as_str())).collect();
+        let got: Vec<(Role, &str)> = h.messages.iter().map(|m| (m.role, &*m.content)).collect();
         assert_eq!(
             got,
             vec![

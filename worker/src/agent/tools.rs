@@ -711,7 +711,7 @@ mod tests {
         let calls = vec![tool("calculate", json!({"expression": "1+1"})), tool("nope", json!({}))];
         let out = call_all(&calls, &ctx(false)).await;
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].content, "2");
+        assert_eq!(&*out[0].content, "2");
         assert_eq!(out[0].tool_call_id.as_deref(), Some("c1"));
         assert!(out[1].content.starts_with("Error: unknown tool"));
     }

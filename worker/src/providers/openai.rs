@@ -91,7 +91,7 @@ pub fn body<'a>(provider: &str, req: &'a LlmRequest) -> Body<'a> {
             Role::User => Message { role: "user", content: Some(&m.content), tool_calls: vec![], tool_call_id: None },
             Role::Assistant => Message {
                 role: "assistant",
-                content: (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(m.content.as_str()),
+                content: (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(&*m.content),
                 tool_calls: m
                     .tool_calls
                     .iter()
@@ -308,7 +308,7 @@ mod tests {
                 ChatMessage::user("q"),
                 ChatMessage {
                     role: Role::Assistant,
-                    content: String::new(),
+                    content: "".into(),
                     tool_calls: vec![call],
                     tool_call_id: None,
                     tool_name: None,
