@@ -72,3 +72,59 @@ both_backends!(hot_reads_reuse_connections_and_stop_at_close, |backend| async mo
     assert_eq!(store.hot_idle(), 0);
     assert!(store.next_due_at().await.is_err());
 });
+
+// The scheduler's two workflow queries, as they run (with bound ids), and
+// the plan each gets: `jobs_workflow` is partial (`WHERE workflow_id IS NOT
+// NULL`, migration 0004), so this fails if a query stops implying that.
+both_backends!(workflow_queries_use_the_partial_workflow_index, |backend| async move {
+    use sqlx::Connection as _;
+    let db = TestDb::new(backend).await;
+    let _store = db.store().await;
+    const ONE: &str =
+        "SELECT id FROM jobs WHERE workflow_id = $1 AND status IN ('pending', 'running') ORDER BY id LIMIT 1";
+    const MANY: &str = "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') \
+                        AND workflow_id IN ($1, $2) GROUP BY workflow_id";
+    let plans: Vec<String> = match backend {
+        arvis_testkit::Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            let mut plans = Vec::new();
+            for q in [ONE, MANY] {
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {q}")))
+                        .bind(1_i64)
+                        .bind(2_i64)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                plans.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+            }
+            plans
+        }
+        arvis_testkit::Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            // A generic plan (what a prepared statement gets), with sequential
+            // scans priced out so that a usable index is always chosen.
+            sqlx::raw_sql(
+                "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+                 SET enable_bitmapscan = off",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            let mut plans = Vec::new();
+            for (name, q) in [("one", ONE), ("many", MANY)] {
+                let prepare = format!("PREPARE {name}(bigint, bigint) AS {q}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut conn).await.unwrap();
+                let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE {name}(1, 2)")))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                plans.push(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"));
+            }
+            plans
+        }
+    };
+    for plan in plans {
+        assert!(plan.contains("jobs_workflow"), "the workflow index is not used:\n{plan}");
+    }
+});

@@ -179,6 +179,8 @@ fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) {
         if let Some(work) = batch.pop_front() {
             let ran = work(conn);
             (ran.answer)(None);
+            metrics::counter!("arvis_sqlite_lane_commits_total").increment(1);
+            metrics::counter!("arvis_sqlite_lane_writes_total").increment(1);
         }
     };
     if batch.len() == 1 {
@@ -201,6 +203,8 @@ fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) {
             break;
         }
     }
+    metrics::counter!("arvis_sqlite_lane_commits_total").increment(1);
+    metrics::counter!("arvis_sqlite_lane_writes_total").increment(answers.len() as u64);
     match conn.execute_batch("COMMIT") {
         Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
         Err(error) => {

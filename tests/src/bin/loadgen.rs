@@ -108,6 +108,28 @@ fn cpu_ms(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) * 10.0
 }
 
+/// Bytes a process has caused to be written to storage so far (pages it
+/// dirtied: `write_bytes` of /proc/PID/io), in KiB.
+fn written_kib(pid: u32) -> f64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |b| b / 1024.0)
+}
+
+/// The value of an unlabelled counter on the gateway's /metrics page (0 when absent).
+async fn metric(base: &str, name: &str) -> f64 {
+    let page = match reqwest::Client::new().get(format!("{base}/metrics")).header("x-api-key", KEY).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 struct LoadResult {
     rps: f64,
     p50_ms: f64,
@@ -541,15 +563,26 @@ async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
         wait_http(&format!("{base}/api/health")).await;
         let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
         chat_load(&base, &agents, 1.0).await; // warm-up
-        let cpu_before = cpu_ms(arvis.pid());
+        let lane = || async {
+            (
+                metric(&base, "arvis_sqlite_lane_writes_total").await,
+                metric(&base, "arvis_sqlite_lane_commits_total").await,
+            )
+        };
+        let (cpu_before, written_before, lane_before) = (cpu_ms(arvis.pid()), written_kib(arvis.pid()), lane().await);
         let (rate, errors) = chat_load(&base, &agents, secs).await;
         let cpu = cpu_ms(arvis.pid()) - cpu_before;
+        let written = written_kib(arvis.pid()) - written_before;
+        let lane_after = lane().await;
         report.add("chat-throughput/sqlite-launcher", "jobs_completed_per_sec", rate, "jobs/s");
         report.add("chat-throughput/sqlite-launcher", "errors", errors as f64, "count");
         // CPU per chat carries across machines better than chats/s does: the
         // rate is bounded by the cores the launcher, the load generator and the
         // provider share.
         report.add("chat-throughput/sqlite-launcher", "launcher_cpu_per_job", cpu / (rate * secs), "ms");
+        report.add("chat-throughput/sqlite-launcher", "written_per_job", written / (rate * secs), "KiB");
+        let (writes, commits) = (lane_after.0 - lane_before.0, lane_after.1 - lane_before.1);
+        report.add("chat-throughput/sqlite-launcher", "lane_writes_per_commit", writes / commits, "writes");
     }
     // Postgres: the split binaries with two workers.
     let Some(db) = create_pg_db(pg_admin, &format!("bench_chat_{}", std::process::id())) else { return };
