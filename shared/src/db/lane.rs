@@ -38,14 +38,19 @@
 //!
 //! A caller that gives up does not cut a request short: the lane runs it to
 //! the end either way.
+//!
+//! **Checkpoints** never run here: every [`EVERY_COMMITS`] commits the lane
+//! asks the checkpoint thread ([`super::checkpoint`]) for one, and goes on.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::{Checkpointer, EVERY_COMMITS};
 use super::{DbError, Result};
 
 /// The longest the lane keeps the write lock while others may wait for it.
@@ -76,13 +81,13 @@ pub(crate) struct Lane {
 impl Lane {
     /// Opens the lane's connection to the database file at `path` and starts
     /// its thread; `pool` is the store's one-connection SQLite write pool.
-    pub(crate) fn start(pool: AnyPool, path: &str) -> Result<Lane> {
+    pub(crate) fn start(pool: AnyPool, path: &str, checkpoints: Arc<Checkpointer>) -> Result<Lane> {
         let conn = open(path)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let started = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
             std::thread::Builder::new()
                 .name("arvis-sqlite-writer".into())
-                .spawn(move || runtime.block_on(run(pool, conn, rx)))
+                .spawn(move || runtime.block_on(run(pool, conn, rx, checkpoints)))
         });
         started.map_err(|e| {
             DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
@@ -133,7 +138,13 @@ fn not_committed(why: &str) -> DbError {
     DbError::Sqlx(sqlx::Error::Protocol(format!("the write was not committed: {why}")))
 }
 
-async fn run(pool: AnyPool, mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Work>) {
+async fn run(
+    pool: AnyPool,
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Work>,
+    checkpoints: Arc<Checkpointer>,
+) {
+    let mut commits = 0u64;
     while let Some(first) = rx.recv().await {
         // The pool's one write connection is the writers' mutex.
         let token = match pool.acquire().await {
@@ -156,6 +167,10 @@ async fn run(pool: AnyPool, mut conn: Connection, mut rx: mpsc::UnboundedReceive
                 }
             }
             turn(&mut conn, &mut batch);
+            commits += 1;
+            if commits.is_multiple_of(EVERY_COMMITS) {
+                checkpoints.nudge();
+            }
             if !batch.is_empty() {
                 continue; // what came after a failed request
             }

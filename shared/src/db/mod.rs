@@ -29,7 +29,8 @@
 //! commits several requests per transaction) and the per-run reads run on the
 //! caller's thread on rusqlite connections ([`hot`]); both exist to cut the
 //! round trips to sqlx's connection threads, which bounded the chat
-//! throughput (BENCHMARKS.md).
+//! throughput (BENCHMARKS.md). WAL checkpoints run on a thread of their own
+//! ([`checkpoint`]), never inside a writer's commit.
 //!
 //! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
 //! methods of one feature; `rows.rs`-style row structs live beside their queries.
@@ -38,6 +39,7 @@ pub mod accounts;
 pub mod agents;
 pub mod bots;
 pub mod cache;
+pub mod checkpoint;
 pub mod conversations;
 pub mod hot;
 pub mod jobs;
@@ -133,14 +135,15 @@ impl From<rusqlite::Error> for DbError {
 /// other processes. temp_store=MEMORY keeps statement and savepoint journals
 /// (the writer lane's batches) in memory: by default a journal spills to a
 /// temporary file past 64 KiB, and those writes were ~6 % of the writer
-/// thread's time. wal_autocheckpoint=4000 pages (16 MiB of WAL at 4 KiB
-/// pages, against SQLite's 1000): under load the same hot pages (the job
-/// queue's, the newest messages') are committed again and again, and a
-/// checkpoint writes each distinct page once, so checkpointing a fourth as
-/// often writes far less. Checkpoints and their fsyncs had been ~29 % of the
-/// writer lane's samples.
+/// thread's time. wal_autocheckpoint=0: no connection checkpoints inside its
+/// own commit; the store's checkpoint thread does it beside the writers
+/// ([`checkpoint`]), every ~3 000 pages of WAL rather than SQLite's 1000 —
+/// under load the same hot pages (the job queue's, the newest messages') are
+/// committed again and again, and a checkpoint writes each distinct page
+/// once, so fewer checkpoints write far less. Checkpoints and their fsyncs
+/// had been ~29 % of the writer lane's samples.
 pub(crate) const SQLITE_SETUP: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4000;";
+     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;";
 
 /// A Postgres connection idle longer than this is pinged before it is used.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
@@ -167,6 +170,8 @@ pub struct Store {
     hot: std::sync::Arc<hot::Readers>,
     /// SQLite: the writer lane of the chat's hot writes ([`lane`]).
     lane: Option<std::sync::Arc<lane::Lane>>,
+    /// SQLite: the WAL checkpoint thread ([`checkpoint`]).
+    checkpoints: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -216,13 +221,15 @@ impl Store {
             };
             let write = pool(1).connect_with(options.clone()).await?;
             let read = pool(max_connections.max(1)).connect_with(options).await?;
+            let checkpoints = std::sync::Arc::new(checkpoint::Checkpointer::start(path)?);
             Ok(Store {
                 read,
                 dialect: Dialect::Sqlite,
                 agents: Default::default(),
                 skills: Default::default(),
                 hot: std::sync::Arc::new(hot::Readers::new(path)),
-                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path)?)),
+                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path, checkpoints.clone())?)),
+                checkpoints: Some(checkpoints),
                 write,
             })
         } else {
@@ -253,6 +260,7 @@ impl Store {
                 skills: Default::default(),
                 hot: Default::default(),
                 lane: None,
+                checkpoints: None,
             })
         }
     }
@@ -313,6 +321,9 @@ impl Store {
     /// Closes both pools (shutdown).
     pub async fn close(&self) {
         self.hot.close();
+        if let Some(c) = &self.checkpoints {
+            c.stop();
+        }
         self.write.close().await;
         self.read.close().await;
     }
