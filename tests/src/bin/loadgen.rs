@@ -108,6 +108,17 @@ fn cpu_ms(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) * 10.0
 }
 
+/// CPU time of every process named `postgres` on this machine (the server
+/// and its backends), in milliseconds.
+fn postgres_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return f64::NAN };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(cpu_ms)
+        .filter(|ms| ms.is_finite())
+        .sum()
+}
+
 /// Bytes a process has caused to be written to storage so far (pages it
 /// dirtied: `write_bytes` of /proc/PID/io), in KiB.
 fn written_kib(pid: u32) -> f64 {
@@ -204,6 +215,7 @@ const KEY: &str = "loadgen-api-key";
 
 async fn api_read(report: &mut Report, secs: f64, pg_admin: &str) {
     let work = tempfile::tempdir().unwrap();
+    let mut scratch = Vec::new(); // before `targets`: dropped after the processes
     let mut targets: Vec<(String, Proc, String)> = Vec::new();
     for backend in ["sqlite", "postgres"] {
         let port = free_port();
@@ -214,18 +226,12 @@ async fn api_read(report: &mut Report, secs: f64, pg_admin: &str) {
             ("ARVIS_DATA_DIR", work.path().join(backend).display().to_string()),
         ];
         if backend == "postgres" {
-            let name = format!("bench_{}", std::process::id());
-            let _ = Command::new("psql")
-                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
-                .status();
-            let ok = Command::new("psql")
-                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
-                .status();
-            if !ok.map(|s| s.success()).unwrap_or(false) {
+            let Some(db) = ScratchDb::create(pg_admin, &format!("bench_{}", std::process::id())) else {
                 eprintln!("api-read: Postgres unavailable at {pg_admin}, skipping the Postgres run");
                 continue;
-            }
-            envs.push(("DATABASE_URL", format!("{pg_admin}/{name}")));
+            };
+            envs.push(("DATABASE_URL", db.url.clone()));
+            scratch.push(db);
         }
         let proc = spawn(&bin_dir().join("arvis"), &envs, work.path());
         let base = format!("http://127.0.0.1:{port}");
@@ -300,22 +306,14 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
     use arvis_shared::domain::job::{JobKind, JobPayload, NewJob};
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
+        let mut _scratch = None;
         let url = if backend == "sqlite" {
             format!("sqlite://{}", dir.path().join("q.db").display())
         } else {
-            let name = format!("bench_q_{}", std::process::id());
-            let _ = Command::new("psql")
-                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
-                .status();
-            if !Command::new("psql")
-                .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            format!("{pg_admin}/{name}")
+            let Some(db) = ScratchDb::create(pg_admin, &format!("bench_q_{}", std::process::id())) else { continue };
+            let url = db.url.clone();
+            _scratch = Some(db);
+            url
         };
         let store = Store::connect(&url, 10).await.unwrap();
         store.migrate().await.unwrap();
@@ -463,14 +461,35 @@ fn self_process(args: &[&str]) -> Proc {
     Proc(Command::new(std::env::current_exe().unwrap()).args(args).stdout(Stdio::null()).spawn().unwrap())
 }
 
-fn create_pg_db(pg_admin: &str, name: &str) -> Option<String> {
-    let _ = Command::new("psql")
-        .args([&format!("{pg_admin}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name}")])
-        .status();
-    let ok = Command::new("psql")
-        .args([&format!("{pg_admin}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
-        .status();
-    ok.map(|s| s.success()).unwrap_or(false).then(|| format!("{pg_admin}/{name}"))
+/// A Postgres database made for one scenario, dropped again at its end (after
+/// the processes using it, which are declared after it and so dropped first).
+struct ScratchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDb {
+    /// `None` when Postgres is not reachable at `pg_admin`.
+    fn create(pg_admin: &str, name: &str) -> Option<ScratchDb> {
+        let db = ScratchDb { admin: pg_admin.to_string(), name: name.to_string(), url: format!("{pg_admin}/{name}") };
+        db.psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        db.psql(&format!("CREATE DATABASE {name}")).then_some(db)
+    }
+
+    fn psql(&self, command: &str) -> bool {
+        Command::new("psql")
+            .args([&format!("{}/postgres", self.admin), "-qc", command])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        self.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
 }
 
 fn start_nats() -> (Proc, u16) {
@@ -585,11 +604,11 @@ async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
         report.add("chat-throughput/sqlite-launcher", "lane_writes_per_commit", writes / commits, "writes");
     }
     // Postgres: the split binaries with two workers.
-    let Some(db) = create_pg_db(pg_admin, &format!("bench_chat_{}", std::process::id())) else { return };
+    let Some(db) = ScratchDb::create(pg_admin, &format!("bench_chat_{}", std::process::id())) else { return };
     let (_nats, nport) = start_nats();
     let gw = free_port();
     let mut env = common(gw);
-    env.push(("DATABASE_URL", db));
+    env.push(("DATABASE_URL", db.url.clone()));
     env.push(("NATS_URL", format!("nats://127.0.0.1:{nport}")));
     let gateway = spawn(&bin_dir().join("arvis-gateway"), &env, work.path());
     let base = format!("http://127.0.0.1:{gw}");
@@ -599,12 +618,13 @@ async fn chat_throughput(report: &mut Report, secs: f64, pg_admin: &str) {
     let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
     chat_load(&base, &agents, 1.0).await;
     let split_cpu = || cpu_ms(gateway.pid()) + cpu_ms(w1.pid()) + cpu_ms(w2.pid());
-    let cpu_before = split_cpu();
+    let (cpu_before, pg_before) = (split_cpu(), postgres_cpu_ms());
     let (rate, errors) = chat_load(&base, &agents, secs).await;
-    let cpu = split_cpu() - cpu_before;
+    let (cpu, pg) = (split_cpu() - cpu_before, postgres_cpu_ms() - pg_before);
     report.add("chat-throughput/postgres-split-2w", "jobs_completed_per_sec", rate, "jobs/s");
     report.add("chat-throughput/postgres-split-2w", "errors", errors as f64, "count");
     report.add("chat-throughput/postgres-split-2w", "gateway_workers_cpu_per_job", cpu / (rate * secs), "ms");
+    report.add("chat-throughput/postgres-split-2w", "postgres_cpu_per_job", pg / (rate * secs), "ms");
 }
 
 /// chat-overhead: at a fixed 200 chats/s, the round trip through the platform
