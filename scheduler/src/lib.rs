@@ -3,9 +3,9 @@
 //! worker died to the queue.
 //!
 //! Layout:
-//! - [`run`]: the loop — tick, sleep until the earliest due time (between
-//!   [`MIN_TICK`] and [`MAX_TICK`]) or until a `ConfigChanged` notice for a
-//!   workflow, sweep expired job leases every [`SWEEP_EVERY`].
+//! - [`run`]: the loop — tick, sleep until the earliest due time
+//!   ([`wait_after_tick`]) or until a `ConfigChanged` notice for a workflow,
+//!   sweep expired job leases every [`SWEEP_EVERY`].
 //! - [`tick`]: one pass over the due workflows at a given "now"; the tests call
 //!   it directly with simulated times.
 //!
@@ -42,8 +42,15 @@ use tokio_util::sync::CancellationToken;
 /// Put before every workflow prompt: a scheduled run has nobody to answer questions.
 pub const SCHEDULED_TASK_PREAMBLE: &str = "SCHEDULED TASK — EXECUTE ONLY. Do not ask questions. Reply with a short result (1–3 lines) or `Error: <reason>`.\n\n";
 
-/// Never tick more often than this (a due time is at least 10 s from the last).
+/// The wait after a tick that left a due time unclaimed (it failed, or the
+/// claim lost every race): retry after this, without spinning.
 pub const MIN_TICK: Duration = Duration::from_secs(1);
+/// The shortest wait between two ticks when the next due time is still ahead.
+pub const MIN_GAP: Duration = Duration::from_millis(20);
+/// Woken for a due time, wait this much past it: the timer runs on the
+/// monotonic clock, due times are wall-clock milliseconds, and a tick that
+/// came a millisecond early would find nothing due and sleep on.
+pub const DUE_MARGIN: Duration = Duration::from_millis(2);
 /// Never sleep longer than this: the periodic re-read that makes up for a
 /// missed `ConfigChanged` notice or a workflow written by another process.
 pub const MAX_TICK: Duration = Duration::from_secs(15);
@@ -100,10 +107,7 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
                 None
             }
         };
-        let after = now_ms();
-        let until_due = next_due.map_or(MAX_TICK.as_millis() as i64, |due| due - after);
-        let wait_ms = until_due.min(next_sweep - after).clamp(MIN_TICK.as_millis() as i64, MAX_TICK.as_millis() as i64);
-        let sleep = tokio::time::sleep(Duration::from_millis(wait_ms as u64));
+        let sleep = tokio::time::sleep(wait_after_tick(next_due, next_sweep, now_ms()));
         tokio::pin!(sleep);
         loop {
             tokio::select! {
@@ -126,6 +130,28 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
             }
         }
     }
+}
+
+/// How long to sleep after a tick that ended at `now` (ms): until the next due
+/// time plus [`DUE_MARGIN`] (at least [`MIN_GAP`]); [`MIN_TICK`] when a due
+/// time has already passed unclaimed; never past the next lease sweep nor
+/// longer than [`MAX_TICK`] (the periodic re-read that makes up for a missed
+/// notice).
+///
+/// The wait used to be clamped to at least [`MIN_TICK`] in every case, so a
+/// tick that woke a little before a due time (for a sweep, or by a
+/// millisecond of clock rounding) pushed the due time's run back by up to a
+/// second: cron-burst measured 1.2–1.4 s from the due instant to the last
+/// enqueue, of which ~1 s was that wait.
+pub fn wait_after_tick(next_due: Option<i64>, next_sweep: i64, now: i64) -> Duration {
+    let ms = |d: Duration| d.as_millis() as i64;
+    let for_due = match next_due {
+        Some(due) if due <= now => ms(MIN_TICK),
+        Some(due) => (due - now + ms(DUE_MARGIN)).max(ms(MIN_GAP)),
+        None => ms(MAX_TICK),
+    };
+    let wait = for_due.min(next_sweep - now).clamp(ms(MIN_GAP), ms(MAX_TICK));
+    Duration::from_millis(wait as u64)
 }
 
 /// The next notice, or never when there is no subscription.
@@ -277,4 +303,37 @@ fn workflow_job(wf: &DueWorkflow) -> NewJob {
     let mut job = NewJob::new(wf.agent_id, JobKind::Workflow, priority::SCHEDULED, payload);
     job.workflow_id = Some(wf.id);
     job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_000_000;
+    const FAR: i64 = NOW + 3_600_000; // no sweep soon
+
+    fn wait(next_due: Option<i64>, next_sweep: i64) -> u128 {
+        wait_after_tick(next_due, next_sweep, NOW).as_millis()
+    }
+
+    #[test]
+    fn sleeps_until_just_past_the_next_due_time() {
+        assert_eq!(wait(Some(NOW + 300), FAR), 302, "a due time 300 ms ahead is not pushed to a second");
+        assert_eq!(wait(Some(NOW + 5_000), FAR), 5_002);
+        assert_eq!(wait(Some(NOW + 1), FAR), 20, "at least MIN_GAP between ticks");
+    }
+
+    #[test]
+    fn an_unclaimed_past_due_time_is_retried_after_min_tick() {
+        assert_eq!(wait(Some(NOW), FAR), 1_000);
+        assert_eq!(wait(Some(NOW - 50_000), FAR), 1_000);
+    }
+
+    #[test]
+    fn never_past_the_sweep_nor_max_tick() {
+        assert_eq!(wait(Some(NOW + 5_000), NOW + 700), 700);
+        assert_eq!(wait(Some(NOW + 5_000), NOW - 10), 20, "an overdue sweep still waits MIN_GAP");
+        assert_eq!(wait(None, FAR), 15_000);
+        assert_eq!(wait(Some(NOW + 60_000), FAR), 15_000);
+    }
 }
