@@ -181,7 +181,8 @@ pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<T
         }
     }
     loop {
-        match store.claim_due_workflow_runs(now, CLAIM_BATCH, |wf| plan(wf, now, tz)).await {
+        let zone = tz.clone();
+        match store.claim_due_workflow_runs(now, CLAIM_BATCH, move |wf| plan(wf, now, &zone)).await {
             Ok(batch) => {
                 let mut progressed = false;
                 for (wf, outcome) in &batch {

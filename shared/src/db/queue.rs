@@ -406,7 +406,7 @@ impl Store {
 /// run both. Postgres keeps its plain transactions: its round trips run in
 /// parallel over the pool.
 impl Store {
-    fn lane(&self) -> Result<&super::lane::Lane> {
+    pub(super) fn lane(&self) -> Result<&super::lane::Lane> {
         // Only SQLite comes here, and a SQLite store always has its lane.
         self.lane.as_deref().ok_or_else(|| {
             DbError::Sqlx(sqlx::Error::Protocol("a SQLite lane write on a store without a writer lane".into()))
