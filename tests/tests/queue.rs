@@ -480,3 +480,38 @@ both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| asy
         assert_eq!(store.conversation_messages(&e.conversation_id).await.unwrap().len(), 2);
     }
 });
+
+// SQLite only: the write-ahead log is SQLite's (Postgres manages its own).
+// Writes that never pause must not grow the WAL without bound: checkpoints
+// run beside the writer, and the writer lane lets the WAL start over once it
+// is long (shared/src/db/checkpoint.rs). Without that catch-up the WAL
+// reached 129 MB in this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_writes_keep_the_sqlite_wal_bounded() {
+    let db = TestDb::new(arvis_testkit::Backend::Sqlite).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
+    let text = "w".repeat(8 * 1024);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (store, text, wal) = (store.clone(), text.clone(), wal.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut largest = 0;
+            for _ in 0..500 {
+                store.enqueue_chat(&chat(a, &format!("chan-{t}"), &text)).await.unwrap();
+                largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            }
+            largest
+        }));
+    }
+    let mut largest = 0;
+    for t in tasks {
+        largest = largest.max(t.await.unwrap());
+    }
+    // 4 000 chats of 8 KiB (in the message and the job payload); the WAL
+    // starts over past 16 MiB, and a cycle may run on while readers or a
+    // running checkpoint hold it.
+    assert!(largest < 48 << 20, "the WAL grew to {} MB", largest >> 20);
+    assert_eq!(store.job_counts().await.unwrap().0, 4_000, "every chat is queued");
+}

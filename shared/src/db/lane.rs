@@ -39,8 +39,10 @@
 //! A caller that gives up does not cut a request short: the lane runs it to
 //! the end either way.
 //!
-//! **Checkpoints** never run here: every [`EVERY_COMMITS`] commits the lane
-//! asks the checkpoint thread ([`super::checkpoint`]) for one, and goes on.
+//! **Checkpoints** run on their own thread ([`super::checkpoint`]): every
+//! [`EVERY_COMMITS`] commits the lane asks for one and goes on. Only when that
+//! thread finds the WAL long does the lane checkpoint the rest itself, once,
+//! between two batches, so that the WAL can start over.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -165,6 +167,9 @@ async fn run(
                     Ok(work) => batch.push_back(work),
                     Err(_) => break,
                 }
+            }
+            if checkpoints.take_catch_up() {
+                super::checkpoint::catch_up(&conn);
             }
             turn(&mut conn, &mut batch);
             commits += 1;
