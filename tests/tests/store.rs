@@ -75,8 +75,10 @@ both_backends!(hot_reads_reuse_connections_and_stop_at_close, |backend| async mo
 
 // The scheduler's two workflow queries, as they run (with bound ids), and
 // the plan each gets: `jobs_workflow` is partial (`WHERE workflow_id IS NOT
-// NULL`, migration 0004), so this fails if a query stops implying that.
-both_backends!(workflow_queries_use_the_partial_workflow_index, |backend| async move {
+// NULL`, migration 0004), so this fails if a query stops implying that. Also
+// the look-up behind deleting a webhook (its foreign key's ON DELETE SET
+// NULL), which scanned the whole jobs table before migration 0005.
+both_backends!(job_lookups_by_workflow_and_webhook_use_their_partial_indexes, |backend| async move {
     use sqlx::Connection as _;
     let db = TestDb::new(backend).await;
     let _store = db.store().await;
@@ -84,11 +86,13 @@ both_backends!(workflow_queries_use_the_partial_workflow_index, |backend| async 
         "SELECT id FROM jobs WHERE workflow_id = $1 AND status IN ('pending', 'running') ORDER BY id LIMIT 1";
     const MANY: &str = "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') \
                         AND workflow_id IN ($1, $2) GROUP BY workflow_id";
+    // (`$2 > 0` only so that every query takes the same two bound values.)
+    const WEBHOOK: &str = "SELECT id FROM jobs WHERE webhook_id = $1 AND $2 > 0";
     let plans: Vec<String> = match backend {
         arvis_testkit::Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
             let mut plans = Vec::new();
-            for q in [ONE, MANY] {
+            for q in [ONE, MANY, WEBHOOK] {
                 let rows: Vec<(i64, i64, i64, String)> =
                     sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {q}")))
                         .bind(1_i64)
@@ -112,7 +116,7 @@ both_backends!(workflow_queries_use_the_partial_workflow_index, |backend| async 
             .await
             .unwrap();
             let mut plans = Vec::new();
-            for (name, q) in [("one", ONE), ("many", MANY)] {
+            for (name, q) in [("one", ONE), ("many", MANY), ("webhook", WEBHOOK)] {
                 let prepare = format!("PREPARE {name}(bigint, bigint) AS {q}");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut conn).await.unwrap();
                 let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE {name}(1, 2)")))
@@ -124,7 +128,9 @@ both_backends!(workflow_queries_use_the_partial_workflow_index, |backend| async 
             plans
         }
     };
-    for plan in plans {
+    let [one, many, webhook] = <[String; 3]>::try_from(plans).unwrap();
+    for plan in [one, many] {
         assert!(plan.contains("jobs_workflow"), "the workflow index is not used:\n{plan}");
     }
+    assert!(webhook.contains("jobs_webhook"), "the webhook index is not used:\n{webhook}");
 });
