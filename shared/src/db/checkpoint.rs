@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     /// A database with the store's set-up and 2 000 single-row commits (each a
-    /// page or more of WAL); returns its path and the main file's size.
+    /// page or more of WAL); returns its path and the writing connection.
     fn busy_db(dir: &std::path::Path) -> (String, Connection) {
         let path = dir.join("t.db").display().to_string();
         let conn = Connection::open(&path).unwrap();
