@@ -171,7 +171,9 @@ async fn run(
             if checkpoints.take_catch_up() {
                 super::checkpoint::catch_up(&conn);
             }
-            turn(&mut conn, &mut batch);
+            let writes = turn(&mut conn, &mut batch);
+            metrics::counter!("arvis_sqlite_lane_commits_total").increment(1);
+            metrics::counter!("arvis_sqlite_lane_writes_total").increment(writes as u64);
             commits += 1;
             if commits.is_multiple_of(EVERY_COMMITS) {
                 checkpoints.nudge();
@@ -193,15 +195,16 @@ async fn run(
 }
 
 /// Runs the front of `batch` as one transaction and answers its callers;
-/// leaves in `batch` what comes after a failed request.
-fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) {
-    let alone = |conn: &mut Connection, batch: &mut VecDeque<Work>| {
-        if let Some(work) = batch.pop_front() {
+/// leaves in `batch` what comes after a failed request. Returns how many
+/// requests the transaction held.
+fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) -> usize {
+    let alone = |conn: &mut Connection, batch: &mut VecDeque<Work>| match batch.pop_front() {
+        Some(work) => {
             let ran = work(conn);
             (ran.answer)(None);
-            metrics::counter!("arvis_sqlite_lane_commits_total").increment(1);
-            metrics::counter!("arvis_sqlite_lane_writes_total").increment(1);
+            1
         }
+        None => 0,
     };
     if batch.len() == 1 {
         return alone(conn, batch);
@@ -223,15 +226,15 @@ fn turn(conn: &mut Connection, batch: &mut VecDeque<Work>) {
             break;
         }
     }
-    metrics::counter!("arvis_sqlite_lane_commits_total").increment(1);
-    metrics::counter!("arvis_sqlite_lane_writes_total").increment(answers.len() as u64);
+    let writes = answers.len();
     match conn.execute_batch("COMMIT") {
         Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
         Err(error) => {
-            tracing::warn!(%error, requests = answers.len(), "the SQLite writer lane could not commit a batch");
+            tracing::warn!(%error, requests = writes, "the SQLite writer lane could not commit a batch");
             let _ = conn.execute_batch("ROLLBACK");
             let why = error.to_string();
             answers.into_iter().for_each(|answer| answer(Some(&why)));
         }
     }
+    writes
 }

@@ -140,19 +140,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let conversation_id = open_conversation(&mut tx, req, now).await?;
         let message_id = insert_message(&mut tx, &conversation_id, "user", &req.content, None, now).await?;
-        let payload = JobPayload {
-            prompt: req.content.clone(),
-            conversation_id: Some(conversation_id.clone()),
-            channel_id: Some(req.channel_id.clone()),
-            platform: Some(req.platform.clone()),
-            message_id: Some(message_id),
-            user_name: req.user_name.clone(),
-            extra: serde_json::Value::Null,
-        };
-        let mut job = NewJob::new(req.agent_id, crate::domain::job::JobKind::Message, req.priority, payload);
-        job.conversation_id = Some(conversation_id.clone());
-        job.max_attempts = req.max_attempts;
-        let job_id = insert_job(&mut *tx, &job, now).await?;
+        let job_id = insert_job(&mut *tx, &chat_job(req.clone(), &conversation_id, message_id), now).await?;
         tx.commit().await?;
         Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority })
     }
@@ -453,35 +441,10 @@ impl Store {
                          VALUES (?1, 'user', ?2, ?3, NULL, ?4) RETURNING id",
                     )?
                     .query_row(rusqlite::params![conversation_id, req.content, tokens, now], |r| r.get(0))?;
-                let payload = JobPayload {
-                    prompt: req.content,
-                    conversation_id: Some(conversation_id.clone()),
-                    channel_id: Some(req.channel_id),
-                    platform: Some(req.platform),
-                    message_id: Some(message_id),
-                    user_name: req.user_name,
-                    extra: serde_json::Value::Null,
-                };
-                let job_id: i64 = sp
-                    .prepare_cached(
-                        "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, \
-                         max_attempts, run_after, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 0, ?6, ?7, ?7) \
-                         RETURNING id",
-                    )?
-                    .query_row(
-                        rusqlite::params![
-                            req.agent_id,
-                            conversation_id,
-                            crate::domain::job::JobKind::Message.as_str(),
-                            req.priority,
-                            to_json(&payload),
-                            req.max_attempts.max(1),
-                            now
-                        ],
-                        |r| r.get(0),
-                    )?;
+                let priority = req.priority;
+                let job_id = insert_job_lane(&sp, &chat_job(req, &conversation_id, message_id), now)?;
                 sp.commit()?;
-                Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority })
+                Ok(Enqueued { conversation_id, message_id, job_id, priority })
             })
             .await
     }
@@ -614,28 +577,64 @@ pub struct StoredMessage {
     pub created_at: i64,
 }
 
+/// A new job's row; [`insert_job`] and [`insert_job_lane`] bind it alike.
+const INSERT_JOB: &str = "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, \
+     max_attempts, run_after, workflow_id, webhook_id, created_at) \
+     VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id";
+
+/// The job that answers a stored chat message (both dialects' enqueue).
+fn chat_job(req: ChatRequest, conversation_id: &str, message_id: i64) -> NewJob {
+    let payload = JobPayload {
+        prompt: req.content,
+        conversation_id: Some(conversation_id.to_string()),
+        channel_id: Some(req.channel_id),
+        platform: Some(req.platform),
+        message_id: Some(message_id),
+        user_name: req.user_name,
+        extra: serde_json::Value::Null,
+    };
+    let mut job = NewJob::new(req.agent_id, crate::domain::job::JobKind::Message, req.priority, payload);
+    job.conversation_id = Some(conversation_id.to_string());
+    job.max_attempts = req.max_attempts;
+    job
+}
+
+/// [`insert_job`] on the writer lane's connection, inside its transaction.
+pub(crate) fn insert_job_lane(conn: &rusqlite::Connection, job: &NewJob, now: i64) -> Result<i64> {
+    let params: [(&str, &dyn rusqlite::ToSql); 10] = [
+        ("$1", &job.agent_id),
+        ("$2", &job.conversation_id),
+        ("$3", &job.kind.as_str()),
+        ("$4", &job.priority),
+        ("$5", &to_json(&job.payload)),
+        ("$6", &job.max_attempts.max(1)),
+        ("$7", &job.run_after.unwrap_or(now)),
+        ("$8", &job.workflow_id),
+        ("$9", &job.webhook_id),
+        ("$10", &now),
+    ];
+    Ok(conn.prepare_cached(INSERT_JOB)?.query_row(&params[..], |r| r.get(0))?)
+}
+
 pub(crate) async fn insert_job<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     job: &NewJob,
     now: i64,
 ) -> Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, run_after, \
-         workflow_id, webhook_id, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id",
-    )
-    .bind(job.agent_id)
-    .bind(&job.conversation_id)
-    .bind(job.kind.as_str())
-    .bind(job.priority)
-    .bind(to_json(&job.payload))
-    .bind(job.max_attempts.max(1))
-    .bind(job.run_after.unwrap_or(now))
-    .bind(job.workflow_id)
-    .bind(job.webhook_id)
-    .bind(now)
-    .fetch_one(ex)
-    .await
-    .map_err(classify)
+    sqlx::query_scalar(INSERT_JOB)
+        .bind(job.agent_id)
+        .bind(&job.conversation_id)
+        .bind(job.kind.as_str())
+        .bind(job.priority)
+        .bind(to_json(&job.payload))
+        .bind(job.max_attempts.max(1))
+        .bind(job.run_after.unwrap_or(now))
+        .bind(job.workflow_id)
+        .bind(job.webhook_id)
+        .bind(now)
+        .fetch_one(ex)
+        .await
+        .map_err(classify)
 }
 
 /// A served model call, inside the caller's transaction: its usage row (an

@@ -16,7 +16,7 @@ use sqlx::FromRow;
 
 use std::collections::HashMap;
 
-use super::queue::insert_job;
+use super::queue::{insert_job, insert_job_lane};
 use super::{Dialect, Result, Store, classify};
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
@@ -75,6 +75,31 @@ pub enum DuePlan {
 }
 
 const DUE_COLUMNS: &str = "id, agent_id, name, schedule, prompt, channel_id, platform, next_run_at";
+
+/// A batch of due times, oldest first (`$1` now, `$2` the limit); `lock` locks
+/// the rows on Postgres. Both the sqlx and the writer-lane claim use it.
+fn due_batch_sql(lock: &str) -> String {
+    format!(
+        "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
+         ORDER BY next_run_at, id LIMIT $2 + 0 {lock}"
+    )
+}
+
+/// The flood guard for `n` workflows (`$1`…`$n`): the oldest unfinished job of
+/// each workflow that has one.
+fn unfinished_sql(n: usize) -> String {
+    format!(
+        "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({}) \
+         GROUP BY workflow_id",
+        super::placeholders(1, n)
+    )
+}
+
+/// The conditional move of a due time: `$1` the next due time, `$2` the
+/// workflow, `$3` the due time claimed; `also` adds `SET` clauses.
+fn move_due_sql(also: &str) -> String {
+    format!("UPDATE workflows SET next_run_at = $1{also} WHERE id = $2 AND next_run_at = $3 AND is_enabled")
+}
 
 impl Store {
     /// Enabled workflows with `next_run_at` at or before `now`, or NULL; oldest due first.
@@ -151,25 +176,14 @@ impl Store {
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         };
         let mut tx = self.begin_write().await?;
-        let due: Vec<DueWorkflow> = sqlx::query_as(super::sql(format!(
-            "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
-             ORDER BY next_run_at, id LIMIT $2 + 0 {lock}"
-        )))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let due: Vec<DueWorkflow> =
+            sqlx::query_as(super::sql(due_batch_sql(lock))).bind(now).bind(limit).fetch_all(&mut *tx).await?;
         if due.is_empty() {
             tx.rollback().await?;
             return Ok(vec![]);
         }
-        // The flood guard for the whole batch in one query: the oldest
-        // unfinished job of each workflow that has one.
-        let mut q = sqlx::query_as::<_, (i64, i64)>(super::sql(format!(
-            "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({}) \
-             GROUP BY workflow_id",
-            super::placeholders(1, due.len())
-        )));
+        // The flood guard for the whole batch in one query.
+        let mut q = sqlx::query_as::<_, (i64, i64)>(super::sql(unfinished_sql(due.len())));
         for wf in &due {
             q = q.bind(wf.id);
         }
@@ -249,19 +263,18 @@ impl Store {
 }
 
 /// The SQLite batch claim on the lane's connection, inside its transaction:
-/// the same statements as [`Store::claim_due_workflow_runs`]' sqlx path.
+/// the sqlx path's statements ([`due_batch_sql`], [`unfinished_sql`],
+/// [`move_due_sql`], the job insert), bound by name on the lane's connection.
 fn claim_batch_sqlite(
     conn: &rusqlite::Connection,
     now: i64,
     limit: i64,
     plan: &dyn Fn(&DueWorkflow) -> DuePlan,
 ) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
+    let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &now), ("$2", &limit)];
     let due = conn
-        .prepare_cached(&format!(
-            "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= ?1 \
-             ORDER BY next_run_at, id LIMIT ?2 + 0"
-        ))?
-        .query_map(rusqlite::params![now, limit], |r| {
+        .prepare_cached(&due_batch_sql(""))?
+        .query_map(&params[..], |r| {
             Ok(DueWorkflow {
                 id: r.get(0)?,
                 agent_id: r.get(1)?,
@@ -277,18 +290,14 @@ fn claim_batch_sqlite(
     if due.is_empty() {
         return Ok(vec![]);
     }
-    let list = (1..=due.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    // `$1`…`$n` appear in order, so they bind by position.
     let unfinished: HashMap<i64, i64> = conn
-        .prepare_cached(&format!(
-            "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({list}) \
-             GROUP BY workflow_id"
-        ))?
+        .prepare_cached(&unfinished_sql(due.len()))?
         .query_map(rusqlite::params_from_iter(due.iter().map(|w| w.id)), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let move_due = |id: i64, due_at: i64, next_run_at: i64, also: &str| -> Result<bool> {
-        let sql =
-            format!("UPDATE workflows SET next_run_at = ?1{also} WHERE id = ?2 AND next_run_at = ?3 AND is_enabled");
-        Ok(conn.prepare_cached(&sql)?.execute(rusqlite::params![next_run_at, id, due_at])? > 0)
+        let params: [(&str, &dyn rusqlite::ToSql); 3] = [("$1", &next_run_at), ("$2", &id), ("$3", &due_at)];
+        Ok(conn.prepare_cached(&move_due_sql(also))?.execute(&params[..])? > 0)
     };
     let mut outcomes = Vec::with_capacity(due.len());
     for wf in due {
@@ -298,15 +307,18 @@ fn claim_batch_sqlite(
                 true => ClaimOutcome::Postponed,
                 false => ClaimOutcome::Lost,
             },
-            DuePlan::Fire { next_run_at, job } => match unfinished.get(&wf.id) {
+            DuePlan::Fire { next_run_at, mut job } => match unfinished.get(&wf.id) {
                 Some(&unfinished_job_id) => {
                     match move_due(wf.id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1")? {
                         true => ClaimOutcome::Skipped { unfinished_job_id },
                         false => ClaimOutcome::Lost,
                     }
                 }
-                None => match move_due(wf.id, due_at, next_run_at, ", last_run_at = ?3")? {
-                    true => ClaimOutcome::Enqueued { job_id: insert_job_sqlite(conn, &job, Some(wf.id), now)? },
+                None => match move_due(wf.id, due_at, next_run_at, ", last_run_at = $3")? {
+                    true => {
+                        job.workflow_id = Some(wf.id);
+                        ClaimOutcome::Enqueued { job_id: insert_job_lane(conn, &job, now)? }
+                    }
                     false => ClaimOutcome::Lost,
                 },
             },
@@ -314,31 +326,6 @@ fn claim_batch_sqlite(
         outcomes.push((wf, outcome));
     }
     Ok(outcomes)
-}
-
-/// [`insert_job`] on a rusqlite connection, with the job's workflow.
-fn insert_job_sqlite(conn: &rusqlite::Connection, job: &NewJob, workflow_id: Option<i64>, now: i64) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, max_attempts, \
-             run_after, workflow_id, webhook_id, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 0, ?6, ?7, ?8, ?9, ?10) \
-             RETURNING id",
-        )?
-        .query_row(
-            rusqlite::params![
-                job.agent_id,
-                job.conversation_id,
-                job.kind.as_str(),
-                job.priority,
-                super::to_json(&job.payload),
-                job.max_attempts.max(1),
-                job.run_after.unwrap_or(now),
-                workflow_id,
-                job.webhook_id,
-                now
-            ],
-            |r| r.get(0),
-        )?)
 }
 
 /// Claims one due time inside the caller's transaction: moves it on and
@@ -374,14 +361,12 @@ async fn move_due_time<'e>(
     next_run_at: i64,
     also: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(super::sql(format!(
-        "UPDATE workflows SET next_run_at = $1{also} WHERE id = $2 AND next_run_at = $3 AND is_enabled"
-    )))
-    .bind(next_run_at)
-    .bind(workflow_id)
-    .bind(due_at)
-    .execute(ex)
-    .await
-    .map_err(classify)?;
+    let done = sqlx::query(super::sql(move_due_sql(also)))
+        .bind(next_run_at)
+        .bind(workflow_id)
+        .bind(due_at)
+        .execute(ex)
+        .await
+        .map_err(classify)?;
     Ok(done.rows_affected() > 0)
 }
