@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 
 use arvis_shared::db::DbError;
 use arvis_shared::domain::Invalid;
+use arvis_shared::intake::IntakeError;
+use arvis_shared::routing::RouteError;
 
 /// The error body of every failed request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +87,17 @@ impl From<DbError> for ApiError {
             DbError::MissingReference(_) => ApiError::bad_request("a referenced record does not exist"),
             DbError::Sqlx(sqlx_err) if is_unavailable(&sqlx_err) => ApiError::unavailable(sqlx_err),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> ApiError {
+        match e {
+            IntakeError::Invalid(invalid) => invalid.into(),
+            IntakeError::Route(RouteError::UnknownAgent(_)) => ApiError::not_found("agent not found"),
+            IntakeError::Route(route) => ApiError::conflict(route.to_string()),
+            IntakeError::Unavailable(db) => db.into(),
         }
     }
 }

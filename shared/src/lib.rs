@@ -12,6 +12,7 @@
 //! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
 //! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
+//! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
 //! - [`session`]: verifying the dashboard session cookie outside the gateway.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on `HEALTH_ADDR` (plain hyper).
@@ -26,6 +27,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod health;
+pub mod intake;
 pub mod logs;
 pub mod metrics;
 pub mod routing;
@@ -60,6 +62,11 @@ impl Deps {
         };
         forget_cached_lists_on_notice(&store, &bus).await;
         Ok(Deps { config: Arc::new(config), store, bus })
+    }
+
+    /// The chat intake over this process's store and bus.
+    pub fn intake(&self) -> intake::Intake {
+        intake::Intake::new(self.store.clone(), self.bus.clone())
     }
 }
 

@@ -44,6 +44,12 @@ impl TestDb {
     }
 
     /// A connected, migrated store on this database.
+    /// A plain pool on the database, for what a test checks behind the store's back.
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.url).await.expect("connect pool")
+    }
+
     pub async fn store(&self) -> Store {
         let store = Store::connect(&self.url, 5).await.expect("connect store");
         store.migrate().await.expect("migrate");

@@ -53,6 +53,7 @@ fn chat(agent_id: i64, channel: &str, text: &str) -> ChatRequest {
         content: text.into(),
         priority: 5,
         max_attempts: 3,
+        external_id: None,
     }
 }
 

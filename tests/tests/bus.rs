@@ -21,6 +21,7 @@ fn reply(channel: &str) -> ReplyEvent {
         message_id: Some(9),
         content: "Hi there!".into(),
         timestamp: 0,
+        failure: None,
     }
 }
 

@@ -130,6 +130,7 @@ fn event(job: &Job, kind: ReplyKind, content: &str, message_id: Option<i64>) -> 
         message_id,
         content: content.into(),
         timestamp: now_ms(),
+        failure: None,
     }
 }
 

@@ -1,13 +1,12 @@
 //! How a run fails: [`JobError`] and the retry schedule.
 //!
-//! Messages follow one convention: a user-readable summary, optionally
-//! followed by ` (detail: …)` with the technical cause. The whole text goes to
+//! Messages follow one convention, owned by [`failure`]: a user-readable
+//! summary, optionally followed by the technical cause. The whole text goes to
 //! the job's `error` column (the dashboard shows it); only the summary is sent
 //! to the user ([`JobError::user_message`]).
 
+use arvis_shared::domain::job::failure;
 use rand::Rng as _;
-
-pub const DETAIL: &str = " (detail: ";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JobError {
@@ -25,10 +24,10 @@ pub enum JobError {
 
 impl JobError {
     pub fn permanent(summary: &str, detail: impl std::fmt::Display) -> JobError {
-        JobError::Permanent(format!("{summary}{DETAIL}{detail})"))
+        JobError::Permanent(failure::compose(summary, detail))
     }
     pub fn retryable(summary: &str, detail: impl std::fmt::Display) -> JobError {
-        JobError::Retryable { msg: format!("{summary}{DETAIL}{detail})"), retry_at: None }
+        JobError::Retryable { msg: failure::compose(summary, detail), retry_at: None }
     }
     pub fn message(&self) -> &str {
         match self {
@@ -37,14 +36,14 @@ impl JobError {
         }
     }
     /// The summary without technical detail, for the person waiting for the reply.
-    pub fn user_message(&self) -> String {
-        summary(self.message())
+    pub fn user_message(&self) -> &str {
+        failure::split(self.message()).0
     }
-}
 
-/// The part of an error text before ` (detail: `.
-pub fn summary(text: &str) -> String {
-    text.split(DETAIL).next().unwrap_or(text).to_string()
+    /// The technical cause, when the message carries one.
+    pub fn cause(&self) -> Option<&str> {
+        failure::split(self.message()).1
+    }
 }
 
 /// When to retry after `attempts` failed attempts: `base · 2^(attempts-1)`,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arvis_shared::Deps;
-use arvis_shared::bus::events::{ReplyEvent, ReplyKind};
+use arvis_shared::bus::events::{ReplyEvent, ReplyKind, RunFailure};
 use arvis_shared::clock::now_ms;
 use arvis_shared::db::queue::Finish;
 use arvis_shared::domain::agent::Agent;
@@ -77,6 +77,16 @@ fn channel(job: &Job) -> Option<(&str, &str)> {
 }
 
 fn reply_event(job: &Job, kind: ReplyKind, content: String, message_id: Option<i64>) -> Option<ReplyEvent> {
+    reply_event_with(job, kind, content, message_id, None)
+}
+
+fn reply_event_with(
+    job: &Job,
+    kind: ReplyKind,
+    content: String,
+    message_id: Option<i64>,
+    failure: Option<RunFailure>,
+) -> Option<ReplyEvent> {
     let (platform, channel_id) = channel(job)?;
     Some(ReplyEvent {
         v: 1,
@@ -89,12 +99,17 @@ fn reply_event(job: &Job, kind: ReplyKind, content: String, message_id: Option<i
         message_id,
         content,
         timestamp: now_ms(),
+        failure,
     })
 }
 
 /// Publishes a reply event when the job has a channel; never blocks long.
 async fn publish(deps: &Deps, job: &Job, kind: ReplyKind, content: String, message_id: Option<i64>) -> bool {
-    let Some(event) = reply_event(job, kind, content, message_id) else { return true };
+    publish_event(deps, job, reply_event(job, kind, content, message_id)).await
+}
+
+async fn publish_event(deps: &Deps, job: &Job, event: Option<ReplyEvent>) -> bool {
+    let Some(event) = event else { return true };
     match tokio::time::timeout(PUBLISH_TIMEOUT, deps.bus.publish(&event)).await {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {
@@ -181,8 +196,11 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                 }
                 Ok(FailOutcome::Failed) => {
                     tracing::warn!(job_id = job.id, attempt = job.attempts, error = %e, "job failed for good");
-                    let text = format!("Sorry, the agent run failed: {}", e.user_message());
-                    publish(&ctx.deps, &job, ReplyKind::Error, text, None).await;
+                    let failure =
+                        RunFailure { reason: e.user_message().to_string(), cause: e.cause().map(str::to_string) };
+                    let text = format!("Sorry, the agent run failed: {}", failure.reason);
+                    publish_event(&ctx.deps, &job, reply_event_with(&job, ReplyKind::Error, text, None, Some(failure)))
+                        .await;
                 }
                 Ok(FailOutcome::LostLease) => {
                     tracing::warn!(job_id = job.id, error = %e, "job failed after its lease was lost; nothing recorded")
@@ -219,9 +237,9 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         .get_agent(job.agent_id)
         .await
         .map_err(|e| JobError::retryable("the worker could not reach its database", e))?
-        .ok_or_else(|| JobError::Permanent(format!("the agent no longer exists (detail: agent {})", job.agent_id)))?;
+        .ok_or_else(|| JobError::permanent("the agent no longer exists", format_args!("agent {}", job.agent_id)))?;
     if job.payload.prompt.trim().is_empty() {
-        return Err(JobError::Permanent("the job has nothing to answer (detail: empty prompt)".into()));
+        return Err(JobError::permanent("the job has nothing to answer", "empty prompt"));
     }
     publish(&ctx.deps, job, ReplyKind::Typing, String::new(), None).await;
     let prepared = crate::pipeline::prepare(ctx, &agent, job).await?;

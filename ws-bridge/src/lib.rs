@@ -6,8 +6,9 @@
 //! - `fanout`: the bridge's one bus subscription and the channel → sockets map.
 //! - `protocol`: the JSON frames.
 //!
-//! A message's path: frame → routing chain → `enqueue_chat` (user message and
-//! job in one transaction) → `ack` → `JobReady` on the bus. A worker (any
+//! A message's path: frame → the chat intake (`arvis_shared::intake`: checks,
+//! routing chain, user message and job in one transaction) → `ack` →
+//! `JobReady` on the bus. A worker (any
 //! process) answers and publishes reply events on `arvis.reply.web.<channel>`;
 //! every bridge receives them on its one subscription and hands them to its own
 //! sockets on that channel. The database holds every message, so a client that
@@ -63,6 +64,8 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What every handler and session shares.
 pub(crate) struct Ctx {
     deps: Deps,
+    /// Where every web message goes in (check, route, store, announce).
+    intake: arvis_shared::intake::Intake,
     hub: Arc<fanout::Hub>,
     web_api_key: Option<SecretString>,
     /// Verifies the dashboard session cookie (loaded only when a key is required).
@@ -109,6 +112,7 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     arvis_shared::metrics::install();
     let max_connections = deps.config.ws_max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let ctx = Arc::new(Ctx {
+        intake: deps.intake(),
         connections: Arc::new(Semaphore::new(max_connections)),
         max_connections,
         deps,

@@ -16,10 +16,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arvis_shared::bus::events::JobReady;
-use arvis_shared::db::queue::ChatRequest;
-use arvis_shared::domain::job::DEFAULT_MAX_ATTEMPTS;
-use arvis_shared::routing::{self, Incoming};
+use arvis_shared::domain::limits::check_id;
+use arvis_shared::intake::{Incoming, IntakeError};
 use arvis_shared::session::secret_eq;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt as _, StreamExt as _};
@@ -34,16 +32,12 @@ use crate::protocol::{self, Ack, ClientFrame};
 pub const OUTGOING_QUEUE: usize = 256;
 /// How long an unauthenticated connection has to send its `auth` frame.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Message content limit, in characters.
-pub const MAX_CONTENT_CHARS: usize = 100_000;
 /// Frames per second a client may send (token bucket: this rate, this burst).
 pub const FRAMES_PER_SECOND: f64 = 20.0;
 /// Refused frames (over the rate) tolerated before the client is disconnected.
 const MAX_RATE_STRIKES: u32 = 40;
 /// Channels one socket may listen on (its own plus those it sent to or resumed).
 const MAX_CHANNELS: usize = 16;
-/// Longest accepted channel, user id or user name.
-const MAX_ID_CHARS: usize = 200;
 /// Stored messages one `resume` replays at most.
 const RESUME_LIMIT: i64 = 500;
 /// How long a session-originated frame may wait for room in the queue.
@@ -232,7 +226,7 @@ impl Session {
             if let Some(v) = value
                 && let Err(e) = check_id(field, v)
             {
-                return self.reply(protocol::error(&e)).await;
+                return self.reply(protocol::error(&e.to_string())).await;
             }
         }
         if a.user_id.is_some() {
@@ -243,7 +237,7 @@ impl Session {
         }
         if let Some(channel) = a.channel_id {
             if let Err(e) = check_id("channelId", &channel) {
-                return self.reply(protocol::error(&e)).await;
+                return self.reply(protocol::error(&e.to_string())).await;
             }
             if !self.join(&channel) {
                 return self.reply(protocol::error("too many channels on one connection")).await;
@@ -255,74 +249,50 @@ impl Session {
     }
 
     async fn on_message(&mut self, m: protocol::MessageFrame) {
-        if m.content.trim().is_empty() {
-            return self.reply(protocol::error("content is empty")).await;
-        }
-        if m.content.chars().count() > MAX_CONTENT_CHARS {
-            return self.reply(protocol::error("content is longer than 100000 characters")).await;
-        }
-        if m.content.contains('\0') {
-            return self.reply(protocol::error("content must not contain NUL bytes")).await;
-        }
         let channel = m.channel_id.unwrap_or_else(|| self.default_channel.clone());
         if let Err(e) = check_id("channelId", &channel) {
-            return self.reply(protocol::error(&e)).await;
+            return self.reply(protocol::error(&e.to_string())).await;
         }
-        if !self.join(&channel) {
-            return self.reply(protocol::error("too many channels on one connection")).await;
-        }
-        let store = &self.ctx.deps.store;
         let incoming = Incoming {
-            platform: crate::fanout::PLATFORM,
-            channel_id: &channel,
-            user_id: self.user_id.as_deref(),
-            content: &m.content,
-            agent_id: m.agent_id,
-            is_dm: true,
-        };
-        let route = match routing::route(store, &incoming).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let routing::RouteError::Db(error) = &e {
-                    tracing::error!(%error, "routing a web message failed");
-                }
-                return self.reply(protocol::error(&e.to_string())).await;
-            }
-        };
-        let request = ChatRequest {
-            agent_id: route.agent_id,
             platform: crate::fanout::PLATFORM.to_string(),
             channel_id: channel.clone(),
             user_id: Some(self.user_id.clone().unwrap_or_else(|| self.client_id.clone())),
             user_name: Some(self.user_name.clone().unwrap_or_else(|| "Web User".into())),
             content: m.content,
-            priority: route.priority,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            agent_id: m.agent_id,
+            is_dm: true,
+            external_id: None,
         };
-        let enqueued = match store.enqueue_chat(&request).await {
-            Ok(e) => e,
-            Err(error) => {
-                tracing::error!(%error, "storing a web message failed");
-                return self.reply(protocol::error("the message could not be stored; try again")).await;
+        // Joined before the message is stored, so its reply events reach this socket.
+        if !self.join(&channel) {
+            return self.reply(protocol::error("too many channels on one connection")).await;
+        }
+        let accepted = match self.ctx.intake.accept(incoming).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let IntakeError::Unavailable(error) = &e {
+                    tracing::error!(%error, "storing a web message failed");
+                }
+                return self.reply(protocol::error(&e.user_message())).await;
             }
         };
         // The ack is queued before the job is announced, so it reaches the
         // client before any reply event of that job.
         self.reply(protocol::ack(&Ack {
-            message_id: enqueued.message_id,
-            job_id: enqueued.job_id,
-            conversation_id: &enqueued.conversation_id,
+            message_id: accepted.message_id,
+            job_id: accepted.job_id,
+            conversation_id: &accepted.conversation_id,
             channel_id: &channel,
-            agent_id: route.agent_id,
+            agent_id: accepted.agent_id,
         }))
         .await;
-        self.ctx.deps.bus.signal(&JobReady { v: 1, job_id: enqueued.job_id, priority: enqueued.priority }).await;
+        self.ctx.intake.announce(&accepted).await;
     }
 
     async fn on_resume(&mut self, r: protocol::ResumeFrame) {
         let channel = r.channel_id.unwrap_or_else(|| self.default_channel.clone());
         if let Err(e) = check_id("channelId", &channel) {
-            return self.reply(protocol::error(&e)).await;
+            return self.reply(protocol::error(&e.to_string())).await;
         }
         if !self.join(&channel) {
             return self.reply(protocol::error("too many channels on one connection")).await;
@@ -364,13 +334,6 @@ impl Session {
     async fn reply(&self, frame: Utf8Bytes) {
         self.handle.send(frame, SEND_PATIENCE).await;
     }
-}
-
-fn check_id(field: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value.chars().count() > MAX_ID_CHARS || value.chars().any(char::is_control) {
-        return Err(format!("{field} must be 1-{MAX_ID_CHARS} characters without control characters"));
-    }
-    Ok(())
 }
 
 /// Sends queued frames until the session ends, then the Close frame.

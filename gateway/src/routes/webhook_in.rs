@@ -43,8 +43,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::AppPath;
 use crate::state::AppState;
 
-/// Prompts longer than this (in characters) are cut.
-pub const MAX_PROMPT_CHARS: usize = 100_000;
+// Rendered prompts longer than the one message limit (characters) are cut.
+use arvis_shared::domain::limits::MAX_MESSAGE_CHARS as MAX_PROMPT_CHARS;
 /// A timestamped delivery is accepted this far from the server's clock, either way.
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
 /// Delivery ids are remembered this long (replay window).

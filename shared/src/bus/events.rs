@@ -36,8 +36,19 @@ pub enum ReplyKind {
     Delta,
     /// The final, stored reply.
     Message,
-    /// The run failed for good; `content` says why.
+    /// The run failed for good; `content` is the text for the user, `failure` says why.
     Error,
+}
+
+/// Why a run failed for good, as the worker knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFailure {
+    /// For the person waiting for the reply ("every AI account is rate-limited").
+    pub reason: String,
+    /// The technical cause (for logs and the dashboard), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// An event addressed to an outside conversation (a web channel, a Discord channel…).
@@ -56,6 +67,9 @@ pub struct ReplyEvent {
     pub content: String,
     /// Milliseconds since the epoch.
     pub timestamp: i64,
+    /// Error events only: the reason and the cause, typed (no parsing of `content`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RunFailure>,
 }
 
 impl Event for ReplyEvent {

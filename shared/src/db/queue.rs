@@ -85,16 +85,29 @@ pub struct ChatRequest {
     pub content: String,
     pub priority: i64,
     pub max_attempts: i64,
+    /// The platform's own id of the message (a Telegram update, a Discord
+    /// message id, an e-mail `Message-ID`): a second message with the same
+    /// (platform, channel, id) is not stored again — [`Enqueued::duplicate`].
+    pub external_id: Option<String>,
 }
 
-/// What [`Store::enqueue_chat`] wrote.
+/// What [`Store::enqueue_chat`] wrote — or, for a duplicate, found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enqueued {
     pub conversation_id: String,
     pub message_id: i64,
     pub job_id: i64,
     pub priority: i64,
+    /// True when `external_id` was taken in before: nothing was written, and
+    /// the ids are those of the first message.
+    pub duplicate: bool,
 }
+
+/// The message a platform id was stored as; one text for both write paths.
+const INBOUND_SEEN: &str = "SELECT conversation_id, message_id, job_id, priority FROM inbound_messages \
+     WHERE platform = $1 AND channel_id = $2 AND external_id = $3";
+const INBOUND_RECORD: &str = "INSERT INTO inbound_messages (platform, channel_id, external_id, conversation_id, \
+     message_id, job_id, agent_id, priority, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The end of a successful run.
 #[derive(Debug, Clone)]
@@ -138,11 +151,41 @@ impl Store {
         }
         let now = now_ms();
         let mut tx = self.begin_write().await?;
+        if let Some(seen) = inbound_seen(&mut *tx, req).await? {
+            tx.rollback().await?;
+            return Ok(seen);
+        }
         let conversation_id = open_conversation(&mut tx, req, now).await?;
         let message_id = insert_message(&mut tx, &conversation_id, "user", &req.content, None, now).await?;
         let job_id = insert_job(&mut *tx, &chat_job(req.clone(), &conversation_id, message_id), now).await?;
+        let enqueued = Enqueued { conversation_id, message_id, job_id, priority: req.priority, duplicate: false };
+        if let Some(external_id) = &req.external_id {
+            let recorded = sqlx::query(INBOUND_RECORD)
+                .bind(&req.platform)
+                .bind(&req.channel_id)
+                .bind(external_id)
+                .bind(&enqueued.conversation_id)
+                .bind(message_id)
+                .bind(job_id)
+                .bind(req.agent_id)
+                .bind(req.priority)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify);
+            match recorded {
+                Ok(_) => {}
+                // A concurrent transaction took the same message in first (its
+                // commit released our wait on the key): ours is the duplicate.
+                Err(DbError::Conflict(_)) => {
+                    drop(tx);
+                    return inbound_seen(self.w(), req).await?.ok_or(DbError::NotFound);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         tx.commit().await?;
-        Ok(Enqueued { conversation_id, message_id, job_id, priority: req.priority })
+        Ok(enqueued)
     }
 
     pub async fn job(&self, id: i64) -> Result<Option<Job>> {
@@ -409,6 +452,28 @@ impl Store {
             .run(move |conn| {
                 let tokens = estimate_tokens(&req.content);
                 let sp = conn.savepoint()?;
+                // The lane is the only writer, so looking first is enough: no
+                // other transaction can take the same id in between.
+                if let Some(external_id) = &req.external_id {
+                    let params: [(&str, &dyn rusqlite::ToSql); 3] =
+                        [("$1", &req.platform), ("$2", &req.channel_id), ("$3", external_id)];
+                    let seen = sp
+                        .prepare_cached(INBOUND_SEEN)?
+                        .query_map(&params[..], |r| {
+                            Ok(Enqueued {
+                                conversation_id: r.get(0)?,
+                                message_id: r.get(1)?,
+                                job_id: r.get(2)?,
+                                priority: r.get(3)?,
+                                duplicate: true,
+                            })
+                        })?
+                        .next()
+                        .transpose()?;
+                    if let Some(seen) = seen {
+                        return Ok(seen);
+                    }
+                }
                 // The active conversation of (agent, platform, channel), opened
                 // if missing; the savepoint holds the write lock, so nothing can
                 // close it before the job is in.
@@ -441,10 +506,26 @@ impl Store {
                          VALUES (?1, 'user', ?2, ?3, NULL, ?4) RETURNING id",
                     )?
                     .query_row(rusqlite::params![conversation_id, req.content, tokens, now], |r| r.get(0))?;
-                let priority = req.priority;
+                let (priority, agent_id) = (req.priority, req.agent_id);
+                let (platform, channel_id, external_id) =
+                    (req.platform.clone(), req.channel_id.clone(), req.external_id.clone());
                 let job_id = insert_job_lane(&sp, &chat_job(req, &conversation_id, message_id), now)?;
+                if let Some(external_id) = external_id {
+                    let params: [(&str, &dyn rusqlite::ToSql); 9] = [
+                        ("$1", &platform),
+                        ("$2", &channel_id),
+                        ("$3", &external_id),
+                        ("$4", &conversation_id),
+                        ("$5", &message_id),
+                        ("$6", &job_id),
+                        ("$7", &agent_id),
+                        ("$8", &priority),
+                        ("$9", &now),
+                    ];
+                    sp.prepare_cached(INBOUND_RECORD)?.execute(&params[..])?;
+                }
                 sp.commit()?;
-                Ok(Enqueued { conversation_id, message_id, job_id, priority })
+                Ok(Enqueued { conversation_id, message_id, job_id, priority, duplicate: false })
             })
             .await
     }
@@ -697,6 +778,27 @@ async fn complete_job<'e>(
     .execute(ex)
     .await
     .map_err(classify)
+}
+
+/// The message `req.external_id` was first stored as, if it was.
+async fn inbound_seen<'e, E>(executor: E, req: &ChatRequest) -> Result<Option<Enqueued>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let Some(external_id) = &req.external_id else { return Ok(None) };
+    let row: Option<(String, i64, i64, i64)> = sqlx::query_as(INBOUND_SEEN)
+        .bind(&req.platform)
+        .bind(&req.channel_id)
+        .bind(external_id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|(conversation_id, message_id, job_id, priority)| Enqueued {
+        conversation_id,
+        message_id,
+        job_id,
+        priority,
+        duplicate: true,
+    }))
 }
 
 /// The active conversation of (agent, platform, channel), opened if missing.

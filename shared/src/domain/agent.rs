@@ -174,7 +174,7 @@ impl AgentFields {
         }
         check_text("description", &self.description, 2_000)?;
         check_model("model", &self.model)?;
-        check_text("systemPrompt", &self.system_prompt, 100_000)?;
+        check_text("systemPrompt", &self.system_prompt, super::limits::MAX_MESSAGE_CHARS)?;
         if self.allowed_tools.len() > 100 {
             return Err(Invalid::new("allowedTools has more than 100 entries"));
         }

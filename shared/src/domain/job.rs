@@ -15,6 +15,37 @@ pub mod priority {
 
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
 
+/// How a job's `error` column is written and read, in one place: a summary
+/// meant for the person waiting for the reply, optionally followed by
+/// ` (detail: …)` with the technical cause (the dashboard shows both; a user
+/// sees only the summary). The worker writes it, the chat intake reads it.
+pub mod failure {
+    const DETAIL: &str = " (detail: ";
+
+    /// `summary (detail: cause)`.
+    pub fn compose(summary: &str, cause: impl std::fmt::Display) -> String {
+        format!("{summary}{DETAIL}{cause})")
+    }
+
+    /// The summary and the cause of a stored error text.
+    pub fn split(text: &str) -> (&str, Option<&str>) {
+        match text.split_once(DETAIL) {
+            Some((summary, rest)) => (summary, Some(rest.strip_suffix(')').unwrap_or(rest))),
+            None => (text, None),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_composed_error_splits_back_into_its_parts() {
+            let text = super::compose("the model provider refused the request", "HTTP 401: bad key (x)");
+            assert_eq!(super::split(&text), ("the model provider refused the request", Some("HTTP 401: bad key (x)")));
+            assert_eq!(super::split("lease expired"), ("lease expired", None));
+        }
+    }
+}
+
 /// What started the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

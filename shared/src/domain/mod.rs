@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod conversation;
 pub mod job;
 pub mod jobs;
+pub mod limits;
 pub mod logs;
 pub mod memory;
 pub mod nullable;

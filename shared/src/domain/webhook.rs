@@ -138,7 +138,7 @@ impl WebhookFields {
         if self.secret.chars().count() < 16 || self.secret.chars().any(char::is_whitespace) {
             return Err(Invalid::new("secret must be at least 16 characters without spaces"));
         }
-        check_text("promptTemplate", &self.prompt_template, 100_000)?;
+        check_text("promptTemplate", &self.prompt_template, super::limits::MAX_MESSAGE_CHARS)?;
         if let Some(c) = &self.channel_id {
             check_text("channelId", c, 200)?;
         }

@@ -127,7 +127,7 @@ impl WorkflowFields {
         if self.name.trim().is_empty() {
             return Err(Invalid::new("name must not be empty"));
         }
-        check_text("prompt", &self.prompt, 100_000)?;
+        check_text("prompt", &self.prompt, super::limits::MAX_MESSAGE_CHARS)?;
         if self.prompt.trim().is_empty() {
             return Err(Invalid::new("prompt must not be empty"));
         }

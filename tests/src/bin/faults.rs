@@ -465,6 +465,7 @@ impl Load {
                     content: text.clone(),
                     priority: 5,
                     max_attempts,
+                    external_id: None,
                 };
                 // Every fourth chat goes through the WebSocket bridge; when it
                 // is down (or the ack does not come) the chat is not counted.

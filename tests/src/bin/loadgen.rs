@@ -782,6 +782,7 @@ async fn ws_fanout(report: &mut Report, secs: f64, clients: usize) {
             message_id: Some(k as i64),
             content: (epoch.elapsed().as_micros() as u64).to_string(),
             timestamp: 0,
+            failure: None,
         };
         bus.publish(&event).await.unwrap();
     }

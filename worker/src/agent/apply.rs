@@ -131,7 +131,7 @@ async fn delegate(store: &Store, agent: &Agent, job: &Job, slug: &str, task: &st
             depth - 1
         ));
     }
-    if let Err(e) = check_text("delegation task", task, 100_000) {
+    if let Err(e) = check_text("delegation task", task, arvis_shared::domain::limits::MAX_MESSAGE_CHARS) {
         return Outcome::refused(format!("delegation to {slug} refused: {e}"));
     }
     let target = match store.get_agent_by_slug(slug).await {
@@ -347,7 +347,7 @@ async fn create_cron(
     };
     let prompt =
         string_field(fields, "prompt")?.filter(|p| !p.is_empty()).ok_or_else(|| Invalid::new("prompt is required"))?;
-    check_text("prompt", &prompt, 100_000)?;
+    check_text("prompt", &prompt, arvis_shared::domain::limits::MAX_MESSAGE_CHARS)?;
     let schedule_text =
         string_field(fields, "schedule")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "* * * * *".into());
     let parsed = schedule::parse(&schedule_text)?;
