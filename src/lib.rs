@@ -34,8 +34,7 @@ pub async fn launch(
         async { arvis_ws_bridge::run(deps.clone(), ws_bridge, stop.clone()).await }
             .then_map(guard("ws-bridge", stop.clone())),
     );
-    deps.bus.drain().await;
-    deps.store.close().await;
+    deps.close().await;
     g.and(w).and(s).and(b)
 }
 

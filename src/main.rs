@@ -15,14 +15,15 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
+    let shutdown = arvis_shared::shutdown::on_signal();
     let config = arvis_shared::startup::config()?;
     tracing::info!(database = %config.database_url_redacted(), nats = config.nats_url.is_some(), "starting arvis (all services)");
     let (gateway_addr, ws_addr) = (config.gateway_addr, config.ws_bridge_addr);
-    let deps = arvis_shared::Deps::connect(config).await?;
+    let Some(deps) = arvis_shared::startup::connect(config, &shutdown).await? else { return Ok(()) };
     let gateway = tokio::net::TcpListener::bind(gateway_addr)
         .await
         .with_context(|| format!("binding GATEWAY_ADDR {gateway_addr}"))?;
     let ws =
         tokio::net::TcpListener::bind(ws_addr).await.with_context(|| format!("binding WS_BRIDGE_ADDR {ws_addr}"))?;
-    arvis::launch(deps, gateway, ws, arvis_shared::shutdown::on_signal()).await
+    arvis::launch(deps, gateway, ws, shutdown).await
 }

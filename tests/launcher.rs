@@ -65,3 +65,10 @@ async fn the_launcher_serves_the_api_from_a_fresh_data_directory() {
         .unwrap();
     assert_eq!(created.status(), 201);
 }
+
+/// SIGTERM ends the launcher with exit code 0 within 10 s, also when the NATS
+/// server it was pointed at is unreachable.
+#[test]
+fn sigterm_exits_0_within_10_s_with_the_broker_down_or_up() {
+    arvis_testkit::process::assert_sigterm_exits_cleanly(env!("CARGO_BIN_EXE_arvis"), "gateway listening");
+}

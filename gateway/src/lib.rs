@@ -24,6 +24,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
@@ -144,14 +145,24 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
     arvis_shared::metrics::install();
-    let log_writer =
-        arvis_shared::logs::start_writer(deps.store.clone(), deps.config.all_secret_values(), shutdown.clone());
+    let log_writer = arvis_shared::logs::start_writer(
+        &deps.tasks,
+        deps.store.clone(),
+        deps.config.all_secret_values(),
+        shutdown.clone(),
+    );
+    let tasks = deps.tasks.clone();
     let app = build(state(deps, addr)?);
     tracing::info!(%addr, "gateway listening");
     let drain = shutdown.clone();
+    // NODELAY: a response is headers and body in separate small writes, and
+    // without it the second waits for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { drain.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
+    let server = tasks.spawn(async move { server.await });
     shutdown.cancelled().await;
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
         Ok(Ok(Ok(()))) => {}

@@ -10,12 +10,11 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    let deps = arvis_shared::startup::split_service("arvis-gateway").await?;
+    let shutdown = arvis_shared::shutdown::on_signal();
+    let Some(deps) = arvis_shared::startup::split_service("arvis-gateway", &shutdown).await? else { return Ok(()) };
     let addr = deps.config.gateway_addr;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding GATEWAY_ADDR {addr}"))?;
-    let shutdown = arvis_shared::shutdown::on_signal();
     let result = arvis_gateway::run(deps.clone(), listener, shutdown).await;
-    deps.bus.drain().await;
-    deps.store.close().await;
+    deps.close().await;
     result
 }

@@ -9,11 +9,10 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    let deps = arvis_shared::startup::split_service("arvis-scheduler").await?;
     let shutdown = arvis_shared::shutdown::on_signal();
+    let Some(deps) = arvis_shared::startup::split_service("arvis-scheduler", &shutdown).await? else { return Ok(()) };
     arvis_shared::health::spawn_if_configured(&deps, &shutdown).await?;
     let result = arvis_scheduler::run(deps.clone(), shutdown).await;
-    deps.bus.drain().await;
-    deps.store.close().await;
+    deps.close().await;
     result
 }

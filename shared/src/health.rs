@@ -83,8 +83,13 @@ pub async fn serve(deps: Deps, listener: TcpListener, shutdown: CancellationToke
                 }
             },
         };
+        // Replies are small writes: without NODELAY each waits out the
+        // client's delayed ACK (~40 ms, PITFALLS.md).
+        let _ = stream.set_nodelay(true);
         let deps = deps.clone();
-        tokio::spawn(async move {
+        let tasks = deps.tasks.clone();
+        // A keep-alive connection lasts as long as its client: a daemon.
+        tasks.spawn_daemon(async move {
             let service = service_fn(move |req| handle(deps.clone(), req));
             if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, "health connection ended with an error");
@@ -99,7 +104,7 @@ pub async fn spawn_if_configured(deps: &Deps, shutdown: &CancellationToken) -> a
     if let Some(addr) = deps.config.health_addr {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding HEALTH_ADDR {addr}"))?;
         tracing::info!(%addr, "health endpoints listening");
-        tokio::spawn(serve(deps.clone(), listener, shutdown.clone()));
+        deps.tasks.spawn(serve(deps.clone(), listener, shutdown.clone()));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! - [`bus`]: signals between processes over NATS, or in-process for the launcher.
 //! - [`domain`]: validated types and business rules shared by the services.
 //! - [`bootstrap`]: what every process does once at start (migrate, conductor, accounts).
-//! - [`shutdown`]: the root cancellation token and the SIGINT/SIGTERM handler.
+//! - [`shutdown`]: the root cancellation token, the SIGINT/SIGTERM handler, and [`shutdown::Tasks`], the owner of every spawned task.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
 //! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
@@ -45,7 +45,17 @@ pub struct Deps {
     pub config: Arc<config::Config>,
     pub store: db::Store,
     pub bus: bus::Bus,
+    /// Every task the services spawn ([`shutdown::Tasks`]); [`Deps::close`] ends them.
+    pub tasks: shutdown::Tasks,
 }
+
+/// How long [`Deps::close`] waits for the tasks still running after the
+/// services returned (each service drained its own work before that).
+const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the bus may take to send what it buffered at close.
+const BUS_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long closing the database pools may take.
+const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Deps {
     /// Connects to the database (running migrations) and to the bus named by the
@@ -60,8 +70,24 @@ impl Deps {
             Some(url) => bus::Bus::connect_nats(url).await.with_context(|| format!("connecting to NATS at {url}"))?,
             None => bus::Bus::local(),
         };
-        forget_cached_lists_on_notice(&store, &bus).await;
-        Ok(Deps { config: Arc::new(config), store, bus })
+        let tasks = shutdown::Tasks::default();
+        forget_cached_lists_on_notice(&store, &bus, &tasks).await;
+        Ok(Deps { config: Arc::new(config), store, bus, tasks })
+    }
+
+    /// The last step of every process, after its services returned: ends the
+    /// remaining tasks, flushes the bus and closes the database — each with a
+    /// bounded wait, so that an unreachable NATS server or database cannot
+    /// keep the process alive.
+    pub async fn close(&self) {
+        let left = self.tasks.stop(TASKS_GRACE).await;
+        if left > 0 {
+            tracing::warn!(tasks = left, "tasks still running at exit were dropped");
+        }
+        self.bus.close(BUS_CLOSE_TIMEOUT).await;
+        if tokio::time::timeout(STORE_CLOSE_TIMEOUT, self.store.close()).await.is_err() {
+            tracing::warn!("the database connections did not close in time");
+        }
     }
 
     /// The chat intake over this process's store and bus.
@@ -74,11 +100,11 @@ impl Deps {
 /// processes: a `ConfigChanged` notice for the entity (or one without an
 /// entity it can decode) invalidates it. Without a subscription the caches'
 /// TTL still bounds how stale they can be.
-async fn forget_cached_lists_on_notice(store: &db::Store, bus: &bus::Bus) {
+async fn forget_cached_lists_on_notice(store: &db::Store, bus: &bus::Bus, tasks: &shutdown::Tasks) {
     let (agents, skills) = (store.agent_cache(), store.skill_cache());
     match bus.subscribe(bus::subjects::CONFIG_CHANGED).await {
         Ok(mut notices) => {
-            tokio::spawn(async move {
+            tasks.spawn_daemon(async move {
                 while let Some(msg) = notices.next().await {
                     match msg.decode::<bus::events::ConfigChanged>() {
                         Some(c) if c.entity == "agent" => agents.invalidate(),

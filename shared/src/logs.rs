@@ -167,11 +167,16 @@ impl<S: Subscriber> Layer<S> for DbLogLayer {
 /// values (the configured secrets) that shows up in a line is replaced by
 /// `[REDACTED]` before it is stored — a second line of defence; secrets are
 /// not logged in the first place.
-pub fn start_writer(store: Store, redact: Vec<String>, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn start_writer(
+    tasks: &crate::shutdown::Tasks,
+    store: Store,
+    redact: Vec<String>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     set_sink(Some(tx));
     let redact: Vec<String> = redact.into_iter().filter(|s| s.len() >= 4).collect();
-    tokio::spawn(write_loop(store, redact, rx, shutdown))
+    tasks.spawn(write_loop(store, redact, rx, shutdown))
 }
 
 async fn write_loop(store: Store, redact: Vec<String>, mut rx: mpsc::Receiver<NewLogRow>, shutdown: CancellationToken) {

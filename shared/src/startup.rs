@@ -5,6 +5,7 @@ use anyhow::Context as _;
 
 use crate::Deps;
 use crate::config::Config;
+use crate::shutdown::CancellationToken;
 
 /// Environment variables, for every binary's `--help`.
 pub const ENV_HELP: &str = "\
@@ -32,8 +33,10 @@ pub fn config() -> anyhow::Result<Config> {
 }
 
 /// For `arvis-gateway`, `arvis-worker`, `arvis-scheduler`, `arvis-ws-bridge`:
-/// they coordinate over NATS and refuse to start without it.
-pub async fn split_service(name: &str) -> anyhow::Result<Deps> {
+/// they coordinate over NATS and refuse to start without it. `None` when
+/// `shutdown` fired before the connections were made (a SIGTERM during start:
+/// the process exits cleanly instead of finishing a start nobody wants).
+pub async fn split_service(name: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
     let config = config()?;
     if config.nats_url.is_none() {
         anyhow::bail!(
@@ -42,5 +45,16 @@ pub async fn split_service(name: &str) -> anyhow::Result<Deps> {
         );
     }
     tracing::info!(service = name, database = %config.database_url_redacted(), "starting");
-    Deps::connect(config).await
+    connect(config, shutdown).await
+}
+
+/// [`Deps::connect`], given up when `shutdown` fires first.
+pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
+    tokio::select! {
+        deps = Deps::connect(config) => deps.map(Some),
+        () = shutdown.cancelled() => {
+            tracing::info!("stopped during start-up");
+            Ok(None)
+        }
+    }
 }

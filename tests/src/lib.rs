@@ -9,6 +9,7 @@
 //! - [`TestApp`]: the services running in-process on port-0 listeners, with a
 //!   typed HTTP client.
 //! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
+//! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
 // Test support: failing loudly on broken set-up is the point here.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod db;
 pub mod mock_llm;
 pub mod nats;
+pub mod process;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use db::{Backend, TestDb};

@@ -173,7 +173,12 @@ both_backends!(the_log_writer_stores_info_and_above, |backend| async move {
     let app = TestApp::spawn(backend).await;
     let store = app.deps.store.clone();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let writer = arvis_shared::logs::start_writer(store.clone(), vec!["hunter2-secret".into()], shutdown.clone());
+    let writer = arvis_shared::logs::start_writer(
+        &Default::default(),
+        store.clone(),
+        vec!["hunter2-secret".into()],
+        shutdown.clone(),
+    );
     {
         let _guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(arvis_shared::logs::DbLogLayer));

@@ -248,7 +248,7 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
     // Deltas go through a channel to one forwarder task, so they are published
     // in order and the model stream never waits for the bus.
     let (tx, rx) = mpsc::unbounded_channel::<String>();
-    let forwarder = channel(job).map(|_| tokio::spawn(forward_deltas(ctx.deps.clone(), job.clone(), rx)));
+    let forwarder = channel(job).map(|_| ctx.deps.tasks.spawn(forward_deltas(ctx.deps.clone(), job.clone(), rx)));
     let mut on_delta = move |d: &str| {
         let _ = tx.send(d.to_string());
     };

@@ -10,13 +10,12 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
-    let deps = arvis_shared::startup::split_service("arvis-ws-bridge").await?;
+    let shutdown = arvis_shared::shutdown::on_signal();
+    let Some(deps) = arvis_shared::startup::split_service("arvis-ws-bridge", &shutdown).await? else { return Ok(()) };
     let addr = deps.config.ws_bridge_addr;
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding WS_BRIDGE_ADDR {addr}"))?;
-    let shutdown = arvis_shared::shutdown::on_signal();
     let result = arvis_ws_bridge::run(deps.clone(), listener, shutdown).await;
-    deps.bus.drain().await;
-    deps.store.close().await;
+    deps.close().await;
     result
 }

@@ -168,12 +168,16 @@ impl Bus {
         }
     }
 
-    /// Flushes what is buffered (shutdown).
-    pub async fn drain(&self) {
-        if let Bus::Nats(c) = self
-            && let Err(error) = c.flush().await
-        {
-            tracing::debug!(%error, "nats flush at shutdown failed");
+    /// Sends what is buffered, waiting at most `timeout` (shutdown). A flush
+    /// waits for the server, so without the bound an unreachable server would
+    /// hold the process forever; what is lost then is only signals.
+    pub async fn close(&self, timeout: std::time::Duration) {
+        if let Bus::Nats(c) = self {
+            match tokio::time::timeout(timeout, c.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%error, "nats flush at shutdown failed"),
+                Err(_) => tracing::warn!("nats did not take the last signals in time (is the server reachable?)"),
+            }
         }
     }
 }

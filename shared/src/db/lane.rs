@@ -87,9 +87,9 @@ impl Lane {
         let conn = open(path)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let started = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
-            std::thread::Builder::new()
-                .name("arvis-sqlite-writer".into())
-                .spawn(move || runtime.block_on(run(pool, conn, rx, checkpoints)))
+            crate::shutdown::spawn_thread("arvis-sqlite-writer", move || {
+                runtime.block_on(run(pool, conn, rx, checkpoints))
+            })
         });
         started.map_err(|e| {
             DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
