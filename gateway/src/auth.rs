@@ -1,33 +1,26 @@
-//! Authentication, as the REST reference defines it: when `DASHBOARD_PASSWORD`
-//! or `DASHBOARD_API_KEY` is set, every route except `/api/health` and
-//! `/api/auth/*` needs either the `arvis-token` cookie (an HS256 JWT issued by
-//! `POST /api/auth/login`, valid 7 days) or the API key in `X-API-Key` /
-//! `Authorization: Bearer`. With neither set the API is open — and [`crate::run`]
-//! refuses to serve an open API on anything but loopback.
+//! The gateway's credentials, as the REST reference defines them: when
+//! `DASHBOARD_PASSWORD` or `DASHBOARD_API_KEY` is set, every route except the
+//! public ones ([`is_public`]) needs either the `arvis-token` session (cookie,
+//! or the token as a bearer) or the API key in `X-API-Key` /
+//! `Authorization: Bearer`. With neither set the API is open — and
+//! [`crate::run`] refuses to serve an open API on anything but loopback.
 //!
-//! Secrets are compared in constant time (over their SHA-256 digests, so the
-//! comparison does not leak the length either).
+//! Checking is [`arvis_shared::credentials`] (the same rules as the bridge's);
+//! this module adds what only the gateway has: the password, and the login
+//! throttle. The request guard that applies it is [`crate::access`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::middleware::Next;
-use axum::response::{IntoResponse as _, Response};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use arvis_shared::credentials::{Presented, Principal, SessionError, Sessions, Verifier};
+use arvis_shared::db::{DbError, Store};
+use arvis_shared::secret_eq;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
-use crate::state::AppState;
+pub use arvis_shared::credentials::{COOKIE_NAME, SESSION_TTL};
 
-pub const COOKIE_NAME: &str = "arvis-token";
-/// Session lifetime: 7 days, as the reference says.
-pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Failed logins allowed per client address within [`LOGIN_WINDOW`].
 pub const LOGIN_MAX_FAILURES: usize = 10;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -35,27 +28,12 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// sources cannot grow it without limit.
 const LOGIN_TRACKED_MAX: usize = 100_000;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub role: String,
-    pub iat: u64,
-    pub exp: u64,
-}
-
 pub struct Auth {
     password: Option<SecretString>,
-    api_key: Option<SecretString>,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    verifier: Verifier,
+    enabled: bool,
     pub cookie_secure: bool,
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-}
-
-/// Constant-time equality of two secrets.
-pub use arvis_shared::secret_eq;
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Auth {
@@ -64,13 +42,14 @@ impl Auth {
         api_key: Option<SecretString>,
         jwt_secret: &SecretString,
         cookie_secure: bool,
+        store: Store,
     ) -> anyhow::Result<Auth> {
-        let secret = jwt_secret.expose_secret().as_bytes();
+        let enabled = password.is_some() || api_key.is_some();
+        let sessions = Sessions::new(jwt_secret, store)?;
         Ok(Auth {
             password,
-            api_key,
-            encoding: EncodingKey::from_secret(secret).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?,
-            decoding: DecodingKey::from_secret(secret).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?,
+            verifier: Verifier::new(api_key, Some(sessions)),
+            enabled,
             cookie_secure,
             failures: Mutex::new(HashMap::new()),
         })
@@ -78,7 +57,7 @@ impl Auth {
 
     /// True when requests must authenticate.
     pub fn enabled(&self) -> bool {
-        self.password.is_some() || self.api_key.is_some()
+        self.enabled
     }
 
     pub fn password_enabled(&self) -> bool {
@@ -89,39 +68,29 @@ impl Auth {
         self.password.as_ref().is_some_and(|p| secret_eq(given, p.expose_secret()))
     }
 
-    fn check_api_key(&self, given: &str) -> bool {
-        self.api_key.as_ref().is_some_and(|k| secret_eq(given, k.expose_secret()))
+    fn sessions(&self) -> Result<&Sessions, SessionError> {
+        self.verifier.sessions().ok_or_else(|| SessionError::Token("sessions are not configured".into()))
     }
 
-    pub fn issue_token(&self) -> Result<String, ApiError> {
-        let iat = now_secs();
-        let claims = Claims { role: "admin".into(), iat, exp: iat + SESSION_TTL.as_secs() };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+    /// A new session (login).
+    pub async fn issue_token(&self) -> Result<String, SessionError> {
+        self.sessions()?.issue().await
     }
 
-    pub fn verify_token(&self, token: &str) -> bool {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).is_ok_and(|d| d.claims.role == "admin")
-    }
-
-    /// Does this request carry a valid session cookie, API key or bearer token?
-    pub fn authorized(&self, headers: &HeaderMap) -> bool {
-        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
-            && self.check_api_key(key)
-        {
-            return true;
+    /// Ends the session a token names (logout).
+    pub async fn end_session(&self, token: &str) -> Result<bool, DbError> {
+        match self.verifier.sessions() {
+            Some(s) => s.end(token).await,
+            None => Ok(false),
         }
-        if let Some(bearer) = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            && (self.check_api_key(bearer.trim()) || self.verify_token(bearer.trim()))
-        {
-            return true;
+    }
+
+    /// Who the request is, from its headers.
+    pub async fn principal(&self, presented: &Presented) -> Result<Option<Principal>, DbError> {
+        if presented.is_empty() {
+            return Ok(None);
         }
-        session_cookie(headers).is_some_and(|t| self.verify_token(&t))
+        self.verifier.check(presented).await
     }
 
     /// `Some(seconds to wait)` when this address has used up its failed logins.
@@ -147,28 +116,9 @@ impl Auth {
     }
 }
 
-/// The value of the `arvis-token` cookie, if the request has one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == COOKIE_NAME).then(|| value.to_string())
-    })
-}
-
 /// Paths that never need credentials (`/metrics` too when `METRICS_PUBLIC=true`).
 pub fn is_public(path: &str, metrics_public: bool) -> bool {
     matches!(path, "/api/health" | "/api/auth/login" | "/api/auth/logout" | "/healthz" | "/readyz")
         || path.starts_with("/webhook/")
         || (metrics_public && path == "/metrics")
-}
-
-/// Middleware: refuses unauthenticated requests with 401 when auth is enabled.
-pub async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.auth.enabled()
-        || is_public(request.uri().path(), state.deps.config.metrics_public)
-        || state.auth.authorized(request.headers())
-    {
-        return next.run(request).await;
-    }
-    ApiError::unauthorized("authentication required: log in or send X-API-Key").into_response()
 }

@@ -3,12 +3,18 @@
 //! Layout:
 //! - [`run`]: serve until the shutdown token fires, then drain.
 //! - [`build`]: the router and its OpenAPI document, from `routes/*`.
-//! - `auth`: credentials (cookie, API key) and the login limiter; `error`: the
-//!   `{"error": …}` type; `extract`: extractors that reject with it.
+//! - `auth`: credentials (password, API key, sessions) and the login limiter;
+//!   `access`: the guard every request passes (authentication, cross-origin
+//!   writes); `error`: the `{"error": …}` type; `extract`: extractors that
+//!   reject with it.
 //!
-//! A request's path: router → auth middleware → extractor → handler → `Store`
-//! method → bus signal after commit → JSON response.
+//! A request's path: router → access guard → extractor → handler → a `shared`
+//! service (the chat intake) or `Store` method → bus signal after commit →
+//! JSON response.
+//!
+//! Modules depend downward only: routes → access → state → auth → shared.
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -23,7 +29,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +58,13 @@ pub fn state(deps: Deps, listen: SocketAddr) -> anyhow::Result<AppState> {
         );
     }
     let jwt = arvis_shared::bootstrap::jwt_secret(config).context("loading the JWT secret")?;
-    let auth =
-        Auth::new(config.dashboard_password.clone(), config.dashboard_api_key.clone(), &jwt, config.cookie_secure)?;
+    let auth = Auth::new(
+        config.dashboard_password.clone(),
+        config.dashboard_api_key.clone(),
+        &jwt,
+        config.cookie_secure,
+        deps.store.clone(),
+    )?;
     Ok(AppState {
         deps,
         auth: Arc::new(auth),
@@ -101,7 +112,7 @@ pub fn build(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -173,10 +184,4 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     tracing::info!("gateway stopped");
     let _ = log_writer.await;
     Ok(())
-}
-
-/// Used by `into_response` in middleware closures.
-#[doc(hidden)]
-pub fn not_found() -> Response {
-    ApiError::not_found("no such route").into_response()
 }

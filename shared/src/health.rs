@@ -37,11 +37,8 @@ pub fn metrics_allowed(deps: &Deps, headers: &hyper::HeaderMap) -> bool {
         return true;
     }
     let Some(key) = &deps.config.dashboard_api_key else { return !deps.config.api_auth_configured() };
-    let given = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")));
-    given.is_some_and(|g| crate::secret_eq(g, key.expose_secret()))
+    let presented = crate::credentials::Presented::from_headers(headers);
+    [presented.api_key, presented.bearer].iter().flatten().any(|given| crate::secret_eq(given, key.expose_secret()))
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {

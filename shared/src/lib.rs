@@ -14,7 +14,7 @@
 //! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
-//! - [`session`]: verifying the dashboard session cookie outside the gateway.
+//! - [`credentials`]: API keys and dashboard sessions, checked the same way by every listener.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on `HEALTH_ADDR` (plain hyper).
 //! - [`metrics`]: the process's Prometheus recorder and the metric names.
 //! - [`startup`]: the common start of every binary (config, logging, database, bus).
@@ -24,6 +24,7 @@ pub mod bootstrap;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod domain;
 pub mod health;
@@ -31,7 +32,6 @@ pub mod intake;
 pub mod logs;
 pub mod metrics;
 pub mod routing;
-pub mod session;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

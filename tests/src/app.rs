@@ -152,6 +152,20 @@ impl TestApp {
         self.call(Method::DELETE, path, None, &[]).await
     }
 
+    /// Another gateway replica over the same database and bus (and stopped
+    /// with the others); returns its base URL.
+    pub async fn spawn_gateway(&mut self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        self.tasks.push(tokio::spawn(arvis_gateway::run(self.deps.clone(), listener, self.shutdown.clone())));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.client.get(format!("{base}/api/health")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the replica did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        base
+    }
+
     /// Stops every service and waits for them to drain.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -1,6 +1,7 @@
 //! Authentication: every documented route needs credentials when a password
 //! is set (enumerated from the router's own OpenAPI document), JWT tampering
-//! and expiry, the login limiter, and the refusal to serve an open API on a
+//! and expiry, sessions that logout ends on every replica, cross-origin writes
+//! refused, the login limiter, and the refusal to serve an open API on a
 //! public address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
@@ -80,38 +81,146 @@ both_backends!(every_route_but_health_and_login_needs_credentials, |backend| asy
     }
 });
 
-fn token(secret: &str, exp_offset: i64, alg: Algorithm) -> String {
+fn token(secret: &str, sid: Option<&str>, exp_offset: i64, alg: Algorithm) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let claims = json!({"role": "admin", "iat": now, "exp": now + exp_offset});
+    let mut claims = json!({"role": "admin", "iat": now, "exp": now + exp_offset});
+    if let Some(sid) = sid {
+        claims["sid"] = json!(sid);
+    }
     jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tampered_foreign_and_expired_tokens_are_refused() {
-    let app = secured(Backend::Sqlite).await;
-    let good = token(JWT_SECRET, 3600, Algorithm::HS256);
+/// The session id inside a session cookie (`arvis-token=<jwt>`).
+fn sid_of(cookie: &str) -> String {
+    let jwt = cookie.trim_start_matches("arvis-token=");
+    let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
+    v.set_required_spec_claims(&["exp"]);
+    let key = jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap();
+    let data = jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &v).unwrap();
+    data.claims["sid"].as_str().unwrap().to_string()
+}
+
+both_backends!(tampered_foreign_expired_and_unrecorded_tokens_are_refused, |backend| async move {
+    let app = secured(backend).await;
+    let session = login(&app).await;
+    let sid = sid_of(&session);
     let cookie = |t: &str| format!("arvis-token={t}");
+    let good = token(JWT_SECRET, Some(&sid), 3600, Algorithm::HS256);
     assert_eq!(app.call(Method::GET, "/api/agents", None, &[("cookie", &cookie(&good))]).await.0, 200);
 
     let mut tampered = good.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let foreign = token("some-other-secret-0123456789", 3600, Algorithm::HS256);
-    let expired = token(JWT_SECRET, -10, Algorithm::HS256);
-    let other_alg = token(JWT_SECRET, 3600, Algorithm::HS512);
+    let foreign = token("some-other-secret-0123456789", Some(&sid), 3600, Algorithm::HS256);
+    let expired = token(JWT_SECRET, Some(&sid), -10, Algorithm::HS256);
+    let other_alg = token(JWT_SECRET, Some(&sid), 3600, Algorithm::HS512);
     let header_b64 = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
     let none_alg = format!("{header_b64}.{}.", good.split('.').nth(1).unwrap());
+    // Signed with the right secret, but naming no recorded session, or none at all.
+    let unrecorded = token(JWT_SECRET, Some("00112233445566778899aabbccddeeff"), 3600, Algorithm::HS256);
+    let no_sid = token(JWT_SECRET, None, 3600, Algorithm::HS256);
     for (what, t) in [
         ("tampered", tampered),
         ("foreign", foreign),
         ("expired", expired),
         ("HS512", other_alg),
         ("alg none", none_alg),
+        ("unrecorded session", unrecorded),
+        ("no session id", no_sid),
     ] {
         let (status, _) = app.call(Method::GET, "/api/agents", None, &[("cookie", &cookie(&t))]).await;
         assert_eq!(status, 401, "{what} token must be refused");
+        let bearer = format!("Bearer {t}");
+        let (status, _) = app.call(Method::GET, "/api/agents", None, &[("authorization", &bearer)]).await;
+        assert_eq!(status, 401, "{what} token as a bearer must be refused");
     }
-}
+    app.stop().await;
+});
+
+both_backends!(logout_ends_the_session_on_every_gateway, |backend| async move {
+    let mut app = secured(backend).await;
+    let cookie = login(&app).await;
+    let other_session = login(&app).await;
+    // A second gateway replica over the same database.
+    let replica = app.spawn_gateway().await;
+    let agents = |base: String, cookie: String| {
+        let client = app.client.clone();
+        async move { client.get(format!("{base}/api/agents")).header("cookie", cookie).send().await.unwrap().status() }
+    };
+    assert_eq!(agents(app.base.clone(), cookie.clone()).await, 200);
+    assert_eq!(agents(replica.clone(), cookie.clone()).await, 200);
+
+    let resp = app.client.post(app.url("/api/auth/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    // The same token presented again: refused here and on the replica.
+    assert_eq!(agents(app.base.clone(), cookie.clone()).await, 401);
+    assert_eq!(agents(replica.clone(), cookie.clone()).await, 401);
+    let bearer = format!("Bearer {}", cookie.trim_start_matches("arvis-token="));
+    let status = app.client.get(app.url("/api/agents")).header("authorization", bearer).send().await.unwrap().status();
+    assert_eq!(status, 401);
+    // Other sessions live on.
+    assert_eq!(agents(replica.clone(), other_session).await, 200);
+    app.stop().await;
+});
+
+both_backends!(cookie_sessions_cannot_be_ridden_from_another_origin, |backend| async move {
+    let app = secured(backend).await;
+    let cookie = login(&app).await;
+    let host = app.base.trim_start_matches("http://").to_string();
+    let create = |slug: &'static str, headers: Vec<(&'static str, String)>| {
+        let (client, url) = (app.client.clone(), app.url("/api/agents"));
+        async move {
+            let mut req = client.post(url).json(&json!({"slug": slug, "name": slug, "model": "openai/gpt-4o-mini"}));
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // A page of another origin (another port of the same host is the same *site*).
+    let evil = "http://localhost:8080".to_string();
+    let (status, body) = create("a", vec![("cookie", cookie.clone()), ("origin", evil.clone())]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("cross-origin"), "{body}");
+    let fetch = vec![("cookie", cookie.clone()), ("sec-fetch-site", "same-site".to_string())];
+    assert_eq!(create("b", fetch).await.0, 403);
+    // The dashboard's own origin, and scripts without Origin, may write.
+    let own = vec![
+        ("cookie", cookie.clone()),
+        ("origin", format!("http://{host}")),
+        ("sec-fetch-site", "same-origin".into()),
+    ];
+    assert_eq!(create("c", own).await.0, 201);
+    assert_eq!(create("d", vec![("cookie", cookie.clone())]).await.0, 201);
+    // Reads are not refused, and the API key is never: it is not sent by a browser on its own.
+    let (status, _) = app.call(Method::GET, "/api/agents", None, &[("cookie", &cookie), ("origin", &evil)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(create("e", vec![("x-api-key", API_KEY.into()), ("origin", evil.clone())]).await.0, 201);
+    // Nothing was written by the refused requests.
+    let (_, agents) = app.call(Method::GET, "/api/agents", None, &[("x-api-key", API_KEY)]).await;
+    let slugs: Vec<&str> = agents.as_array().unwrap().iter().filter_map(|a| a["slug"].as_str()).collect();
+    assert!(!slugs.contains(&"a") && !slugs.contains(&"b") && slugs.contains(&"c"), "{slugs:?}");
+    app.stop().await;
+});
+
+both_backends!(an_open_api_refuses_writes_from_web_pages, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let body = json!({"slug": "x", "name": "x", "model": "openai/gpt-4o-mini"});
+    let resp = app
+        .client
+        .post(app.url("/api/agents"))
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(app.post("/api/agents", body).await.0, 201, "a script without Origin may");
+    app.stop().await;
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failed_logins_are_throttled_even_for_the_right_password() {
@@ -129,7 +238,7 @@ async fn repeated_failed_logins_are_throttled_even_for_the_right_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_clears_the_cookie_and_health_stays_public() {
+async fn logout_without_a_session_clears_the_cookie_and_health_stays_public() {
     let app = secured(Backend::Sqlite).await;
     let resp = app.client.post(app.url("/api/auth/logout")).send().await.unwrap();
     assert_eq!(resp.status(), 200);

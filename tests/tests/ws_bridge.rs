@@ -367,16 +367,19 @@ async fn an_auth_frame_with_the_key_authenticates() {
 async fn the_dashboard_session_cookie_authenticates() {
     let (app, addr) = keyed_app().await;
     let secret = arvis_shared::bootstrap::jwt_secret(&app.deps.config).unwrap();
-    let now = now_ms() / 1000;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"role": "admin", "iat": now, "exp": now + 3600}),
-        &jsonwebtoken::EncodingKey::from_secret(secrecy::ExposeSecret::expose_secret(&secret).as_bytes()).unwrap(),
-    )
-    .unwrap();
+    let sessions = arvis_shared::credentials::Sessions::new(&secret, app.deps.store.clone()).unwrap();
+    let token = sessions.issue().await.unwrap();
     let cookie = format!("theme=dark; arvis-token={token}");
     let mut ws = try_connect(addr, &[("cookie", &cookie)]).await.unwrap();
     ping_pong(&mut ws).await;
+
+    // Once the session is ended (logout), its cookie opens nothing.
+    assert!(sessions.end(&token).await.unwrap());
+    let mut ws = try_connect(addr, &[("cookie", &cookie)]).await.unwrap();
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "error");
+    assert_eq!(close_code(&mut ws).await, Some(4001));
+    let now = now_ms() / 1000;
 
     // A token signed with another secret is no session.
     let forged = jsonwebtoken::encode(

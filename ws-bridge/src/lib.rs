@@ -30,16 +30,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arvis_shared::Deps;
 use arvis_shared::bus::subjects;
-use arvis_shared::session::{COOKIE_NAME, cookie_value, secret_eq, verify_session_token};
+use arvis_shared::credentials::{Presented, Sessions, Verifier};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
-use secrecy::{ExposeSecret as _, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -68,9 +66,10 @@ pub(crate) struct Ctx {
     /// Where every web message goes in (check, route, store, announce).
     intake: arvis_shared::intake::Intake,
     hub: Arc<fanout::Hub>,
-    web_api_key: Option<SecretString>,
-    /// Verifies the dashboard session cookie (loaded only when a key is required).
-    jwt_secret: Option<SecretString>,
+    /// `WEB_API_KEY` is set: a client must present it, or a live dashboard session.
+    key_required: bool,
+    /// `WEB_API_KEY` and dashboard sessions, checked as the gateway checks its own.
+    credentials: Verifier,
     shutdown: CancellationToken,
     /// Every session (reader and writer): shutdown waits for them, because
     /// axum does not wait for upgraded connections.
@@ -98,10 +97,15 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
              WS_BRIDGE_ADDR to 127.0.0.1"
         );
     }
-    let jwt_secret = match web_api_key {
-        Some(_) => Some(arvis_shared::bootstrap::jwt_secret(&deps.config).context("loading the JWT secret")?),
+    let sessions = match web_api_key {
+        Some(_) => {
+            let secret = arvis_shared::bootstrap::jwt_secret(&deps.config).context("loading the JWT secret")?;
+            Some(Sessions::new(&secret, deps.store.clone())?)
+        }
         None => None,
     };
+    let key_required = web_api_key.is_some();
+    let credentials = Verifier::new(web_api_key, sessions);
     // Subscribe before serving, and make sure the server has the subscription
     // before any client can send (PITFALLS.md: flush is needed on NATS).
     let subscription = deps
@@ -122,8 +126,8 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         max_connections,
         deps,
         hub: Arc::default(),
-        web_api_key,
-        jwt_secret,
+        key_required,
+        credentials,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
         next_id: AtomicU64::new(1),
@@ -197,7 +201,7 @@ async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketU
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "too many connections"})))
             .into_response();
     };
-    let authenticated = ctx.web_api_key.is_none() || authorized(&ctx, &headers);
+    let authenticated = !ctx.key_required || authorized(&ctx, &headers).await;
     let token = ctx.tracker.token();
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
@@ -213,22 +217,14 @@ async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketU
         })
 }
 
-/// Does the upgrade request carry the key or a dashboard session?
-fn authorized(ctx: &Ctx, headers: &HeaderMap) -> bool {
-    let Some(key) = &ctx.web_api_key else { return true };
-    let key_ok = |given: &str| secret_eq(given.trim(), key.expose_secret());
-    let session_ok = |token: &str| ctx.jwt_secret.as_ref().is_some_and(|s| verify_session_token(s, token.trim()));
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(key_ok) {
-        return true;
+/// Does the upgrade request carry the key or a live dashboard session?
+async fn authorized(ctx: &Ctx, headers: &HeaderMap) -> bool {
+    let presented = Presented::from_headers(headers);
+    match ctx.credentials.check(&presented).await {
+        Ok(principal) => principal.is_some(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a dashboard session; the client may send its key in an auth frame");
+            false
+        }
     }
-    if let Some(bearer) = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        && (key_ok(bearer) || session_ok(bearer))
-    {
-        return true;
-    }
-    cookie_value(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), COOKIE_NAME)
-        .is_some_and(|t| session_ok(&t))
 }

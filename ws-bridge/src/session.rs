@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 
 use arvis_shared::domain::limits::check_id;
 use arvis_shared::intake::{Incoming, IntakeError};
-use arvis_shared::session::secret_eq;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt as _, StreamExt as _};
-use secrecy::ExposeSecret as _;
 use tokio::sync::mpsc;
 
 use crate::Ctx;
@@ -212,9 +210,9 @@ impl Session {
     }
 
     async fn on_auth(&mut self, a: protocol::AuthFrame) {
-        if let Some(expected) = &self.ctx.web_api_key {
+        if self.ctx.key_required {
             match a.api_key.as_deref() {
-                Some(given) if secret_eq(given, expected.expose_secret()) => self.authenticated = true,
+                Some(given) if self.ctx.credentials.is_api_key(given) => self.authenticated = true,
                 // Already authenticated by the upgrade request: identity only.
                 None if self.authenticated => {}
                 _ => return self.refuse().await,

@@ -1,8 +1,13 @@
 //! `POST /api/auth/login` and `POST /api/auth/logout` (reference: Authentication).
+//!
+//! Login records a session and sets its token as the `arvis-token` cookie;
+//! logout ends that session (the token is refused from then on, everywhere)
+//! and clears the cookie.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
 use axum::response::{AppendHeaders, IntoResponse};
 use serde::Deserialize;
@@ -49,17 +54,22 @@ async fn login(
         tracing::warn!(client = %ip, "failed dashboard login");
         return Err(ApiError::unauthorized("invalid password"));
     }
-    let token = auth.issue_token()?;
+    let token = auth.issue_token().await.map_err(ApiError::internal)?;
     let secure = if auth.cookie_secure { "; Secure" } else { "" };
     let cookie =
         format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}", SESSION_TTL.as_secs());
     Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
 }
 
-/// Clears the session cookie.
+/// Ends the session (its token is refused from now on, by every gateway and
+/// the WebSocket bridge) and clears the cookie. Safe to call without a session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()), responses((status = 200, body = Ok)))]
-async fn logout(State(state): State<AppState>) -> impl IntoResponse {
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
+    let presented = arvis_shared::credentials::Presented::from_headers(&headers);
+    for token in [presented.cookie, presented.bearer].into_iter().flatten() {
+        state.auth.end_session(&token).await?;
+    }
     let secure = if state.auth.cookie_secure { "; Secure" } else { "" };
     let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
-    (AppendHeaders([(SET_COOKIE, cookie)]), Ok::json())
+    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
 }

@@ -51,6 +51,7 @@ pub mod queue;
 pub mod routing;
 pub mod runs;
 pub mod scheduling;
+pub mod sessions;
 pub mod settings;
 pub mod skills;
 pub mod usage;

@@ -1,0 +1,103 @@
+//! The request guard: who may call what. Runs before every handler.
+//!
+//! 1. Public paths ([`crate::auth::is_public`]) pass.
+//! 2. With credentials configured, a request without a valid API key or
+//!    session is refused with 401.
+//! 3. **Cross-origin writes are refused (403)** unless the API key
+//!    authenticated them. A browser attaches the session cookie to any request
+//!    to our address, whichever page made it, and `SameSite=Lax` does not help
+//!    between two ports of one host (`localhost:8080` and `localhost:5100` are
+//!    the same *site*). So a state-changing request (anything but GET, HEAD,
+//!    OPTIONS) that a browser marks as not same-origin — `Sec-Fetch-Site`
+//!    other than `same-origin`/`none`, or an `Origin` whose host is not the
+//!    request's `Host` — is refused. The same holds for an open API (no
+//!    credentials configured, loopback only): a web page the user visits must
+//!    not create agents on their machine. Scripts and servers send neither
+//!    header and are unaffected; so is anything holding the API key.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+
+use arvis_shared::credentials::{Presented, Principal};
+
+use crate::auth::is_public;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Middleware: authentication, then the cross-origin rule.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_public(request.uri().path(), state.deps.config.metrics_public) {
+        return next.run(request).await;
+    }
+    let auth = &state.auth;
+    let presented = Presented::from_headers(request.headers());
+    let principal = match auth.principal(&presented).await {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if auth.enabled() && principal.is_none() {
+        return ApiError::unauthorized("authentication required: log in or send X-API-Key").into_response();
+    }
+    let by_key = principal == Some(Principal::ApiKey);
+    if !by_key && changes_state(request.method()) && cross_origin(request.headers()) {
+        tracing::warn!(path = %request.uri().path(), "refused a cross-origin write from a browser");
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "cross-origin request refused: use the dashboard's own origin, or send the API key",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Did a browser send this from a page of another origin?
+pub fn cross_origin(headers: &HeaderMap) -> bool {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        // `Origin: null` (sandboxed frames, some redirects) is another origin too.
+        (Some(origin), Some(host)) => origin_host(origin) != Some(host),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// `http://host:port` → `host:port`.
+fn origin_host(origin: &str) -> Option<&str> {
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"))?;
+    Some(rest.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn browsers_say_where_a_request_comes_from() {
+        assert!(!cross_origin(&headers(&[])), "a script sends neither header");
+        assert!(!cross_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!cross_origin(&headers(&[("sec-fetch-site", "none")])));
+        assert!(cross_origin(&headers(&[("sec-fetch-site", "same-site")])), "another port of the same host");
+        assert!(cross_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        let same = [("origin", "http://localhost:5100"), ("host", "localhost:5100")];
+        assert!(!cross_origin(&headers(&same)));
+        assert!(cross_origin(&headers(&[("origin", "http://localhost:8080"), ("host", "localhost:5100")])));
+        assert!(cross_origin(&headers(&[("origin", "null"), ("host", "localhost:5100")])));
+    }
+}
