@@ -71,6 +71,7 @@ pub fn state(deps: Deps, listen: SocketAddr) -> anyhow::Result<AppState> {
         started: Instant::now(),
         openapi: Default::default(),
         agents_json: Default::default(),
+        health: Default::default(),
     })
 }
 

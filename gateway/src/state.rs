@@ -17,6 +17,8 @@ pub struct AppState {
     /// `GET /api/agents` as JSON bytes, with the cached list they were made
     /// from: reused while the store serves that same list.
     pub agents_json: Arc<std::sync::Mutex<Option<AgentsJson>>>,
+    /// The database check behind `GET /api/health`, made at most once a second.
+    pub health: Arc<arvis_shared::health::DatabaseCheck>,
 }
 
 /// A cached agent list and its JSON.

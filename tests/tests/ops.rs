@@ -98,3 +98,23 @@ async fn the_bridge_serves_probes_and_counts_its_sockets() {
     let open: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(open >= 1.0, "{line}");
 }
+
+both_backends!(api_health_reports_a_lost_database_within_a_second, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app.get("/api/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // The check behind /api/health is at most a second old: the next one
+    // after that sees the database gone.
+    app.deps.store.close().await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, body) = app.get("/api/health").await;
+        if status == 503 {
+            assert_eq!(body["status"], "degraded");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get("/readyz").await.0, 503, "the deep check sees it at once");
+});

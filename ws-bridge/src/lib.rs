@@ -31,6 +31,7 @@ use anyhow::Context as _;
 use arvis_shared::Deps;
 use arvis_shared::bus::subjects;
 use arvis_shared::credentials::{Presented, Sessions, Verifier};
+use arvis_shared::health::{self, Probe};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -169,27 +170,33 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     Ok(())
 }
 
+/// The probes ([`arvis_shared::health`]); liveness adds the open sockets and channels.
 async fn healthz(State(ctx): State<Arc<Ctx>>) -> Response {
     let connections = ctx.max_connections.saturating_sub(ctx.connections.available_permits());
-    axum::Json(serde_json::json!({"status": "ok", "connections": connections, "channels": ctx.hub.channel_count()}))
-        .into_response()
+    let live = serde_json::Map::from_iter([
+        ("connections".to_string(), serde_json::json!(connections)),
+        ("channels".to_string(), serde_json::json!(ctx.hub.channel_count())),
+    ]);
+    probe(&ctx, Probe::Live, live).await
 }
 
-/// Database reachable with migrations applied, bus connected.
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
-    let (ready, body) = arvis_shared::health::readiness(&ctx.deps).await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    probe(&ctx, Probe::Ready, Default::default()).await
 }
 
-/// Prometheus metrics of this process (behind `DASHBOARD_API_KEY` unless `METRICS_PUBLIC=true`).
+/// Behind `DASHBOARD_API_KEY` unless `METRICS_PUBLIC=true`.
 async fn metrics_text(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
-    if !arvis_shared::health::metrics_allowed(&ctx.deps, &headers) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "authentication required"})))
+    if !health::metrics_allowed(&ctx.deps, &headers) {
+        let refused = health::metrics_refused();
+        return (refused.status, [(axum::http::header::CONTENT_TYPE, refused.content_type)], refused.body)
             .into_response();
     }
-    let body = arvis_shared::metrics::render(&ctx.deps.store).await;
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    probe(&ctx, Probe::Metrics, Default::default()).await
+}
+
+async fn probe(ctx: &Ctx, probe: Probe, live: serde_json::Map<String, serde_json::Value>) -> Response {
+    let reply = health::answer(&ctx.deps, probe, live).await;
+    (reply.status, [(axum::http::header::CONTENT_TYPE, reply.content_type)], reply.body).into_response()
 }
 
 async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {

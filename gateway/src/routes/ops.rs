@@ -3,8 +3,8 @@
 //! public — and `GET /metrics` (Prometheus text; behind the API's auth unless
 //! `METRICS_PUBLIC=true`).
 
+use arvis_shared::health::{self, Probe};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,24 +18,26 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "ops", security(()), responses((status = 200, description = "alive")))]
-async fn healthz() -> Response {
-    ([(CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response()
+async fn healthz(State(state): State<AppState>) -> Response {
+    probe(&state, Probe::Live).await
 }
 
 /// Readiness: the database answers with every migration applied and the bus is connected.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let (ready, body) = arvis_shared::health::readiness(&state.deps).await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+    probe(&state, Probe::Ready).await
 }
 
-/// Prometheus metrics of this process.
+/// Prometheus metrics of this process (the access guard checks credentials).
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = crate::error::ErrorBody)))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = arvis_shared::metrics::render(&state.deps.store).await;
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    probe(&state, Probe::Metrics).await
+}
+
+async fn probe(state: &AppState, probe: Probe) -> Response {
+    let reply = health::answer(&state.deps, probe, Default::default()).await;
+    (reply.status, [(CONTENT_TYPE, reply.content_type)], reply.body).into_response()
 }
