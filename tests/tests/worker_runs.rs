@@ -164,7 +164,9 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     assert_eq!(req.header("x-api-key"), Some("sk-ant-test"));
     assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(req.body["model"], "claude-haiku-4-5-20251001");
-    let system = req.body["system"].as_str().unwrap();
+    // The system prompt is one text block marked for prompt caching.
+    assert_eq!(req.body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+    let system = req.body["system"][0]["text"].as_str().unwrap();
     assert!(system.starts_with("You are claude, an agent on Arvis.") && system.contains("You are terse."), "{system}");
     assert_eq!(req.body["stream"], true);
     assert_eq!(req.body["messages"], json!([{"role": "user", "content": "hi claude"}]));
@@ -466,14 +468,21 @@ async fn tools_are_declared_in_each_wire_format() {
         tools: vec![ToolSpec { name: "web_search".into(), description: "search".into(), parameters: schema.clone() }],
         max_tokens: 100,
         temperature: 0.5,
+        ..Default::default()
     };
     let openai_base = format!("{}/v1", mock.url);
     for (provider, base) in
         [("openai", openai_base.as_str()), ("anthropic", mock.url.as_str()), ("google", mock.url.as_str())]
     {
         mock.push(MockReply::tool("web_search", json!({"q": "rust"})));
-        let endpoint =
-            Endpoint { provider, base_url: Some(base), api_key: Some(&key), timeout: Duration::from_secs(5) };
+        let endpoint = Endpoint {
+            provider,
+            base_url: Some(base),
+            api_key: Some(&key),
+            timeout: Duration::from_secs(5),
+            account_id: 1,
+            memory: None,
+        };
         let mut deltas = String::new();
         let out = call(&client, &endpoint, &req, &mut |d| deltas.push_str(d)).await.unwrap();
         assert_eq!(out.tool_calls.len(), 1, "{provider}");
@@ -489,7 +498,7 @@ async fn tools_are_declared_in_each_wire_format() {
     assert_eq!(reqs[0].body["tool_choice"], "auto");
     assert_eq!(
         reqs[1].body["tools"][0],
-        json!({"name": "web_search", "description": "search", "input_schema": schema})
+        json!({"name": "web_search", "description": "search", "input_schema": schema, "cache_control": {"type": "ephemeral"}})
     );
     let decl = &reqs[2].body["tools"][0]["functionDeclarations"][0];
     assert_eq!(decl["name"], "web_search");
@@ -503,6 +512,8 @@ async fn tools_are_declared_in_each_wire_format() {
         base_url: Some(&openai_base),
         api_key: Some(&key),
         timeout: Duration::from_secs(1),
+        account_id: 1,
+        memory: None,
     };
     let err = call(&client, &endpoint, &req, &mut |_| {}).await.unwrap_err();
     assert_eq!(err, arvis_worker::providers::ProviderError::Timeout);

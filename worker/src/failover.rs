@@ -124,6 +124,8 @@ pub async fn call(
             base_url: account.base_url.as_deref(),
             api_key,
             timeout: ctx.settings.provider_timeout,
+            account_id: account.id,
+            memory: Some(&ctx.param_memory),
         };
         request.model.clone_from(&model);
         let started = Instant::now();

@@ -43,7 +43,14 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
         }
     }
     let settings = Settings::from_config(&deps.config);
-    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), settings, conversations: Default::default() });
+    let ctx = Arc::new(RunCtx {
+        deps,
+        client,
+        worker_id: worker_id(),
+        settings,
+        conversations: Default::default(),
+        param_memory: Default::default(),
+    });
     pool::run(ctx, shutdown).await
 }
 

@@ -71,6 +71,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
             tools: agent::tools::specs(&agent.allowed_tools),
             max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
             temperature: agent.temperature,
+            ..Default::default()
         },
         tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
     })
@@ -85,6 +86,7 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
         tools: vec![],
         max_tokens: 1024,
         temperature: 0.2,
+        ..Default::default()
     };
     let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}).await?;
     crate::failover::record(ctx, &served.usage).await;

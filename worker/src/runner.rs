@@ -69,6 +69,8 @@ pub struct RunCtx {
     pub settings: Settings,
     /// The conversations this worker answers, kept up to date per run.
     pub conversations: crate::agent::conversation_cache::ConversationCache,
+    /// Request parameters the models refused, per (account, model).
+    pub param_memory: crate::providers::ParamMemory,
 }
 
 /// Where a job's reply events go, when it has an outside channel.
@@ -255,12 +257,14 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         }
         crate::failover::record(ctx, &served.usage).await;
         let calls = response.tool_calls.clone();
+        // The provider's own turn (thinking blocks, signatures) goes back unchanged.
         request.messages.push(ChatMessage {
             role: Role::Assistant,
             content: response.text.into(),
             tool_calls: calls.clone(),
             tool_call_id: None,
             tool_name: None,
+            replay: response.replay,
         });
         // Tools of one round run in parallel; results come back in call order.
         request.messages.extend(agent::tools::call_all(&calls, &prepared.tools).await);
