@@ -102,6 +102,9 @@ pub struct Config {
     pub worker_retry_base_ms: i64,
     /// `PROVIDER_TIMEOUT_SECS` (default 120): the whole-request timeout of one LLM provider call.
     pub provider_timeout: Duration,
+    /// `MODEL_PRICES_FILE`: a JSON file in LiteLLM's `model_prices_and_context_window.json`
+    /// format whose entries extend or replace the worker's embedded price and context-window table.
+    pub model_prices_file: Option<PathBuf>,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -183,6 +186,7 @@ impl Config {
                 if n < 0 { Err(invalid("WORKER_RETRY_BASE_MS", "must not be negative")) } else { Ok(n) }
             })?,
             provider_timeout: Duration::from_secs(parse_or(&get, "PROVIDER_TIMEOUT_SECS", 120u64)?.max(1)),
+            model_prices_file: get("MODEL_PRICES_FILE").map(|p| PathBuf::from(p.trim())),
             accounts,
             secrets,
             env_present: crate::domain::connectors::CONNECTORS

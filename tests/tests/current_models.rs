@@ -131,3 +131,106 @@ both_backends!(gpt5_agents_send_what_gpt5_accepts, |backend: Backend| async move
     assert!(req.get("max_tokens").is_none() && req.get("temperature").is_none(), "{req}");
     app.stop().await;
 });
+
+// Cached tokens from each provider's usage land in the usage rows and are
+// priced at the table's cache rates; GET /api/usage shows them.
+both_backends!(cached_tokens_are_recorded_and_priced_at_cache_rates, |backend: Backend| async move {
+    use arvis_testkit::mock_llm::{INPUT_TOKENS, OUTPUT_TOKENS};
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("ANTHROPIC_BASE_URL", &mock.url)
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .env("GOOGLE_API_KEY", "goog-test")
+        .env("GOOGLE_BASE_URL", &mock.url)
+        .start()
+        .await;
+    let prices = arvis_worker::pricing::PriceTable::embedded().unwrap();
+    // (model, cache read, cache write): Anthropic reports both, OpenAI and Gemini reads only.
+    let cases = [
+        ("anthropic/claude-opus-4-5", 2000, 300),
+        ("openai/gpt-5-mini", 1024, 0),
+        ("google/gemini-2.5-flash", 4096, 0),
+    ];
+    let mut cost_sum = 0.0;
+    for (i, (spec, read, write)) in cases.into_iter().enumerate() {
+        let agent = create_agent(&app, &format!("cache{i}"), spec, json!({"allowedTools": []})).await;
+        mock.push(MockReply::Cached { text: "cached answer".into(), cache_read: read, cache_write: write });
+        let mut sub = subscribe(&app, agent).await;
+        let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "hi"})).await;
+        assert_eq!((status, body["content"].as_str()), (200, Some("cached answer")), "{spec}: {body}");
+        let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
+        let rows = app.deps.store.usage_for_job(job_id).await.unwrap();
+        let u = &rows[0];
+        assert_eq!((u.input_tokens, u.output_tokens), (INPUT_TOKENS + read + write, OUTPUT_TOKENS), "{spec}");
+        assert_eq!((u.cache_read_tokens, u.cache_write_tokens), (read, write), "{spec}");
+        let (provider, model) = spec.split_once('/').unwrap();
+        let p = prices.lookup(provider, model).unwrap();
+        let expected = INPUT_TOKENS as f64 * p.input_cost_per_token.unwrap()
+            + read as f64 * p.cache_read_input_token_cost.unwrap()
+            + write as f64 * p.cache_creation_input_token_cost.unwrap_or(0.0)
+            + OUTPUT_TOKENS as f64 * p.output_cost_per_token.unwrap();
+        let cost = u.cost_usd.unwrap();
+        assert!((cost - expected).abs() < 1e-12, "{spec}: {cost} vs {expected}");
+        // Cheaper than the same tokens at the full input price.
+        let full = (INPUT_TOKENS + read + write) as f64 * p.input_cost_per_token.unwrap()
+            + OUTPUT_TOKENS as f64 * p.output_cost_per_token.unwrap();
+        assert!(cost < full || read == 0, "{spec}");
+        cost_sum += cost;
+    }
+    let (_, usage) = app.get("/api/usage").await;
+    assert_eq!(usage["totalCacheReadTokens"], 2000 + 1024 + 4096);
+    assert_eq!(usage["totalCacheWriteTokens"], 300);
+    assert_eq!(usage["unpricedRequests"], 0);
+    assert!((usage["totalCostUsd"].as_f64().unwrap() - cost_sum).abs() < 1e-9, "{usage}");
+    app.stop().await;
+});
+
+// A model the table does not know is recorded as unpriced — NULL cost, never
+// $0 — and counted so in GET /api/usage; MODEL_PRICES_FILE can price it.
+both_backends!(unknown_models_are_unpriced_until_the_prices_file_knows_them, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let prices_file = dir.path().join("prices.json");
+    std::fs::write(
+        &prices_file,
+        r#"{"ollama/house-model:7b": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "max_input_tokens": 8192}}"#,
+    )
+    .unwrap();
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .env("OLLAMA_BASE_URL", &mock.url)
+        .env("MODEL_PRICES_FILE", prices_file.to_str().unwrap())
+        .start()
+        .await;
+    let unknown = create_agent(&app, "unknown", "openai/gpt-imaginary-9", json!({})).await;
+    let mut sub = subscribe(&app, unknown).await;
+    let (status, _) = app.post(&format!("/api/agents/{unknown}/chat"), json!({"message": "hi"})).await;
+    assert_eq!(status, 200);
+    let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
+    assert_eq!(app.deps.store.usage_for_job(job_id).await.unwrap()[0].cost_usd, None, "NULL, not 0");
+    let (_, usage) = app.get("/api/usage").await;
+    assert_eq!((usage["totalRequests"].as_i64(), usage["unpricedRequests"].as_i64()), (Some(1), Some(1)), "{usage}");
+    assert_eq!(usage["totalCostUsd"], 0.0);
+    assert_eq!(usage["byModel"][0]["unpricedRequests"], 1);
+
+    // The prices file knows the local model: priced, and not unpriced.
+    let local = create_agent(&app, "local", "ollama/house-model:7b", json!({})).await;
+    let mut sub = subscribe(&app, local).await;
+    let (status, body) = app.post(&format!("/api/agents/{local}/chat"), json!({"message": "hi"})).await;
+    assert_eq!(status, 200, "{body}");
+    let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
+    let row = &app.deps.store.usage_for_job(job_id).await.unwrap()[0];
+    assert_eq!(row.provider, "ollama");
+    let expected = (arvis_testkit::mock_llm::INPUT_TOKENS as f64 * 1.0
+        + arvis_testkit::mock_llm::OUTPUT_TOKENS as f64 * 2.0)
+        / 1e6;
+    assert!((row.cost_usd.unwrap() - expected).abs() < 1e-12, "{:?}", row.cost_usd);
+    let (_, usage) = app.get("/api/usage").await;
+    assert_eq!((usage["totalRequests"].as_i64(), usage["unpricedRequests"].as_i64()), (Some(2), Some(1)));
+    app.stop().await;
+});

@@ -119,7 +119,7 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
     assert_eq!((u.provider.as_str(), u.model.as_str()), ("openai", "gpt-4o-mini"));
     assert_eq!((u.input_tokens, u.output_tokens), (INPUT_TOKENS, OUTPUT_TOKENS));
     let expected = (INPUT_TOKENS as f64 * 0.15 + OUTPUT_TOKENS as f64 * 0.6) / 1e6;
-    assert!((u.cost_usd - expected).abs() < 1e-12, "{}", u.cost_usd);
+    assert!((u.cost_usd.unwrap() - expected).abs() < 1e-12, "{:?}", u.cost_usd);
     assert_eq!(u.agent_id, Some(agent));
 
     // The second message carries the first exchange as history.
@@ -172,7 +172,9 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     assert_eq!(req.body["messages"], json!([{"role": "user", "content": "hi claude"}]));
     let usage = app.deps.store.usage_for_job(events.last().unwrap().job_id).await.unwrap();
     assert_eq!((usage[0].input_tokens, usage[0].output_tokens), (INPUT_TOKENS, OUTPUT_TOKENS));
-    assert!((usage[0].cost_usd - (INPUT_TOKENS as f64 * 1.0 + OUTPUT_TOKENS as f64 * 5.0) / 1e6).abs() < 1e-12);
+    assert!(
+        (usage[0].cost_usd.unwrap() - (INPUT_TOKENS as f64 * 1.0 + OUTPUT_TOKENS as f64 * 5.0) / 1e6).abs() < 1e-12
+    );
 
     let (status, body) = app.post(&format!("/api/agents/{gemini}/chat"), json!({"message": "hi gemini"})).await;
     assert_eq!((status, body["content"].as_str()), (200, Some("Hello there friend")), "{body}");
@@ -651,14 +653,15 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
             model: "gpt-4o".into(),
             input_tokens: 1,
             output_tokens: 2,
-            cost_usd: 0.5,
+            cost_usd: Some(0.5),
             duration_ms: 9,
             created_at: now,
+            ..Default::default()
         })
         .await
         .unwrap();
     let rows = store.usage_for_job(77).await.unwrap();
-    assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, 0.5, 9));
+    assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, Some(0.5), 9));
 });
 
 // The reply's tags: stripped from what is stored and sent, memory saved, and a

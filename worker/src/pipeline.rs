@@ -36,10 +36,12 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
         Some(id) => ctx.conversations.load(store, id).await.map_err(db)?,
         None => None,
     };
+    // The model's context window, from the price table (LiteLLM's max_input_tokens).
+    let window = ctx.prices.context_window(&agent.model);
     if let Some(conv) = &conversation {
         // Best effort: a failed compaction changes nothing and the run goes on.
         let summarize = |prompt: String| summarize(ctx, agent, job, prompt);
-        match agent::compaction::compact_if_needed(store, conv, &agent.model, summarize).await {
+        match agent::compaction::compact_if_needed(store, conv, window, summarize).await {
             Ok(outcome @ agent::compaction::CompactionOutcome::Compacted { .. }) => {
                 tracing::debug!(job_id = job.id, ?outcome, "compaction check");
                 let id = conv.id.clone();
@@ -52,7 +54,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
     let system = agent::prompt::system_prompt(store, agent, &job.payload.prompt).await.map_err(db)?;
     let mut messages = match conversation {
         Some(conv) => {
-            let turns = agent::budget::history(&conv, job.payload.message_id, &agent.model, &system).messages;
+            let turns = agent::budget::history(&conv, job.payload.message_id, window, &system).messages;
             ctx.conversations.keep(conv);
             turns
         }

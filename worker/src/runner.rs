@@ -71,6 +71,8 @@ pub struct RunCtx {
     pub conversations: crate::agent::conversation_cache::ConversationCache,
     /// Request parameters the models refused, per (account, model).
     pub param_memory: crate::providers::ParamMemory,
+    /// Prices and context windows (the embedded table plus `MODEL_PRICES_FILE`).
+    pub prices: crate::pricing::PriceTable,
 }
 
 /// Where a job's reply events go, when it has an outside channel.
