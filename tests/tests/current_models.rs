@@ -234,3 +234,44 @@ both_backends!(unknown_models_are_unpriced_until_the_prices_file_knows_them, |ba
     assert_eq!((usage["totalRequests"].as_i64(), usage["unpricedRequests"].as_i64()), (Some(2), Some(1)));
     app.stop().await;
 });
+
+// The agent's reasoning effort reaches the provider; its thinking is shown
+// only with showThinking, before the reply, never in the deltas.
+both_backends!(effort_reaches_the_provider_and_thinking_shows_only_when_asked, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("ANTHROPIC_BASE_URL", &mock.url)
+        .start()
+        .await;
+    let agent = create_agent(
+        &app,
+        "show",
+        "anthropic/claude-sonnet-5-5",
+        json!({"reasoningEffort": "low", "showThinking": true}),
+    )
+    .await;
+    let mut sub = subscribe(&app, agent).await;
+    mock.push(MockReply::ThinkingText("Forty-two.".into()));
+    let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "?"})).await;
+    assert_eq!(status, 200, "{body}");
+    let content = body["content"].as_str().unwrap();
+    assert_eq!(content, format!("> **Thinking**\n> {THINKING_TEXT}\n\nForty-two."));
+    let events = events_until_final(&mut sub).await;
+    let deltas: String = events.iter().filter(|e| e.kind == ReplyKind::Delta).map(|e| e.content.as_str()).collect();
+    assert_eq!(deltas, "Forty-two.", "thinking is never streamed");
+    let req = &mock.requests()[0].body;
+    assert_eq!(
+        (req["thinking"]["type"].as_str(), req["output_config"]["effort"].as_str()),
+        (Some("adaptive"), Some("low"))
+    );
+
+    // Without showThinking the same answer shows no thinking.
+    let (status, _) = app.patch(&format!("/api/agents/{agent}"), json!({"showThinking": false})).await;
+    assert_eq!(status, 200);
+    mock.push(MockReply::ThinkingText("Forty-two.".into()));
+    let (_, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "again?"})).await;
+    assert_eq!(body["content"], "Forty-two.");
+    app.stop().await;
+});

@@ -73,7 +73,8 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
             tools: agent::tools::specs(&agent.allowed_tools),
             max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
             temperature: agent.temperature,
-            ..Default::default()
+            effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
+            show_thinking: agent.show_thinking,
         },
         tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
     })
@@ -93,6 +94,19 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
     let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}).await?;
     crate::failover::record(ctx, &served.usage).await;
     Ok(served.response.text)
+}
+
+/// The reply with the run's thinking before it, for an agent with
+/// `showThinking`: a quoted block, added after the tags were parsed (so
+/// nothing in the thinking can act as a tag).
+pub fn with_thinking(reply: String, thinking: &str) -> String {
+    let thinking = thinking.trim();
+    if thinking.is_empty() {
+        return reply;
+    }
+    let quoted: Vec<String> =
+        thinking.lines().map(|l| if l.is_empty() { ">".into() } else { format!("> {l}") }).collect();
+    format!("> **Thinking**\n{}\n\n{reply}", quoted.join("\n"))
 }
 
 /// The model's final text → the reply to store, with the parsed tags.

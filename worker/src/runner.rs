@@ -8,6 +8,12 @@
 //! rate-limited account is free again). A final failure is published as an
 //! error event with a user-readable text. The reply's tags (memory, state,
 //! delegations, conductor actions) take effect only once the reply is stored.
+//!
+//! Between tool rounds the assistant turn carries the provider's own content
+//! ([`crate::llm::Replay`]: Claude's signed thinking blocks, Gemini's thought
+//! signatures) back unchanged. The models' readable thinking is never streamed
+//! and never part of the reply, unless the agent has `showThinking` (then it
+//! is quoted before the reply, after the tags were parsed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,9 +246,18 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
     };
 
     let mut last = None;
+    // The models' readable thinking of every round: never streamed, shown
+    // with the reply only when the agent asks for it.
+    let mut thinking = String::new();
     for round in 1..=MAX_TOOL_ROUNDS {
         let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta).await?;
         let response = served.response;
+        if !response.thinking.trim().is_empty() {
+            if !thinking.is_empty() {
+                thinking.push_str("\n\n");
+            }
+            thinking.push_str(response.thinking.trim());
+        }
         if response.tool_calls.is_empty() {
             last = Some((response.text, served.usage));
             break;
@@ -279,7 +294,10 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         return Err(JobError::Permanent("the run ended without a model answer".into()));
     };
     match crate::pipeline::finish(&agent, &final_text) {
-        Ok((reply, parsed)) => Ok((reply, agent, parsed, usage)),
+        Ok((reply, parsed)) => {
+            let reply = if agent.show_thinking { crate::pipeline::with_thinking(reply, &thinking) } else { reply };
+            Ok((reply, agent, parsed, usage))
+        }
         Err(e) => {
             crate::failover::record(ctx, &usage).await;
             Err(e)
