@@ -316,7 +316,8 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "openai",
             name: "openai-api",
             model_var: "OPENAI_MODEL",
-            default_model: "gpt-4o-mini",
+            // gpt-4o-mini shuts down 2027-01-14; gpt-6-luna is OpenAI's named replacement.
+            default_model: "gpt-6-luna",
             base_var: Some("OPENAI_BASE_URL"),
             priority: 50,
         },
@@ -325,7 +326,7 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "openrouter",
             name: "openrouter-api",
             model_var: "OPENROUTER_MODEL",
-            default_model: "anthropic/claude-sonnet-4",
+            default_model: "anthropic/claude-sonnet-4.6",
             base_var: Some("OPENROUTER_BASE_URL"),
             priority: 60,
         },
@@ -334,7 +335,8 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "google",
             name: "google-api",
             model_var: "GOOGLE_MODEL",
-            default_model: "gemini-2.0-flash",
+            // gemini-2.0-flash was shut down on 2026-06-01 (and 2.5 is being retired).
+            default_model: "gemini-3.5-flash",
             base_var: Some("GOOGLE_BASE_URL"),
             priority: 70,
         },

@@ -270,7 +270,7 @@ both_backends!(a_rate_limited_account_fails_over_to_the_next, |backend: Backend|
     let claude = create_agent(&app, "claude", "anthropic/claude-sonnet-4-5").await;
     let (status, body) = app.post(&format!("/api/agents/{claude}/chat"), json!({"message": "hi"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(second.requests()[2].body["model"], "gpt-4o-mini");
+    assert_eq!(second.requests()[2].body["model"], "gpt-6-luna", "the OpenAI account's default model");
     app.stop().await;
 });
 
