@@ -275,3 +275,30 @@ both_backends!(effort_reaches_the_provider_and_thinking_shows_only_when_asked, |
     assert_eq!(body["content"], "Forty-two.");
     app.stop().await;
 });
+
+// A parameter refusal is retried within the job and remembered by the worker:
+// the next job of the same account and model leaves the parameter out at once.
+both_backends!(a_refused_parameter_is_remembered_across_jobs, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let agent = create_agent(&app, "strict", "openai/house-reasoner", json!({})).await;
+    mock.push(MockReply::Json {
+        status: 400,
+        body: json!({"error": {"message": "Unsupported value: 'temperature' does not support 0.7 with this model. Only the default (1) value is supported.",
+            "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}),
+    });
+    let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "one"})).await;
+    assert_eq!((status, body["content"].as_str()), (200, Some("Hello there friend")), "{body}");
+    let (status, _) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "two"})).await;
+    assert_eq!(status, 200);
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 3, "one refusal, its retry, then the second job at once");
+    assert_eq!(reqs[0].body["temperature"], 0.7);
+    assert!(reqs[1].body.get("temperature").is_none() && reqs[2].body.get("temperature").is_none());
+    app.stop().await;
+});
