@@ -59,6 +59,8 @@ pub async fn ensure_conductor(store: &Store, default_model: &str) -> anyhow::Res
                     max_tokens: 4096,
                     is_active: true,
                     created_by: Some("system".into()),
+                    reasoning_effort: None,
+                    show_thinking: false,
                 })
                 .await?
         }

@@ -102,6 +102,9 @@ pub struct Config {
     pub worker_retry_base_ms: i64,
     /// `PROVIDER_TIMEOUT_SECS` (default 120): the whole-request timeout of one LLM provider call.
     pub provider_timeout: Duration,
+    /// `MODEL_PRICES_FILE`: a JSON file in LiteLLM's `model_prices_and_context_window.json`
+    /// format whose entries extend or replace the worker's embedded price and context-window table.
+    pub model_prices_file: Option<PathBuf>,
     /// LLM accounts found in the environment, in discovery order.
     pub accounts: Vec<AccountSpec>,
     /// Values of the secret variables the accounts name (`ANTHROPIC_API_KEY_2`, …), by name.
@@ -183,6 +186,7 @@ impl Config {
                 if n < 0 { Err(invalid("WORKER_RETRY_BASE_MS", "must not be negative")) } else { Ok(n) }
             })?,
             provider_timeout: Duration::from_secs(parse_or(&get, "PROVIDER_TIMEOUT_SECS", 120u64)?.max(1)),
+            model_prices_file: get("MODEL_PRICES_FILE").map(|p| PathBuf::from(p.trim())),
             accounts,
             secrets,
             env_present: crate::domain::connectors::CONNECTORS
@@ -312,7 +316,8 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "openai",
             name: "openai-api",
             model_var: "OPENAI_MODEL",
-            default_model: "gpt-4o-mini",
+            // gpt-4o-mini shuts down 2027-01-14; gpt-6-luna is OpenAI's named replacement.
+            default_model: "gpt-6-luna",
             base_var: Some("OPENAI_BASE_URL"),
             priority: 50,
         },
@@ -321,7 +326,7 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "openrouter",
             name: "openrouter-api",
             model_var: "OPENROUTER_MODEL",
-            default_model: "anthropic/claude-sonnet-4",
+            default_model: "anthropic/claude-sonnet-4.6",
             base_var: Some("OPENROUTER_BASE_URL"),
             priority: 60,
         },
@@ -330,7 +335,8 @@ fn discover_accounts(get: &impl Fn(&str) -> Option<String>) -> Result<Discovered
             provider: "google",
             name: "google-api",
             model_var: "GOOGLE_MODEL",
-            default_model: "gemini-2.0-flash",
+            // gemini-2.0-flash was shut down on 2026-06-01 (and 2.5 is being retired).
+            default_model: "gemini-3.5-flash",
             base_var: Some("GOOGLE_BASE_URL"),
             priority: 70,
         },

@@ -10,6 +10,14 @@
 //! empty, and read back every request it received ([`Recorded`]: path, query,
 //! headers, JSON body, arrival time) to check the wire format.
 //!
+//! The current models' shapes too: [`MockReply::ThinkingTool`] /
+//! [`MockReply::ThinkingText`] answer as a thinking model does — Anthropic
+//! `thinking` (with `signature_delta`) and `redacted_thinking` blocks before
+//! the text or `tool_use`, Gemini parts carrying a `thoughtSignature`
+//! ([`THINKING_SIGNATURE`], [`GEMINI_SIGNATURE`]) — and [`MockReply::Cached`]
+//! reports prompt-cache counts in each provider's usage fields. [`MockReply::Sse`]
+//! and [`MockReply::Json`] send any scripted stream or document as given.
+//!
 //! Point the worker at it with `OPENAI_BASE_URL={url}/v1`,
 //! `ANTHROPIC_BASE_URL={url}`, `GOOGLE_BASE_URL={url}`.
 
@@ -29,6 +37,14 @@ use serde_json::{Value, json};
 /// Token counts every successful mock answer reports.
 pub const INPUT_TOKENS: i64 = 12;
 pub const OUTPUT_TOKENS: i64 = 7;
+/// The signature of the mock's Anthropic `thinking` block.
+pub const THINKING_SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+/// The data of the mock's Anthropic `redacted_thinking` block.
+pub const REDACTED_THINKING: &str = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP";
+/// The thinking text of the mock's thinking answers (never shown to the user).
+pub const THINKING_TEXT: &str = "The user wants a number; the calculator gives it.";
+/// The `thoughtSignature` of the mock's Gemini parts.
+pub const GEMINI_SIGNATURE: &str = "CiQBcsjafJ0bx0bLk6t0ZuGWIFQD3MWJ2tQnGkmmzPbnCMiY=";
 
 #[derive(Debug, Clone)]
 pub enum MockReply {
@@ -50,6 +66,21 @@ pub enum MockReply {
     DropMidStream,
     /// A random outcome per request (see [`Chaos`]).
     Chaos(Chaos),
+    /// These server-sent events as given (`event:` name, `data:` JSON), then `data: [DONE]` if `done`.
+    Sse { events: Vec<(Option<String>, Value)>, done: bool },
+    /// This JSON document with this status.
+    Json { status: u16, body: Value },
+    /// Text, with prompt-cache counts in the usage: `cache_read` tokens read
+    /// (and, for Anthropic, `cache_write` written) of [`INPUT_TOKENS`] +
+    /// `cache_read` + `cache_write` prompt tokens in all.
+    Cached { text: String, cache_read: i64, cache_write: i64 },
+    /// A thinking model's tool call: Anthropic thinking (signed) + redacted
+    /// thinking + `tool_use`; Gemini a `functionCall` part with a
+    /// `thoughtSignature`; OpenAI a plain tool call.
+    ThinkingTool { name: String, arguments: Value },
+    /// A thinking model's text answer: Anthropic thinking (signed) + text;
+    /// Gemini text whose last part carries a `thoughtSignature`.
+    ThinkingText(String),
 }
 
 /// Random provider faults: each request draws one outcome. Probabilities are
@@ -106,6 +137,12 @@ impl MockReply {
     }
     pub fn tool(name: &str, arguments: Value) -> MockReply {
         MockReply::ToolCall { name: name.into(), arguments }
+    }
+    pub fn thinking_tool(name: &str, arguments: Value) -> MockReply {
+        MockReply::ThinkingTool { name: name.into(), arguments }
+    }
+    pub fn sse(events: Vec<(Option<&str>, Value)>, done: bool) -> MockReply {
+        MockReply::Sse { events: events.into_iter().map(|(n, v)| (n.map(str::to_string), v)).collect(), done }
     }
 }
 
@@ -225,6 +262,58 @@ async fn handle(
     respond(dialect, &body, reply).await
 }
 
+/// The text of an Anthropic stream's content blocks, one after the other from
+/// index `first`: thinking (signed), redacted thinking, text, tool use.
+fn anthropic_blocks(first: usize, blocks: &[Value]) -> Vec<(Option<&'static str>, Value)> {
+    let mut events = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let index = first + i;
+        let start = |cb: Value| {
+            (Some("content_block_start"), json!({"type": "content_block_start", "index": index, "content_block": cb}))
+        };
+        let delta = |d: Value| {
+            (Some("content_block_delta"), json!({"type": "content_block_delta", "index": index, "delta": d}))
+        };
+        match b["type"].as_str() {
+            Some("thinking") => {
+                events.push(start(json!({"type": "thinking", "thinking": "", "signature": ""})));
+                for p in pieces(b["thinking"].as_str().unwrap_or_default()) {
+                    events.push(delta(json!({"type": "thinking_delta", "thinking": p})));
+                }
+                events.push(delta(json!({"type": "signature_delta", "signature": b["signature"]})));
+            }
+            Some("text") => {
+                events.push(start(json!({"type": "text", "text": ""})));
+                for p in pieces(b["text"].as_str().unwrap_or_default()) {
+                    events.push(delta(json!({"type": "text_delta", "text": p})));
+                }
+            }
+            Some("tool_use") => {
+                events.push(start(json!({"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}})));
+                let args = b["input"].to_string();
+                let (x, y) = args.split_at(args.len() / 2);
+                events.push(delta(json!({"type": "input_json_delta", "partial_json": x})));
+                events.push(delta(json!({"type": "input_json_delta", "partial_json": y})));
+            }
+            _ => events.push(start(b.clone())),
+        }
+        events.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": index})));
+    }
+    events
+}
+
+/// A whole Anthropic stream of these blocks, with usage.
+fn anthropic_stream(blocks: &[Value], stop_reason: &str, usage: Value) -> Response {
+    let mut events = vec![(
+        Some("message_start"),
+        json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "content": [], "model": "mock", "usage": usage}}),
+    )];
+    events.extend(anthropic_blocks(0, blocks));
+    events.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": OUTPUT_TOKENS}})));
+    events.push((Some("message_stop"), json!({"type": "message_stop"})));
+    sse(events, false)
+}
+
 fn sse(events: Vec<(Option<&str>, Value)>, done: bool) -> Response {
     let mut text = String::new();
     for (name, data) in events {
@@ -276,6 +365,11 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
             }
             MockReply::Chaos(c) => c.draw(),
             MockReply::Echo => MockReply::Text(format!("echo: {}", last_user_text(request))),
+            // Chat completions carry no thinking: a plain answer.
+            MockReply::ThinkingTool { name, arguments } if dialect == Dialect::OpenAi => {
+                MockReply::ToolCall { name, arguments }
+            }
+            MockReply::ThinkingText(text) if dialect == Dialect::OpenAi => MockReply::Text(text),
             other => break reply = other,
         }
     }
@@ -307,6 +401,78 @@ async fn respond(dialect: Dialect, request: &Value, reply: MockReply) -> Respons
             r
         }
         MockReply::PlainJson(text) => openai_json(&text),
+        MockReply::Sse { events, done } => sse(events.iter().map(|(n, v)| (n.as_deref(), v.clone())).collect(), done),
+        MockReply::Json { status, body } => json_response(StatusCode::from_u16(status).unwrap(), body),
+        MockReply::Cached { text, cache_read, cache_write } => match dialect {
+            Dialect::OpenAi => {
+                let mut events: Vec<(Option<&str>, Value)> = pieces(&text)
+                    .into_iter()
+                    .map(|p| (None, json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": null}]})))
+                    .collect();
+                events.push((None, json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
+                events.push((None, json!({"choices": [], "usage": {"prompt_tokens": INPUT_TOKENS + cache_read, "completion_tokens": OUTPUT_TOKENS,
+                    "total_tokens": INPUT_TOKENS + cache_read + OUTPUT_TOKENS,
+                    "prompt_tokens_details": {"cached_tokens": cache_read, "audio_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0}}})));
+                sse(events, true)
+            }
+            Dialect::Anthropic => anthropic_stream(
+                &[json!({"type": "text", "text": text})],
+                "end_turn",
+                json!({"input_tokens": INPUT_TOKENS, "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write, "output_tokens": 1}),
+            ),
+            Dialect::Gemini => sse(
+                vec![(
+                    None,
+                    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+                    "usageMetadata": {"promptTokenCount": INPUT_TOKENS + cache_read, "candidatesTokenCount": OUTPUT_TOKENS,
+                        "cachedContentTokenCount": cache_read, "totalTokenCount": INPUT_TOKENS + cache_read + OUTPUT_TOKENS}}),
+                )],
+                false,
+            ),
+        },
+        MockReply::ThinkingTool { name, arguments } => match dialect {
+            Dialect::OpenAi => unreachable!("mapped to a plain tool call above"),
+            Dialect::Anthropic => anthropic_stream(
+                &[
+                    json!({"type": "thinking", "thinking": THINKING_TEXT, "signature": THINKING_SIGNATURE}),
+                    json!({"type": "redacted_thinking", "data": REDACTED_THINKING}),
+                    json!({"type": "tool_use", "id": "toolu_mock", "name": name, "input": arguments}),
+                ],
+                "tool_use",
+                json!({"input_tokens": INPUT_TOKENS, "output_tokens": 1}),
+            ),
+            Dialect::Gemini => sse(
+                vec![(
+                    None,
+                    json!({"candidates": [{"content": {"role": "model", "parts": [
+                    {"functionCall": {"name": name, "args": arguments}, "thoughtSignature": GEMINI_SIGNATURE}]},
+                    "finishReason": "STOP"}],
+                    "usageMetadata": {"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS - 2, "thoughtsTokenCount": 2}}),
+                )],
+                false,
+            ),
+        },
+        MockReply::ThinkingText(text) => match dialect {
+            Dialect::OpenAi => unreachable!("mapped to plain text above"),
+            Dialect::Anthropic => anthropic_stream(
+                &[
+                    json!({"type": "thinking", "thinking": THINKING_TEXT, "signature": THINKING_SIGNATURE}),
+                    json!({"type": "text", "text": text}),
+                ],
+                "end_turn",
+                json!({"input_tokens": INPUT_TOKENS, "output_tokens": 1}),
+            ),
+            Dialect::Gemini => {
+                let mut events: Vec<(Option<&str>, Value)> = pieces(&text)
+                    .into_iter()
+                    .map(|p| (None, json!({"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}}]})))
+                    .collect();
+                events.push((None, json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "", "thoughtSignature": GEMINI_SIGNATURE}]}, "finishReason": "STOP"}],
+                    "usageMetadata": {"promptTokenCount": INPUT_TOKENS, "candidatesTokenCount": OUTPUT_TOKENS}})));
+                sse(events, false)
+            }
+        },
         MockReply::Text(text) => {
             match dialect {
                 Dialect::OpenAi if request["stream"] != json!(true) => openai_json(&text),

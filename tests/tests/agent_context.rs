@@ -27,6 +27,11 @@ fn turns(stored: &[StoredMessage]) -> Vec<Turn> {
 
 const MODEL: &str = "anthropic/claude-haiku-4-5-20251001";
 
+/// A model's context window, as the worker reads it from its price table.
+fn window(model: &str) -> i64 {
+    arvis_worker::pricing::PriceTable::embedded().unwrap().context_window(model)
+}
+
 async fn conductor(store: &Store) -> Agent {
     arvis_shared::bootstrap::ensure_conductor(store, MODEL).await.unwrap()
 }
@@ -216,12 +221,12 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
 
     // Under the threshold for a 1M-token model: nothing happens.
     let never = |_p: String| async { Err::<String, String>("must not be called".into()) };
-    let out = compact_if_needed(&store, &loaded, "openai/gpt-4.1", never).await.unwrap();
+    let out = compact_if_needed(&store, &loaded, window("openai/gpt-4.1"), never).await.unwrap();
     assert_eq!(out, CompactionOutcome::NotNeeded);
 
     // A failing summarizer leaves everything as it was.
     let failing = |_p: String| async { Err::<String, String>("model down".into()) };
-    let err = compact_if_needed(&store, &loaded, "openai/gpt-4o-mini", failing).await.unwrap_err();
+    let err = compact_if_needed(&store, &loaded, window("openai/gpt-4o-mini"), failing).await.unwrap_err();
     assert!(matches!(err, CompactionError::Summarizer(_)), "{err}");
     assert_eq!(store.conversation_messages(&conversation).await.unwrap(), before);
     assert_eq!(store.conversation_tail(&conversation, i64::MAX).await.unwrap().unwrap(), totals);
@@ -245,7 +250,7 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
             }
         }
     };
-    let out = compact_if_needed(&store, &loaded, "openai/gpt-4o-mini", summarizer).await.unwrap();
+    let out = compact_if_needed(&store, &loaded, window("openai/gpt-4o-mini"), summarizer).await.unwrap();
     let CompactionOutcome::Compacted { done, facts_saved } = out else { panic!("{out:?}") };
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(facts_saved, 1);
@@ -274,14 +279,14 @@ both_backends!(compaction_keeps_ten_stores_summary_and_resets_counters, |backend
     assert_eq!(loaded.summaries, ["The user sent four long messages."]);
 
     // The history starts with the summary turn and ends with the newest message.
-    let h = budget::history(&loaded, None, MODEL, "system");
+    let h = budget::history(&loaded, None, window(MODEL), "system");
     assert_eq!(h.messages[0].role, Role::User);
     assert!(h.messages[0].content.starts_with("[Previous conversation summary]\nThe user sent four long messages."));
     // All user turns: merged into one turn after the summary, oldest first.
     assert_eq!((h.messages.len(), h.included), (1, 10));
     assert!(h.messages[0].content.contains("\n\n04x") && h.messages[0].content.contains("\n\n13x"));
     // Up to an earlier message: later ones are left out.
-    let h = budget::history(&loaded, Some(after[5].id), MODEL, "system");
+    let h = budget::history(&loaded, Some(after[5].id), window(MODEL), "system");
     assert_eq!(h.included, 6);
     assert!(h.messages[0].content.contains("\n\n09x") && !h.messages[0].content.contains("\n\n10x"));
 });

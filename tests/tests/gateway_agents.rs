@@ -126,3 +126,44 @@ both_backends!(malformed_requests_get_json_errors_never_500, |backend| async mov
     let (s, _) = raw(Method::PATCH, "/api/agents/99999999999999999999", Some("application/json"), b"{}".to_vec()).await;
     assert_eq!(s, 400);
 });
+
+// Extensions: reasoningEffort (validated, clearable with null) and showThinking.
+both_backends!(reasoning_settings_are_optional_validated_and_clearable, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let (status, plain) = app.post("/api/agents", json!({"slug": "plain", "name": "Plain"})).await;
+    assert_eq!(status, 201, "{plain}");
+    assert_eq!((plain["reasoningEffort"].clone(), plain["showThinking"].clone()), (json!(null), json!(false)));
+
+    let (status, a) = app
+        .post("/api/agents", json!({"slug": "deep", "name": "Deep", "reasoningEffort": "high", "showThinking": true}))
+        .await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!((a["reasoningEffort"].as_str(), a["showThinking"].as_bool()), (Some("high"), Some(true)));
+    let id = a["id"].as_i64().unwrap();
+
+    for bad in [json!("extreme"), json!("HIGH"), json!(3), json!("")] {
+        let (status, e) = app.post("/api/agents", json!({"slug": "bad", "name": "Bad", "reasoningEffort": bad})).await;
+        assert_eq!(status, 400, "{bad}: {e}");
+        assert!(e["error"].is_string(), "{e}");
+        let (status, _) = app.patch(&format!("/api/agents/{id}"), json!({"reasoningEffort": bad})).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, e) =
+        app.post("/api/agents", json!({"slug": "bad", "name": "Bad", "reasoningEffort": "extreme"})).await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("reasoningEffort must be one of"), "{e}");
+    let (status, _) = app.post("/api/agents", json!({"slug": "bad2", "name": "Bad", "showThinking": "yes"})).await;
+    assert_eq!(status, 400);
+
+    // PATCH: absent keeps, a value changes, null clears.
+    let (status, p) = app.patch(&format!("/api/agents/{id}"), json!({"name": "Deeper"})).await;
+    assert_eq!((status, p["reasoningEffort"].as_str()), (200, Some("high")));
+    let (_, p) =
+        app.patch(&format!("/api/agents/{id}"), json!({"reasoningEffort": "minimal", "showThinking": false})).await;
+    assert_eq!((p["reasoningEffort"].as_str(), p["showThinking"].as_bool()), (Some("minimal"), Some(false)));
+    let (_, p) = app.patch(&format!("/api/agents/{id}"), json!({"reasoningEffort": null})).await;
+    assert_eq!(p["reasoningEffort"], json!(null));
+    let (_, listed) = app.get("/api/agents").await;
+    let stored = listed.as_array().unwrap().iter().find(|x| x["id"] == id).unwrap().clone();
+    assert_eq!((stored["reasoningEffort"].clone(), stored["showThinking"].clone()), (json!(null), json!(false)));
+});

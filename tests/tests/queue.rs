@@ -315,7 +315,9 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         model: "gpt-4o-mini".into(),
         input_tokens: 12,
         output_tokens: 3,
-        cost_usd: 0.25,
+        cache_read_tokens: 2,
+        cache_write_tokens: 1,
+        cost_usd: Some(0.25),
         duration_ms: 7,
         created_at: 1_000,
     };
@@ -334,6 +336,7 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
     let rows = store.usage_for_job(e.job_id).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].account_id, rows[0].input_tokens, rows[0].output_tokens), (Some(account), 12, 3));
+    assert_eq!((rows[0].cache_read_tokens, rows[0].cache_write_tokens, rows[0].cost_usd), (2, 1, Some(0.25)));
     let (until, strikes, total): (Option<i64>, i64, i64) =
         sqlx::query_as("SELECT rate_limited_until, retry_count, total_messages FROM accounts WHERE id = $1")
             .bind(account)

@@ -21,7 +21,7 @@ fn usage(
     provider: &str,
     model: &str,
     tokens: (i64, i64),
-    cost: f64,
+    cost: impl Into<Option<f64>>,
     ms: i64,
     age: i64,
 ) -> UsageRecord {
@@ -31,7 +31,7 @@ fn usage(
         model: model.into(),
         input_tokens: tokens.0,
         output_tokens: tokens.1,
-        cost_usd: cost,
+        cost_usd: cost.into(),
         duration_ms: ms,
         created_at: now_ms() - age,
         ..Default::default()
@@ -47,6 +47,7 @@ both_backends!(usage_is_aggregated_per_period, |backend| async move {
         (
             200,
             json!({"totalRequests": 0, "totalInputTokens": 0, "totalOutputTokens": 0, "totalCostUsd": 0.0,
+                     "totalCacheReadTokens": 0, "totalCacheWriteTokens": 0, "unpricedRequests": 0,
                      "byAgent": [], "byProvider": [], "byModel": []})
         )
     );
@@ -68,15 +69,18 @@ both_backends!(usage_is_aggregated_per_period, |backend| async move {
     assert_eq!(
         week["byAgent"][0],
         json!({"agentId": a, "agentName": "Agent support", "requests": 2, "inputTokens": 4000, "outputTokens": 400,
-               "costUsd": 2.0, "avgDurationMs": 1500})
+               "costUsd": 2.0, "avgDurationMs": 1500, "cacheReadTokens": 0, "cacheWriteTokens": 0, "unpricedRequests": 0})
     );
     assert_eq!(week["byAgent"][1]["avgDurationMs"], 501);
     assert_eq!(
         week["byProvider"],
-        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0},
-                                           {"provider": "openai", "requests": 1, "costUsd": 0.25}])
+        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0},
+               {"provider": "openai", "requests": 1, "costUsd": 0.25, "cacheReadTokens": 0, "unpricedRequests": 0}])
     );
-    assert_eq!(week["byModel"][0], json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0}));
+    assert_eq!(
+        week["byModel"][0],
+        json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0})
+    );
 
     let (_, day) = app.get("/api/usage?period=day").await;
     assert_eq!(day["totalRequests"], 2);
@@ -99,6 +103,37 @@ both_backends!(usage_is_aggregated_per_period, |backend| async move {
         assert_eq!(s, 400, "{q}");
         assert!(e["error"].is_string());
     }
+});
+
+// Cached tokens and unpriced calls (cost NULL) are counted apart; an unpriced
+// call adds nothing to the cost sums.
+both_backends!(cached_tokens_and_unpriced_calls_are_counted_apart, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let store = &app.deps.store;
+    let a = agent(&app, "cachey").await;
+    let cached = UsageRecord {
+        cache_read_tokens: 800,
+        cache_write_tokens: 50,
+        ..usage(Some(a), "anthropic", "claude-haiku-4-5", (1000, 10), 0.001, 5, 0)
+    };
+    store.insert_usage(&cached).await.unwrap();
+    store.insert_usage(&usage(Some(a), "ollama", "mystery:7b", (100, 10), None, 5, 0)).await.unwrap();
+    store.insert_usage(&usage(Some(a), "ollama", "mystery:7b", (100, 10), None, 5, 0)).await.unwrap();
+    let (s, week) = app.get("/api/usage").await;
+    assert_eq!(s, 200);
+    assert_eq!((week["totalRequests"].as_i64(), week["unpricedRequests"].as_i64()), (Some(3), Some(2)));
+    assert_eq!((week["totalCacheReadTokens"].as_i64(), week["totalCacheWriteTokens"].as_i64()), (Some(800), Some(50)));
+    assert!((week["totalCostUsd"].as_f64().unwrap() - 0.001).abs() < 1e-12, "{week}");
+    assert_eq!(
+        (week["byAgent"][0]["unpricedRequests"].as_i64(), week["byAgent"][0]["cacheReadTokens"].as_i64()),
+        (Some(2), Some(800))
+    );
+    let model = |name: &str| week["byModel"].as_array().unwrap().iter().find(|m| m["model"] == name).unwrap().clone();
+    assert_eq!(
+        model("mystery:7b"),
+        json!({"model": "mystery:7b", "requests": 2, "costUsd": 0.0, "cacheReadTokens": 0, "unpricedRequests": 2})
+    );
+    assert_eq!(model("claude-haiku-4-5")["cacheReadTokens"], 800);
 });
 
 fn line(level: &str, msg: &str, age: i64) -> NewLogRow {

@@ -21,6 +21,8 @@ fn fields(slug: &str, name: &str, active: bool) -> AgentFields {
         max_tokens: 4096,
         is_active: active,
         created_by: None,
+        reasoning_effort: None,
+        show_thinking: false,
     }
 }
 

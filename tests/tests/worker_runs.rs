@@ -120,7 +120,7 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
     assert_eq!((u.provider.as_str(), u.model.as_str()), ("openai", "gpt-4o-mini"));
     assert_eq!((u.input_tokens, u.output_tokens), (INPUT_TOKENS, OUTPUT_TOKENS));
     let expected = (INPUT_TOKENS as f64 * 0.15 + OUTPUT_TOKENS as f64 * 0.6) / 1e6;
-    assert!((u.cost_usd - expected).abs() < 1e-12, "{}", u.cost_usd);
+    assert!((u.cost_usd.unwrap() - expected).abs() < 1e-12, "{:?}", u.cost_usd);
     assert_eq!(u.agent_id, Some(agent));
 
     // The second message carries the first exchange as history.
@@ -165,13 +165,17 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     assert_eq!(req.header("x-api-key"), Some("sk-ant-test"));
     assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(req.body["model"], "claude-haiku-4-5-20251001");
-    let system = req.body["system"].as_str().unwrap();
+    // The system prompt is one text block marked for prompt caching.
+    assert_eq!(req.body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+    let system = req.body["system"][0]["text"].as_str().unwrap();
     assert!(system.starts_with("You are claude, an agent on Arvis.") && system.contains("You are terse."), "{system}");
     assert_eq!(req.body["stream"], true);
     assert_eq!(req.body["messages"], json!([{"role": "user", "content": "hi claude"}]));
     let usage = app.deps.store.usage_for_job(events.last().unwrap().job_id).await.unwrap();
     assert_eq!((usage[0].input_tokens, usage[0].output_tokens), (INPUT_TOKENS, OUTPUT_TOKENS));
-    assert!((usage[0].cost_usd - (INPUT_TOKENS as f64 * 1.0 + OUTPUT_TOKENS as f64 * 5.0) / 1e6).abs() < 1e-12);
+    assert!(
+        (usage[0].cost_usd.unwrap() - (INPUT_TOKENS as f64 * 1.0 + OUTPUT_TOKENS as f64 * 5.0) / 1e6).abs() < 1e-12
+    );
 
     let (status, body) = app.post(&format!("/api/agents/{gemini}/chat"), json!({"message": "hi gemini"})).await;
     assert_eq!((status, body["content"].as_str()), (200, Some("Hello there friend")), "{body}");
@@ -267,7 +271,7 @@ both_backends!(a_rate_limited_account_fails_over_to_the_next, |backend: Backend|
     let claude = create_agent(&app, "claude", "anthropic/claude-sonnet-4-5").await;
     let (status, body) = app.post(&format!("/api/agents/{claude}/chat"), json!({"message": "hi"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(second.requests()[2].body["model"], "gpt-4o-mini");
+    assert_eq!(second.requests()[2].body["model"], "gpt-6-luna", "the OpenAI account's default model");
     app.stop().await;
 });
 
@@ -467,14 +471,21 @@ async fn tools_are_declared_in_each_wire_format() {
         tools: vec![ToolSpec { name: "web_search".into(), description: "search".into(), parameters: schema.clone() }],
         max_tokens: 100,
         temperature: 0.5,
+        ..Default::default()
     };
     let openai_base = format!("{}/v1", mock.url);
     for (provider, base) in
         [("openai", openai_base.as_str()), ("anthropic", mock.url.as_str()), ("google", mock.url.as_str())]
     {
         mock.push(MockReply::tool("web_search", json!({"q": "rust"})));
-        let endpoint =
-            Endpoint { provider, base_url: Some(base), api_key: Some(&key), timeout: Duration::from_secs(5) };
+        let endpoint = Endpoint {
+            provider,
+            base_url: Some(base),
+            api_key: Some(&key),
+            timeout: Duration::from_secs(5),
+            account_id: 1,
+            memory: None,
+        };
         let mut deltas = String::new();
         let out = call(&client, &endpoint, &req, &mut |d| deltas.push_str(d)).await.unwrap();
         assert_eq!(out.tool_calls.len(), 1, "{provider}");
@@ -490,7 +501,7 @@ async fn tools_are_declared_in_each_wire_format() {
     assert_eq!(reqs[0].body["tool_choice"], "auto");
     assert_eq!(
         reqs[1].body["tools"][0],
-        json!({"name": "web_search", "description": "search", "input_schema": schema})
+        json!({"name": "web_search", "description": "search", "input_schema": schema, "cache_control": {"type": "ephemeral"}})
     );
     let decl = &reqs[2].body["tools"][0]["functionDeclarations"][0];
     assert_eq!(decl["name"], "web_search");
@@ -504,6 +515,8 @@ async fn tools_are_declared_in_each_wire_format() {
         base_url: Some(&openai_base),
         api_key: Some(&key),
         timeout: Duration::from_secs(1),
+        account_id: 1,
+        memory: None,
     };
     let err = call(&client, &endpoint, &req, &mut |_| {}).await.unwrap_err();
     assert_eq!(err, arvis_worker::providers::ProviderError::Timeout);
@@ -641,14 +654,15 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
             model: "gpt-4o".into(),
             input_tokens: 1,
             output_tokens: 2,
-            cost_usd: 0.5,
+            cost_usd: Some(0.5),
             duration_ms: 9,
             created_at: now,
+            ..Default::default()
         })
         .await
         .unwrap();
     let rows = store.usage_for_job(77).await.unwrap();
-    assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, 0.5, 9));
+    assert_eq!((rows[0].id, rows[0].cost_usd, rows[0].duration_ms), (id, Some(0.5), 9));
 });
 
 // The reply's tags: stripped from what is stored and sent, memory saved, and a

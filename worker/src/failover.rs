@@ -8,9 +8,10 @@
 //! 25, 60 minutes by its strikes — and the same request moves on at once; a
 //! 5xx, a timeout or a connection failure also moves on (without marking); a
 //! 4xx refusal stops (permanent). Success clears the account's limit, counts
-//! the message and writes one usage row with tokens, cost and duration — for
-//! the call that produced the reply, in the same write as the reply itself
-//! (see [`Served::usage`]).
+//! the message and writes one usage row with tokens (cached ones apart), cost
+//! (from the worker's [`PriceTable`](crate::pricing::PriceTable); NULL for an
+//! unpriced model) and duration — for the call that produced the reply, in
+//! the same write as the reply itself (see [`Served::usage`]).
 
 use std::time::Instant;
 
@@ -54,21 +55,28 @@ fn record_call_metrics(
     model: &str,
     outcome: &'static str,
     started: Instant,
-    response: Option<&crate::llm::LlmResponse>,
+    response: Option<(&crate::llm::LlmResponse, Option<f64>)>,
 ) {
     let (p, m) = (provider.to_string(), model.to_string());
     metrics::counter!("arvis_provider_calls_total", "provider" => p.clone(), "model" => m.clone(), "outcome" => outcome).increment(1);
     metrics::histogram!("arvis_provider_call_duration_seconds", "provider" => p.clone(), "model" => m.clone())
         .record(started.elapsed().as_secs_f64());
-    if let Some(r) = response {
+    if let Some((r, cost)) = response {
         let tokens = |direction: &'static str, n: i64| {
             metrics::counter!("arvis_tokens_total", "direction" => direction, "provider" => p.clone(), "model" => m.clone())
                 .increment(n.max(0) as u64);
         };
         tokens("input", r.input_tokens);
         tokens("output", r.output_tokens);
-        let micro = (pricing::cost_usd(model, r.input_tokens, r.output_tokens) * 1e6).round() as u64;
-        metrics::counter!("arvis_cost_microdollars_total", "provider" => p, "model" => m).increment(micro);
+        tokens("cache_read", r.cache_read_tokens);
+        tokens("cache_write", r.cache_write_tokens);
+        match cost {
+            Some(c) => {
+                let micro = (c * 1e6).round() as u64;
+                metrics::counter!("arvis_cost_microdollars_total", "provider" => p, "model" => m).increment(micro);
+            }
+            None => metrics::counter!("arvis_unpriced_calls_total", "provider" => p, "model" => m).increment(1),
+        }
     }
 }
 
@@ -124,6 +132,8 @@ pub async fn call(
             base_url: account.base_url.as_deref(),
             api_key,
             timeout: ctx.settings.provider_timeout,
+            account_id: account.id,
+            memory: Some(&ctx.param_memory),
         };
         request.model.clone_from(&model);
         let started = Instant::now();
@@ -134,7 +144,14 @@ pub async fn call(
         match result {
             Ok(response) => {
                 let duration_ms = started.elapsed().as_millis() as i64;
-                record_call_metrics(&account.provider, &model, "ok", started, Some(&response));
+                let tokens = pricing::Tokens {
+                    input: response.input_tokens,
+                    output: response.output_tokens,
+                    cache_read: response.cache_read_tokens,
+                    cache_write: response.cache_write_tokens,
+                };
+                let cost_usd = ctx.prices.cost(&account.provider, &model, tokens);
+                record_call_metrics(&account.provider, &model, "ok", started, Some((&response, cost_usd)));
                 let usage = UsageRecord {
                     account_id: Some(account.id),
                     agent_id: Some(agent.id),
@@ -144,7 +161,9 @@ pub async fn call(
                     model: model.clone(),
                     input_tokens: response.input_tokens,
                     output_tokens: response.output_tokens,
-                    cost_usd: pricing::cost_usd(&model, response.input_tokens, response.output_tokens),
+                    cache_read_tokens: response.cache_read_tokens,
+                    cache_write_tokens: response.cache_write_tokens,
+                    cost_usd,
                     duration_ms,
                     created_at: now_ms(),
                 };

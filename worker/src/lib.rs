@@ -6,7 +6,7 @@
 //! - [`pipeline`]: the agent's side of a run: the first request (compaction, system prompt, history, tools) and the reply's tags.
 //! - [`failover`]: account order, rate limits, usage rows.
 //! - [`providers`]: the Anthropic, OpenAI-compatible and Gemini wire formats, streaming.
-//! - [`error`]: `JobError` and the retry schedule; [`pricing`]: cost per model.
+//! - [`error`]: `JobError` and the retry schedule; [`pricing`]: prices and context windows per model (LiteLLM's table).
 //! - [`llm`]: the provider-neutral request/response types.
 //! - [`agent`]: the agent's brain — system prompt, skills, history budget,
 //!   compaction, reply tags and their effects, built-in tools.
@@ -43,7 +43,17 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
         }
     }
     let settings = Settings::from_config(&deps.config);
-    let ctx = Arc::new(RunCtx { deps, client, worker_id: worker_id(), settings, conversations: Default::default() });
+    let prices =
+        pricing::PriceTable::load(deps.config.model_prices_file.as_deref()).context("loading the model price table")?;
+    let ctx = Arc::new(RunCtx {
+        deps,
+        client,
+        worker_id: worker_id(),
+        settings,
+        conversations: Default::default(),
+        param_memory: Default::default(),
+        prices,
+    });
     pool::run(ctx, shutdown).await
 }
 

@@ -36,10 +36,12 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
         Some(id) => ctx.conversations.load(store, id).await.map_err(db)?,
         None => None,
     };
+    // The model's context window, from the price table (LiteLLM's max_input_tokens).
+    let window = ctx.prices.context_window(&agent.model);
     if let Some(conv) = &conversation {
         // Best effort: a failed compaction changes nothing and the run goes on.
         let summarize = |prompt: String| summarize(ctx, agent, job, prompt);
-        match agent::compaction::compact_if_needed(store, conv, &agent.model, summarize).await {
+        match agent::compaction::compact_if_needed(store, conv, window, summarize).await {
             Ok(outcome @ agent::compaction::CompactionOutcome::Compacted { .. }) => {
                 tracing::debug!(job_id = job.id, ?outcome, "compaction check");
                 let id = conv.id.clone();
@@ -52,7 +54,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
     let system = agent::prompt::system_prompt(store, agent, &job.payload.prompt).await.map_err(db)?;
     let mut messages = match conversation {
         Some(conv) => {
-            let turns = agent::budget::history(&conv, job.payload.message_id, &agent.model, &system).messages;
+            let turns = agent::budget::history(&conv, job.payload.message_id, window, &system).messages;
             ctx.conversations.keep(conv);
             turns
         }
@@ -71,6 +73,8 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
             tools: agent::tools::specs(&agent.allowed_tools),
             max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
             temperature: agent.temperature,
+            effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
+            show_thinking: agent.show_thinking,
         },
         tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
     })
@@ -85,10 +89,24 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
         tools: vec![],
         max_tokens: 1024,
         temperature: 0.2,
+        ..Default::default()
     };
     let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}).await?;
     crate::failover::record(ctx, &served.usage).await;
     Ok(served.response.text)
+}
+
+/// The reply with the run's thinking before it, for an agent with
+/// `showThinking`: a quoted block, added after the tags were parsed (so
+/// nothing in the thinking can act as a tag).
+pub fn with_thinking(reply: String, thinking: &str) -> String {
+    let thinking = thinking.trim();
+    if thinking.is_empty() {
+        return reply;
+    }
+    let quoted: Vec<String> =
+        thinking.lines().map(|l| if l.is_empty() { ">".into() } else { format!("> {l}") }).collect();
+    format!("> **Thinking**\n{}\n\n{reply}", quoted.join("\n"))
 }
 
 /// The model's final text → the reply to store, with the parsed tags.

@@ -8,6 +8,12 @@
 //! rate-limited account is free again). A final failure is published as an
 //! error event with a user-readable text. The reply's tags (memory, state,
 //! delegations, conductor actions) take effect only once the reply is stored.
+//!
+//! Between tool rounds the assistant turn carries the provider's own content
+//! ([`crate::llm::Replay`]: Claude's signed thinking blocks, Gemini's thought
+//! signatures) back unchanged. The models' readable thinking is never streamed
+//! and never part of the reply, unless the agent has `showThinking` (then it
+//! is quoted before the reply, after the tags were parsed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +75,10 @@ pub struct RunCtx {
     pub settings: Settings,
     /// The conversations this worker answers, kept up to date per run.
     pub conversations: crate::agent::conversation_cache::ConversationCache,
+    /// Request parameters the models refused, per (account, model).
+    pub param_memory: crate::providers::ParamMemory,
+    /// Prices and context windows (the embedded table plus `MODEL_PRICES_FILE`).
+    pub prices: crate::pricing::PriceTable,
 }
 
 /// Where a job's reply events go, when it has an outside channel.
@@ -254,9 +264,18 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
     };
 
     let mut last = None;
+    // The models' readable thinking of every round: never streamed, shown
+    // with the reply only when the agent asks for it.
+    let mut thinking = String::new();
     for round in 1..=MAX_TOOL_ROUNDS {
         let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta).await?;
         let response = served.response;
+        if !response.thinking.trim().is_empty() {
+            if !thinking.is_empty() {
+                thinking.push_str("\n\n");
+            }
+            thinking.push_str(response.thinking.trim());
+        }
         if response.tool_calls.is_empty() {
             last = Some((response.text, served.usage));
             break;
@@ -273,12 +292,14 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         }
         crate::failover::record(ctx, &served.usage).await;
         let calls = response.tool_calls.clone();
+        // The provider's own turn (thinking blocks, signatures) goes back unchanged.
         request.messages.push(ChatMessage {
             role: Role::Assistant,
             content: response.text.into(),
             tool_calls: calls.clone(),
             tool_call_id: None,
             tool_name: None,
+            replay: response.replay,
         });
         // Tools of one round run in parallel; results come back in call order.
         request.messages.extend(agent::tools::call_all(&calls, &prepared.tools).await);
@@ -291,7 +312,10 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         return Err(JobError::Permanent("the run ended without a model answer".into()));
     };
     match crate::pipeline::finish(&agent, &final_text) {
-        Ok((reply, parsed)) => Ok((reply, agent, parsed, usage)),
+        Ok((reply, parsed)) => {
+            let reply = if agent.show_thinking { crate::pipeline::with_thinking(reply, &thinking) } else { reply };
+            Ok((reply, agent, parsed, usage))
+        }
         Err(e) => {
             crate::failover::record(ctx, &usage).await;
             Err(e)

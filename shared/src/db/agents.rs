@@ -22,6 +22,8 @@ struct AgentRow {
     max_tokens: i64,
     is_active: Flag,
     created_by: Option<String>,
+    reasoning_effort: Option<String>,
+    show_thinking: Flag,
 }
 
 impl TryFrom<AgentRow> for Agent {
@@ -40,12 +42,14 @@ impl TryFrom<AgentRow> for Agent {
             max_tokens: r.max_tokens,
             is_active: r.is_active.0,
             created_by: r.created_by,
+            reasoning_effort: r.reasoning_effort,
+            show_thinking: r.show_thinking.0,
         })
     }
 }
 
 const COLUMNS: &str = "id, slug, name, role, description, model, system_prompt, allowed_tools, \
-                       temperature, max_tokens, is_active, created_by";
+                       temperature, max_tokens, is_active, created_by, reasoning_effort, show_thinking";
 
 impl Store {
     /// Every agent, by id, from the read-through cache ([`super::cache`]): at
@@ -94,8 +98,9 @@ impl Store {
         let now = now_ms();
         let row: AgentRow = sqlx::query_as(sql(format!(
             "INSERT INTO agents (slug, name, role, description, model, system_prompt, allowed_tools, \
-             temperature, max_tokens, is_active, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING {COLUMNS}"
+             temperature, max_tokens, is_active, created_by, created_at, updated_at, reasoning_effort, \
+             show_thinking) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
+             RETURNING {COLUMNS}"
         )))
         .bind(&f.slug)
         .bind(&f.name)
@@ -109,6 +114,8 @@ impl Store {
         .bind(f.is_active)
         .bind(&f.created_by)
         .bind(now)
+        .bind(&f.reasoning_effort)
+        .bind(f.show_thinking)
         .fetch_one(self.w())
         .await
         .map_err(classify)?;
@@ -121,7 +128,7 @@ impl Store {
         let row: Option<AgentRow> = sqlx::query_as(sql(format!(
             "UPDATE agents SET slug = $1, name = $2, role = $3, description = $4, model = $5, \
              system_prompt = $6, allowed_tools = $7, temperature = $8, max_tokens = $9, is_active = $10, \
-             updated_at = $11 WHERE id = $12 RETURNING {COLUMNS}"
+             updated_at = $11, reasoning_effort = $13, show_thinking = $14 WHERE id = $12 RETURNING {COLUMNS}"
         )))
         .bind(&f.slug)
         .bind(&f.name)
@@ -135,6 +142,8 @@ impl Store {
         .bind(f.is_active)
         .bind(now_ms())
         .bind(id)
+        .bind(&f.reasoning_effort)
+        .bind(f.show_thinking)
         .fetch_optional(self.w())
         .await
         .map_err(classify)?;
@@ -158,8 +167,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO agents (slug, name, role, description, model, system_prompt, allowed_tools, \
-             temperature, max_tokens, is_active, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (slug) DO NOTHING",
+             temperature, max_tokens, is_active, created_by, created_at, updated_at, reasoning_effort, \
+             show_thinking) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
+             ON CONFLICT (slug) DO NOTHING",
         )
         .bind(&f.slug)
         .bind(&f.name)
@@ -173,6 +183,8 @@ impl Store {
         .bind(f.is_active)
         .bind(&f.created_by)
         .bind(now)
+        .bind(&f.reasoning_effort)
+        .bind(f.show_thinking)
         .execute(self.w())
         .await
         .map_err(classify)?;

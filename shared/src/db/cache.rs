@@ -99,6 +99,8 @@ mod tests {
             max_tokens: 0,
             is_active: true,
             created_by: None,
+            reasoning_effort: None,
+            show_thinking: false,
         }
     }
 

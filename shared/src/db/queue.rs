@@ -562,9 +562,10 @@ impl Store {
                 if let Some(u) = &usage {
                     sp.prepare_cached(
                         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, \
-                         input_tokens, output_tokens, cost_usd, duration_ms, created_at) VALUES \
+                         input_tokens, output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, \
+                         cache_write_tokens) VALUES \
                          ((SELECT id FROM accounts WHERE id = ?1), (SELECT id FROM agents WHERE id = ?2), \
-                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     )?
                     .execute(rusqlite::params![
                         u.account_id,
@@ -577,7 +578,9 @@ impl Store {
                         u.output_tokens,
                         u.cost_usd,
                         u.duration_ms,
-                        u.created_at
+                        u.created_at,
+                        u.cache_read_tokens,
+                        u.cache_write_tokens
                     ])?;
                     if let Some(account_id) = u.account_id {
                         sp.prepare_cached(

@@ -97,9 +97,12 @@ pub struct UsageRow {
     pub model: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    pub cost_usd: f64,
+    /// `None`: the model is unpriced.
+    pub cost_usd: Option<f64>,
     pub duration_ms: i64,
     pub created_at: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
 }
 
 impl Store {
@@ -172,7 +175,8 @@ impl Store {
     pub async fn usage_for_job(&self, job_id: i64) -> Result<Vec<UsageRow>> {
         Ok(sqlx::query_as(
             "SELECT id, account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, output_tokens, \
-             cost_usd, duration_ms, created_at FROM usage WHERE job_id = $1 ORDER BY id",
+             cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens FROM usage \
+             WHERE job_id = $1 ORDER BY id",
         )
         .bind(job_id)
         .fetch_all(self.r())

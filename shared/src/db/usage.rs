@@ -17,8 +17,9 @@ pub(crate) async fn insert_usage_row<'e>(
 ) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-         output_tokens, cost_usd, duration_ms, created_at) SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11 RETURNING id",
+         output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens) \
+         SELECT (SELECT id FROM accounts WHERE id = $1), \
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 RETURNING id",
     )
     .bind(u.account_id)
     .bind(u.agent_id)
@@ -31,6 +32,8 @@ pub(crate) async fn insert_usage_row<'e>(
     .bind(u.cost_usd)
     .bind(u.duration_ms)
     .bind(u.created_at)
+    .bind(u.cache_read_tokens)
+    .bind(u.cache_write_tokens)
     .fetch_one(ex)
     .await
     .map_err(classify)
@@ -45,6 +48,9 @@ struct AgentRow {
     output_tokens: i64,
     cost_usd: f64,
     avg_duration_ms: f64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    unpriced_requests: i64,
 }
 
 #[derive(FromRow)]
@@ -52,7 +58,23 @@ struct KeyRow {
     key: String,
     requests: i64,
     cost_usd: f64,
+    cache_read_tokens: i64,
+    unpriced_requests: i64,
 }
+
+#[derive(FromRow)]
+struct TotalsRow {
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    unpriced_requests: i64,
+}
+
+/// Calls whose cost is NULL (unpriced), as a BIGINT in both dialects.
+const UNPRICED: &str = "CAST(COALESCE(SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)";
 
 impl Store {
     /// Records one LLM call. Returns the row id.
@@ -62,31 +84,38 @@ impl Store {
 
     /// Totals and breakdowns of the calls made at or after `since_ms`.
     pub async fn usage_report(&self, since_ms: i64) -> Result<UsageReport> {
-        let (total_requests, total_input_tokens, total_output_tokens, total_cost_usd): (i64, i64, i64, f64) =
-            sqlx::query_as(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage WHERE created_at >= $1",
-            )
-            .bind(since_ms)
-            .fetch_one(self.r())
-            .await?;
-        let agents: Vec<AgentRow> = sqlx::query_as(
+        let totals: TotalsRow = sqlx::query_as(super::sql(format!(
+            "SELECT COUNT(*) AS requests, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+             CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
+             CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
+             {UNPRICED} AS unpriced_requests FROM usage WHERE created_at >= $1"
+        )))
+        .bind(since_ms)
+        .fetch_one(self.r())
+        .await?;
+        let agents: Vec<AgentRow> = sqlx::query_as(super::sql(format!(
             "SELECT u.agent_id, a.name AS agent_name, COUNT(*) AS requests, \
              CAST(COALESCE(SUM(u.input_tokens), 0) AS BIGINT) AS input_tokens, \
              CAST(COALESCE(SUM(u.output_tokens), 0) AS BIGINT) AS output_tokens, \
              CAST(COALESCE(SUM(u.cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
-             CAST(COALESCE(AVG(u.duration_ms), 0) AS DOUBLE PRECISION) AS avg_duration_ms \
+             CAST(COALESCE(AVG(u.duration_ms), 0) AS DOUBLE PRECISION) AS avg_duration_ms, \
+             CAST(COALESCE(SUM(u.cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
+             CAST(COALESCE(SUM(u.cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
+             {UNPRICED} AS unpriced_requests \
              FROM usage u LEFT JOIN agents a ON a.id = u.agent_id WHERE u.created_at >= $1 \
-             GROUP BY u.agent_id, a.name ORDER BY requests DESC, u.agent_id",
-        )
+             GROUP BY u.agent_id, a.name ORDER BY requests DESC, u.agent_id"
+        )))
         .bind(since_ms)
         .fetch_all(self.r())
         .await?;
         let by_key = |column: &'static str| {
             let text = format!(
                 "SELECT {column} AS key, COUNT(*) AS requests, \
-                 CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd \
+                 CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+                 CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
+                 {UNPRICED} AS unpriced_requests \
                  FROM usage WHERE created_at >= $1 GROUP BY {column} ORDER BY requests DESC, {column}"
             );
             async move {
@@ -97,10 +126,13 @@ impl Store {
         let providers = by_key("provider").await?;
         let models = by_key("model").await?;
         Ok(UsageReport {
-            total_requests,
-            total_input_tokens,
-            total_output_tokens,
-            total_cost_usd,
+            total_requests: totals.requests,
+            total_input_tokens: totals.input_tokens,
+            total_output_tokens: totals.output_tokens,
+            total_cost_usd: totals.cost_usd,
+            total_cache_read_tokens: totals.cache_read_tokens,
+            total_cache_write_tokens: totals.cache_write_tokens,
+            unpriced_requests: totals.unpriced_requests,
             by_agent: agents
                 .into_iter()
                 .map(|r| AgentUsage {
@@ -111,15 +143,30 @@ impl Store {
                     output_tokens: r.output_tokens,
                     cost_usd: r.cost_usd,
                     avg_duration_ms: r.avg_duration_ms.round() as i64,
+                    cache_read_tokens: r.cache_read_tokens,
+                    cache_write_tokens: r.cache_write_tokens,
+                    unpriced_requests: r.unpriced_requests,
                 })
                 .collect(),
             by_provider: providers
                 .into_iter()
-                .map(|r| ProviderUsage { provider: r.key, requests: r.requests, cost_usd: r.cost_usd })
+                .map(|r| ProviderUsage {
+                    provider: r.key,
+                    requests: r.requests,
+                    cost_usd: r.cost_usd,
+                    cache_read_tokens: r.cache_read_tokens,
+                    unpriced_requests: r.unpriced_requests,
+                })
                 .collect(),
             by_model: models
                 .into_iter()
-                .map(|r| ModelUsage { model: r.key, requests: r.requests, cost_usd: r.cost_usd })
+                .map(|r| ModelUsage {
+                    model: r.key,
+                    requests: r.requests,
+                    cost_usd: r.cost_usd,
+                    cache_read_tokens: r.cache_read_tokens,
+                    unpriced_requests: r.unpriced_requests,
+                })
                 .collect(),
         })
     }

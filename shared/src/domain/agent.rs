@@ -1,4 +1,10 @@
 //! Agents: a model, a system prompt and the tools it may use.
+//!
+//! Two extensions of the reference's agent: `reasoningEffort` (how hard a
+//! reasoning model thinks: one of [`REASONING_EFFORTS`], `null` = the model's
+//! default; each provider adapter maps it to its own control) and
+//! `showThinking` (whether the model's readable thinking is shown with the
+//! reply; off by default — thinking is never shown unless asked for).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,6 +15,9 @@ use super::{Invalid, check_model, check_text};
 pub const ROLES: &[&str] = &["conductor", "specialist", "analyst", "creative", "technical"];
 
 pub const DEFAULT_MODEL: &str = "anthropic/claude-haiku-4-5-20251001";
+
+/// The values of `reasoningEffort`, least to most.
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
 
 /// The roles, for the OpenAPI document.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -37,6 +46,11 @@ pub struct Agent {
     pub max_tokens: i64,
     pub is_active: bool,
     pub created_by: Option<String>,
+    /// Extension: how hard a reasoning model thinks; `null` = the model's default.
+    #[schema(value_type = Option<String>, example = "medium")]
+    pub reasoning_effort: Option<String>,
+    /// Extension: show the model's readable thinking with the reply (default false).
+    pub show_thinking: bool,
 }
 
 /// `POST /api/agents` body. `slug` and `name` are required.
@@ -69,6 +83,13 @@ pub struct NewAgent {
     pub is_active: Option<bool>,
     #[serde(default)]
     pub created_by: Option<String>,
+    /// Extension: one of none, minimal, low, medium, high, xhigh, max; omitted or null = the model's default.
+    #[serde(default)]
+    #[schema(pattern = "^(none|minimal|low|medium|high|xhigh|max)$")]
+    pub reasoning_effort: Option<String>,
+    /// Extension: show the model's readable thinking with the reply (default false).
+    #[serde(default)]
+    pub show_thinking: Option<bool>,
 }
 
 /// `PATCH /api/agents/{id}` body: only the fields to change.
@@ -91,6 +112,12 @@ pub struct AgentPatch {
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<i64>,
     pub is_active: Option<bool>,
+    /// Extension: one of none, minimal, low, medium, high, xhigh, max; `null` clears it (the model's default).
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<String>, pattern = "^(none|minimal|low|medium|high|xhigh|max)$")]
+    pub reasoning_effort: Option<Option<String>>,
+    /// Extension: show the model's readable thinking with the reply.
+    pub show_thinking: Option<bool>,
 }
 
 /// A complete, validated agent definition ready to be written.
@@ -107,6 +134,8 @@ pub struct AgentFields {
     pub max_tokens: i64,
     pub is_active: bool,
     pub created_by: Option<String>,
+    pub reasoning_effort: Option<String>,
+    pub show_thinking: bool,
 }
 
 impl NewAgent {
@@ -124,6 +153,8 @@ impl NewAgent {
             max_tokens: self.max_tokens.unwrap_or(4096),
             is_active: self.is_active.unwrap_or(true),
             created_by: self.created_by,
+            reasoning_effort: self.reasoning_effort,
+            show_thinking: self.show_thinking.unwrap_or(false),
         };
         fields.validate()?;
         Ok(fields)
@@ -145,6 +176,8 @@ impl AgentPatch {
             max_tokens: self.max_tokens.unwrap_or(current.max_tokens),
             is_active: self.is_active.unwrap_or(current.is_active),
             created_by: current.created_by.clone(),
+            reasoning_effort: super::nullable::apply(self.reasoning_effort, &current.reasoning_effort),
+            show_thinking: self.show_thinking.unwrap_or(current.show_thinking),
         };
         fields.validate()?;
         Ok(fields)
@@ -192,6 +225,11 @@ impl AgentFields {
         }
         if let Some(by) = &self.created_by {
             check_text("createdBy", by, 200)?;
+        }
+        if let Some(effort) = &self.reasoning_effort
+            && !REASONING_EFFORTS.contains(&effort.as_str())
+        {
+            return Err(Invalid::new(format!("reasoningEffort must be one of: {}", REASONING_EFFORTS.join(", "))));
         }
         Ok(())
     }

@@ -1,4 +1,10 @@
 //! Token usage and cost, recorded per LLM call and aggregated for the API.
+//!
+//! `input_tokens` counts every prompt token, cached ones included;
+//! `cache_read_tokens` / `cache_write_tokens` say how many of them were read
+//! from / written to the provider's prompt cache. A call to a model without a
+//! known price has no cost (`None`, NULL in the row): it is counted in the
+//! `unpricedRequests` fields and left out of the cost sums, never taken as $0.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,7 +22,12 @@ pub struct UsageRecord {
     pub model: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    pub cost_usd: f64,
+    /// Of `input_tokens`: read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Of `input_tokens`: written to the prompt cache.
+    pub cache_write_tokens: i64,
+    /// `None`: the model is unpriced.
+    pub cost_usd: Option<f64>,
     pub duration_ms: i64,
     /// Milliseconds since the epoch.
     pub created_at: i64,
@@ -44,6 +55,12 @@ pub struct AgentUsage {
     pub output_tokens: i64,
     pub cost_usd: f64,
     pub avg_duration_ms: i64,
+    /// Extension: input tokens read from the provider's prompt cache.
+    pub cache_read_tokens: i64,
+    /// Extension: input tokens written to the prompt cache.
+    pub cache_write_tokens: i64,
+    /// Extension: calls to models without a known price (not in `costUsd`).
+    pub unpriced_requests: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -52,6 +69,10 @@ pub struct ProviderUsage {
     pub provider: String,
     pub requests: i64,
     pub cost_usd: f64,
+    /// Extension: input tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Extension: calls to models without a known price.
+    pub unpriced_requests: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -60,6 +81,10 @@ pub struct ModelUsage {
     pub model: String,
     pub requests: i64,
     pub cost_usd: f64,
+    /// Extension: input tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Extension: calls to this model without a known price.
+    pub unpriced_requests: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -68,7 +93,14 @@ pub struct UsageReport {
     pub total_requests: i64,
     pub total_input_tokens: i64,
     pub total_output_tokens: i64,
+    /// The cost of the priced calls.
     pub total_cost_usd: f64,
+    /// Extension: input tokens read from the providers' prompt caches.
+    pub total_cache_read_tokens: i64,
+    /// Extension: input tokens written to the prompt caches.
+    pub total_cache_write_tokens: i64,
+    /// Extension: calls to models without a known price, left out of `totalCostUsd`.
+    pub unpriced_requests: i64,
     pub by_agent: Vec<AgentUsage>,
     pub by_provider: Vec<ProviderUsage>,
     pub by_model: Vec<ModelUsage>,

@@ -278,6 +278,8 @@ async fn create_agent(store: &Store, fields: &Fields, applied: &mut Applied) -> 
         max_tokens: int_field(fields, "max_tokens")?,
         is_active: bool_field(fields, "is_active")?,
         created_by: Some("conductor".into()),
+        reasoning_effort: None,
+        show_thinking: None,
     };
     let default_model = store.settings().await?.default_model;
     let agent_fields = new.into_fields(&default_model)?;
@@ -315,6 +317,8 @@ async fn update_agent(
         temperature: number_field(fields, "temperature")?,
         max_tokens: int_field(fields, "max_tokens")?,
         is_active: bool_field(fields, "is_active")?,
+        reasoning_effort: None,
+        show_thinking: None,
     };
     let agent_fields = patch.apply(&current)?;
     let agent = match store.update_agent(current.id, &agent_fields).await {

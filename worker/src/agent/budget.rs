@@ -6,8 +6,10 @@
 //! user/assistant turns, after one `[Previous conversation summary]` turn built
 //! from the last three summaries.
 //!
-//! The window is looked up by the model name *without* its `provider/` prefix
-//! (the original looked up the raw spec and so fell back for every prefixed name).
+//! The window comes from the worker's price table (LiteLLM's `max_input_tokens`,
+//! see [`crate::pricing::PriceTable::context_window`]), looked up by the
+//! model as its provider names it, not by the raw `provider/model` spec (the
+//! original did, and so fell back for every prefixed name).
 
 use arvis_shared::db::queue::estimate_tokens;
 
@@ -18,28 +20,6 @@ use crate::llm::{ChatMessage, Role};
 pub const RESERVED_TOKENS: i64 = 20_000;
 /// How many compaction summaries go into the context.
 pub const SUMMARIES_IN_CONTEXT: i64 = 3;
-/// The window of a model we do not know.
-pub const DEFAULT_WINDOW: i64 = 128_000;
-
-/// The context window of a model, in tokens. Accepts `provider/model` specs
-/// (and OpenRouter's `vendor/model` names): only the last path segment counts.
-pub fn context_window(model: &str) -> i64 {
-    let name = model.rsplit('/').next().unwrap_or(model).trim().to_ascii_lowercase();
-    if name.contains("claude") {
-        200_000
-    } else if name.starts_with("gpt-4.1") {
-        1_000_000
-    } else if name.starts_with("gpt-4o") {
-        128_000
-    } else if name.starts_with("o3") || name.starts_with("o4-mini") {
-        200_000
-    } else if name.starts_with("gemini") {
-        1_000_000
-    } else {
-        DEFAULT_WINDOW
-    }
-}
-
 /// The turns to send, and how they were chosen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
@@ -123,21 +103,16 @@ pub fn fit_history(messages: &[Turn], summaries: &[String], window: i64, system_
     History { messages: turns, included, dropped: candidates - included, budget }
 }
 
-/// The history of a conversation for `model`, up to and including the message
+/// The history of a conversation for a model with `window` tokens, up to and including the message
 /// `up_to_message_id` (the job's user message; later messages belong to later
 /// jobs). The job's own prompt is the last turn — do not append it again.
 pub fn history(
     conversation: &Conversation,
     up_to_message_id: Option<i64>,
-    model: &str,
+    window: i64,
     system_prompt: &str,
 ) -> History {
-    fit_history(
-        conversation.messages_up_to(up_to_message_id),
-        &conversation.summaries,
-        context_window(model),
-        system_prompt,
-    )
+    fit_history(conversation.messages_up_to(up_to_message_id), &conversation.summaries, window, system_prompt)
 }
 
 #[cfg(test)]
@@ -152,20 +127,6 @@ mod tests {
             token_estimate: estimate_tokens(content),
             created_at: id,
         })
-    }
-
-    #[test]
-    fn windows_by_model_without_provider_prefix() {
-        assert_eq!(context_window("anthropic/claude-sonnet-4-6"), 200_000);
-        assert_eq!(context_window("claude-haiku-4-5-20251001"), 200_000);
-        assert_eq!(context_window("openrouter/anthropic/claude-sonnet-4"), 200_000);
-        assert_eq!(context_window("openai/gpt-4.1-mini"), 1_000_000);
-        assert_eq!(context_window("openai/gpt-4o-mini"), 128_000);
-        assert_eq!(context_window("gpt-4o"), 128_000);
-        assert_eq!(context_window("openai/o3"), 200_000);
-        assert_eq!(context_window("openai/o4-mini"), 200_000);
-        assert_eq!(context_window("google/gemini-2.5-pro"), 1_000_000);
-        assert_eq!(context_window("ollama/qwen2.5-coder:7b"), 128_000);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use arvis_shared::db::memory_ctx::{CompactionDone, CompactionWrite};
 use arvis_shared::db::queue::StoredMessage;
 use arvis_shared::db::{DbError, Store};
 
-use super::budget::context_window;
 use super::conversation_cache::Conversation;
 use super::tags::parse_reply;
 
@@ -46,9 +45,9 @@ pub enum CompactionError<E: std::fmt::Display> {
     Summarizer(E),
 }
 
-/// The tokens above which a conversation is compacted for `model`.
-pub fn threshold_tokens(model: &str) -> i64 {
-    (context_window(model) as f64 * THRESHOLD).floor() as i64
+/// The tokens above which a conversation is compacted, for a model with `window` tokens.
+pub fn threshold_tokens(window: i64) -> i64 {
+    (window as f64 * THRESHOLD).floor() as i64
 }
 
 /// The prompt asking for memory lines.
@@ -87,12 +86,12 @@ pub fn transcript(messages: &[StoredMessage]) -> String {
     lines.join("\n")
 }
 
-/// Compacts the conversation when it is over the threshold for `model`
-/// (its totals as the run loaded them).
+/// Compacts the conversation when it is over the threshold for a model with
+/// `window` tokens (its totals as the run loaded them).
 pub async fn compact_if_needed<F, Fut, E>(
     store: &Store,
     conversation: &Conversation,
-    model: &str,
+    window: i64,
     summarize: F,
 ) -> Result<CompactionOutcome, CompactionError<E>>
 where
@@ -100,7 +99,7 @@ where
     Fut: Future<Output = Result<String, E>>,
     E: std::fmt::Display,
 {
-    if conversation.total_tokens <= threshold_tokens(model) {
+    if conversation.total_tokens <= threshold_tokens(window) {
         return Ok(CompactionOutcome::NotNeeded);
     }
     compact(store, &conversation.id, conversation.agent_id, summarize).await
@@ -166,8 +165,9 @@ mod tests {
 
     #[test]
     fn threshold_is_75_percent_of_the_window() {
-        assert_eq!(threshold_tokens("anthropic/claude-sonnet-4-6"), 150_000);
-        assert_eq!(threshold_tokens("openai/gpt-4o-mini"), 96_000);
+        let prices = crate::pricing::PriceTable::embedded().unwrap();
+        assert_eq!(threshold_tokens(prices.context_window("anthropic/claude-haiku-4-5")), 150_000);
+        assert_eq!(threshold_tokens(prices.context_window("openai/gpt-4o-mini")), 96_000);
     }
 
     #[test]

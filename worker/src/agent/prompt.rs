@@ -140,6 +140,8 @@ mod tests {
             max_tokens: 4096,
             is_active: true,
             created_by: None,
+            reasoning_effort: None,
+            show_thinking: false,
         }
     }
 

@@ -12,11 +12,19 @@
 //! text ever contains an API key: keys travel in headers only (Gemini's too),
 //! reqwest errors are stripped of their URL, and provider error bodies are
 //! scrubbed of the key before they are kept.
+//!
+//! A 400 that names one request parameter the model refuses
+//! (`unsupported_parameter` / `unsupported_value`, OpenAI's error shape) is
+//! [`ProviderError::Unsupported`]: the OpenAI adapter retries once without that
+//! parameter and remembers it per (account, model) in a [`ParamMemory`], so
+//! the next call of that pair leaves it out from the start.
 
 pub mod anthropic;
 pub mod google;
 pub mod openai;
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -34,6 +42,34 @@ pub struct Endpoint<'a> {
     pub api_key: Option<&'a SecretString>,
     /// Whole-request timeout (headers and the full stream).
     pub timeout: Duration,
+    /// The account's id: the key (with the model) of what [`ParamMemory`] learned.
+    pub account_id: i64,
+    /// Parameters learned to be refused, shared by the worker's calls; `None`
+    /// = learn nothing beyond this call.
+    pub memory: Option<&'a ParamMemory>,
+}
+
+/// Request parameters a model refused, per (account, model), for the life of
+/// the process: a refused parameter costs one failed request per pair, not
+/// one per call. In memory only, by design: a restart (or a model that starts
+/// accepting the parameter) costs one retry more.
+#[derive(Debug, Default)]
+pub struct ParamMemory {
+    refused: Mutex<HashMap<(i64, String), BTreeSet<String>>>,
+}
+
+impl ParamMemory {
+    /// What this (account, model) is known to refuse.
+    pub fn refused(&self, account_id: i64, model: &str) -> BTreeSet<String> {
+        let map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(account_id, model.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Remembers that this (account, model) refuses `param`.
+    pub fn remember(&self, account_id: i64, model: &str, param: &str) {
+        let mut map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((account_id, model.to_string())).or_default().insert(param.to_string());
+    }
 }
 
 impl std::fmt::Debug for Endpoint<'_> {
@@ -42,6 +78,7 @@ impl std::fmt::Debug for Endpoint<'_> {
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.map(|_| "[REDACTED]"))
+            .field("account_id", &self.account_id)
             .finish()
     }
 }
@@ -55,6 +92,10 @@ pub enum ProviderError {
     /// Any other HTTP error status, with the provider's (scrubbed, shortened) message.
     #[error("HTTP {status}: {message}")]
     Http { status: u16, message: String },
+    /// A 400 naming one parameter the model does not accept (OpenAI's
+    /// `unsupported_parameter` / `unsupported_value` codes, with `param`).
+    #[error("HTTP {status}: the model refuses the parameter {param:?}: {message}")]
+    Unsupported { status: u16, param: String, message: String },
     #[error("the provider did not answer within the timeout")]
     Timeout,
     #[error("cannot reach the provider: {0}")]
@@ -73,7 +114,7 @@ impl ProviderError {
         match self {
             ProviderError::RateLimited { .. } => "rate_limited",
             ProviderError::Http { status, .. } if *status >= 500 => "server_error",
-            ProviderError::Http { .. } => "client_error",
+            ProviderError::Http { .. } | ProviderError::Unsupported { .. } => "client_error",
             ProviderError::Timeout => "timeout",
             ProviderError::Connect(_) => "connect_error",
             ProviderError::Protocol(_) => "protocol_error",
@@ -86,7 +127,7 @@ impl ProviderError {
     pub fn is_permanent(&self) -> bool {
         match self {
             ProviderError::Http { status, .. } => (400..500).contains(status) && *status != 408 && *status != 429,
-            ProviderError::Config(_) => true,
+            ProviderError::Config(_) | ProviderError::Unsupported { .. } => true,
             _ => false,
         }
     }
@@ -151,7 +192,26 @@ pub(crate) async fn send(
         return Err(ProviderError::RateLimited { status, retry_after });
     }
     let body = response.text().await.unwrap_or_default();
+    if let Some(param) = unsupported_param(&body) {
+        return Err(ProviderError::Unsupported { status, param, message: scrub(endpoint, &error_message(&body)) });
+    }
     Err(ProviderError::Http { status, message: scrub(endpoint, &error_message(&body)) })
+}
+
+/// The parameter an `unsupported_parameter` / `unsupported_value` error names, e.g.
+/// `{"error": {"message": "Unsupported parameter: 'max_tokens' …", "type":
+/// "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}`.
+fn unsupported_param(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let error = v.get("error")?;
+    let code = error.get("code").and_then(serde_json::Value::as_str)?;
+    if code != "unsupported_parameter" && code != "unsupported_value" {
+        return None;
+    }
+    let param = error.get("param").and_then(serde_json::Value::as_str)?;
+    // Only a top-level parameter name can be left out (not `messages[3].content`).
+    let ok = !param.is_empty() && param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then(|| param.to_string())
 }
 
 /// The `message` of a JSON error body (`{"error": {"message": …}}` and the like), else the body.
@@ -222,5 +282,25 @@ mod tests {
         assert!(!http(408).is_permanent());
         assert!(!http(500).is_permanent());
         assert!(!ProviderError::Timeout.is_permanent());
+    }
+
+    #[test]
+    fn unsupported_parameter_errors_name_the_parameter() {
+        let body = r#"{"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}"#;
+        assert_eq!(unsupported_param(body).as_deref(), Some("max_tokens"));
+        let body = r#"{"error": {"message": "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.", "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}"#;
+        assert_eq!(unsupported_param(body).as_deref(), Some("temperature"));
+        let other = r#"{"error": {"message": "bad", "param": "messages[1].content", "code": "unsupported_value"}}"#;
+        assert_eq!(unsupported_param(other), None);
+        assert_eq!(unsupported_param(r#"{"error": {"message": "x", "code": "invalid_api_key"}}"#), None);
+    }
+
+    #[test]
+    fn memory_is_per_account_and_model() {
+        let m = ParamMemory::default();
+        m.remember(1, "gpt-5-mini", "temperature");
+        assert!(m.refused(1, "gpt-5-mini").contains("temperature"));
+        assert!(m.refused(2, "gpt-5-mini").is_empty());
+        assert!(m.refused(1, "gpt-5").is_empty());
     }
 }

@@ -4,13 +4,34 @@
 //! any compatible endpoint. Streamed `tool_calls` arrive in pieces keyed by
 //! `index` and are accumulated here. A server that ignores `stream` and answers
 //! with one JSON document is accepted too.
+//!
+//! Parameters, by who answers ([`Dialect`]):
+//! - OpenAI's reasoning models — the GPT-5 family (`gpt-5`, `gpt-5-mini`,
+//!   `gpt-5.1`, …, later `gpt-6*`) and o1/o3/o4 — on the `openai` provider
+//!   (whatever its base URL): `max_completion_tokens`, no `temperature` (they
+//!   refuse any but the default), `reasoning_effort` when the agent sets one.
+//! - Other models on OpenAI's own API (no base URL, or `api.openai.com`):
+//!   `max_completion_tokens` (every current model takes it) and `temperature`.
+//! - Compatible servers (Ollama, vLLM, OpenRouter, custom base URLs):
+//!   `max_tokens` and `temperature`, what they all understand; OpenRouter also
+//!   gets `reasoning: {effort}` when the agent sets one.
+//!
+//! A 400 `unsupported_parameter` / `unsupported_value` naming a parameter is
+//! retried once without it (for `max_tokens` / `max_completion_tokens`: with
+//! the other one), and the refusal is remembered per (account, model) in the
+//! worker's [`ParamMemory`](super::ParamMemory).
+//!
+//! Usage: `prompt_tokens` (cached ones included) and
+//! `prompt_tokens_details.cached_tokens` (priced at the cache-read rate).
 
 use futures::StreamExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use std::collections::BTreeSet;
+
 use super::{Endpoint, ProviderError, is_event_stream, key_text, parse_json, send, sse};
-use crate::llm::{LlmRequest, LlmResponse, Role, ToolCall};
+use crate::llm::{Effort, LlmRequest, LlmResponse, Role, ToolCall};
 
 pub const OPENAI_BASE: &str = "https://api.openai.com/v1";
 pub const OPENROUTER_BASE: &str = "https://openrouter.ai/api/v1";
@@ -30,6 +51,11 @@ pub struct Body<'a> {
     max_completion_tokens: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+    /// OpenRouter's spelling of the effort.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<Reasoning>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Tool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +65,54 @@ pub struct Body<'a> {
 #[derive(Debug, Serialize)]
 struct StreamOptions {
     include_usage: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Reasoning {
+    effort: &'static str,
+}
+
+/// Who answers, as far as the parameters go (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An OpenAI reasoning model (GPT-5 family, o-series) on the `openai` provider.
+    OpenAiReasoning,
+    /// Any other model on OpenAI's own API.
+    OpenAi,
+    /// OpenRouter.
+    OpenRouter,
+    /// Ollama, vLLM, any compatible base URL.
+    Compatible,
+}
+
+impl Dialect {
+    pub fn of(endpoint_provider: &str, base_url: Option<&str>, model: &str) -> Dialect {
+        match endpoint_provider {
+            "openai" if is_reasoning_model(model) => Dialect::OpenAiReasoning,
+            "openai" if base_url.is_none_or(|b| b.contains("://api.openai.com")) => Dialect::OpenAi,
+            "openrouter" => Dialect::OpenRouter,
+            _ => Dialect::Compatible,
+        }
+    }
+}
+
+/// GPT-5 and later (`gpt-5`, `gpt-5-mini`, `gpt-5.1-2025-11-13`, `gpt-6-sol`) and o1/o3/o4.
+pub fn is_reasoning_model(model: &str) -> bool {
+    let m = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    if let Some(rest) = m.strip_prefix("gpt-") {
+        let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        // `gpt-5-chat-latest` and its kin are chat models that take a temperature.
+        return major.parse::<u32>().is_ok_and(|n| n >= 5) && !m.contains("-chat");
+    }
+    ["o1", "o3", "o4"].iter().any(|p| m == *p || m.starts_with(&format!("{p}-")))
+}
+
+/// OpenAI's `reasoning_effort` for an agent's effort (`max` is `xhigh` there).
+fn effort_value(effort: Effort) -> &'static str {
+    match effort {
+        Effort::Max => "xhigh",
+        other => other.as_str(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -81,7 +155,8 @@ struct ToolFunction<'a> {
     parameters: &'a Value,
 }
 
-pub fn body<'a>(provider: &str, req: &'a LlmRequest) -> Body<'a> {
+/// The request body for `dialect`, leaving out what this (account, model) is known to refuse.
+pub fn body<'a>(dialect: Dialect, req: &'a LlmRequest, refused: &BTreeSet<String>) -> Body<'a> {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if !req.system.is_empty() {
         messages.push(Message { role: "system", content: Some(&req.system), tool_calls: vec![], tool_call_id: None });
@@ -111,11 +186,6 @@ pub fn body<'a>(provider: &str, req: &'a LlmRequest) -> Body<'a> {
             },
         });
     }
-    // OpenAI's reasoning models refuse `max_tokens` and a temperature.
-    let reasoning = provider == "openai"
-        && (req.model.starts_with("o1") || req.model.starts_with("o3") || req.model.starts_with("o4"));
-    // `max_tokens` is what every compatible server knows; OpenAI's reasoning
-    // models want `max_completion_tokens` and no temperature.
     let tools: Vec<Tool<'a>> = req
         .tools
         .iter()
@@ -124,16 +194,73 @@ pub fn body<'a>(provider: &str, req: &'a LlmRequest) -> Body<'a> {
             function: ToolFunction { name: &t.name, description: &t.description, parameters: &t.parameters },
         })
         .collect();
+    let refuses = |p: &str| refused.contains(p);
+    // One of the two token limits: OpenAI's own API wants the new one, the
+    // compatible servers know the old one; a refusal switches to the other.
+    let completion_tokens = match dialect {
+        Dialect::OpenAiReasoning | Dialect::OpenAi => !refuses("max_completion_tokens"),
+        Dialect::OpenRouter | Dialect::Compatible => refuses("max_tokens"),
+    };
+    let effort = req.effort.filter(|_| !refuses("reasoning_effort")).map(effort_value);
     Body {
         model: &req.model,
         messages,
         stream: true,
         stream_options: StreamOptions { include_usage: true },
-        max_tokens: (!reasoning).then_some(req.max_tokens),
-        max_completion_tokens: reasoning.then_some(req.max_tokens),
-        temperature: (!reasoning).then_some(req.temperature),
-        tool_choice: (!tools.is_empty()).then_some("auto"),
+        max_tokens: (!completion_tokens).then_some(req.max_tokens),
+        max_completion_tokens: completion_tokens.then_some(req.max_tokens),
+        temperature: (dialect != Dialect::OpenAiReasoning && !refuses("temperature")).then_some(req.temperature),
+        reasoning_effort: effort.filter(|_| dialect == Dialect::OpenAiReasoning),
+        reasoning: effort
+            .filter(|_| dialect == Dialect::OpenRouter && !refuses("reasoning"))
+            .map(|effort| Reasoning { effort }),
+        tool_choice: (!tools.is_empty() && !refuses("tool_choice")).then_some("auto"),
         tools,
+    }
+}
+
+/// Parameters a refusal may take out of the body (the rest is the request itself).
+const DROPPABLE: &[&str] =
+    &["max_tokens", "max_completion_tokens", "temperature", "reasoning_effort", "reasoning", "tool_choice"];
+
+/// Sends the request; a refused parameter is left out and the request sent
+/// again, at most once per parameter, and remembered for the (account, model).
+async fn send_adapting(
+    client: &reqwest::Client,
+    endpoint: &Endpoint<'_>,
+    req: &LlmRequest,
+    url: &str,
+) -> Result<reqwest::Response, ProviderError> {
+    let dialect = Dialect::of(endpoint.provider, endpoint.base_url, &req.model);
+    let mut refused = endpoint.memory.map(|m| m.refused(endpoint.account_id, &req.model)).unwrap_or_default();
+    loop {
+        let mut builder = client.post(url).json(&body(dialect, req, &refused));
+        if let Some(key) = key_text(endpoint) {
+            builder = builder.bearer_auth(key);
+        } else if matches!(endpoint.provider, "openai" | "openrouter") {
+            return Err(ProviderError::Config("no API key".into()));
+        }
+        if endpoint.provider == "openrouter" {
+            builder = builder.header("HTTP-Referer", "https://arvis.local").header("X-Title", "Arvis");
+        }
+        match send(endpoint, builder).await {
+            Err(ProviderError::Unsupported { param, message, .. })
+                if DROPPABLE.contains(&param.as_str()) && !refused.contains(&param) =>
+            {
+                tracing::warn!(
+                    account_id = endpoint.account_id,
+                    model = %req.model,
+                    %param,
+                    %message,
+                    "the model refuses a parameter; retrying without it (remembered for this account and model)"
+                );
+                if let Some(memory) = endpoint.memory {
+                    memory.remember(endpoint.account_id, &req.model, &param);
+                }
+                refused.insert(param);
+            }
+            other => return other,
+        }
     }
 }
 
@@ -150,16 +277,7 @@ pub async fn call(
         (None, other) => return Err(ProviderError::Config(format!("{other} needs a base URL"))),
     };
     let url = format!("{}/chat/completions", base.trim_end_matches('/'));
-    let mut builder = client.post(url).json(&body(endpoint.provider, req));
-    if let Some(key) = key_text(endpoint) {
-        builder = builder.bearer_auth(key);
-    } else if matches!(endpoint.provider, "openai" | "openrouter") {
-        return Err(ProviderError::Config("no API key".into()));
-    }
-    if endpoint.provider == "openrouter" {
-        builder = builder.header("HTTP-Referer", "https://arvis.local").header("X-Title", "Arvis");
-    }
-    let response = send(endpoint, builder).await?;
+    let response = send_adapting(client, endpoint, req, &url).await?;
     if !is_event_stream(&response) {
         let v: Value = response.json().await.map_err(super::transport_error)?;
         let out = from_document(&v)?;
@@ -238,6 +356,9 @@ fn read_usage(usage: &Value, out: &mut LlmResponse) {
     if let Some(n) = usage.get("completion_tokens").and_then(Value::as_i64) {
         out.output_tokens = n;
     }
+    if let Some(n) = usage.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_i64) {
+        out.cache_read_tokens = n;
+    }
 }
 
 /// Arguments arrive as JSON text; an empty string is `{}`, broken text is kept as a string.
@@ -280,22 +401,83 @@ mod tests {
     use super::*;
     use crate::llm::ChatMessage;
 
-    #[test]
-    fn reasoning_models_get_max_completion_tokens_and_no_temperature() {
-        let req = |model: &str| LlmRequest {
+    fn req(model: &str) -> LlmRequest {
+        LlmRequest {
             model: model.into(),
-            system: String::new(),
             messages: vec![ChatMessage::user("q")],
-            tools: vec![],
             max_tokens: 10,
             temperature: 0.2,
-        };
-        let b = |provider: &str, model: &str| serde_json::to_value(body(provider, &req(model))).unwrap();
-        let b = b("openai", "o3-mini");
-        assert_eq!((b["max_completion_tokens"].as_i64(), b.get("temperature")), (Some(10), None));
-        let b = serde_json::to_value(body("ollama", &req("qwen"))).unwrap();
+            ..Default::default()
+        }
+    }
+
+    fn wire(provider: &str, base: Option<&str>, req: &LlmRequest, refused: &[&str]) -> Value {
+        let refused = refused.iter().map(|s| s.to_string()).collect();
+        serde_json::to_value(body(Dialect::of(provider, base, &req.model), req, &refused)).unwrap()
+    }
+
+    #[test]
+    fn reasoning_models_get_max_completion_tokens_and_no_temperature() {
+        for model in
+            ["o3-mini", "o1", "o4-mini-2025-04-16", "gpt-5", "gpt-5-mini", "gpt-5.1", "gpt-5.2-2025-12-11", "gpt-6-sol"]
+        {
+            let b = wire("openai", None, &req(model), &[]);
+            assert_eq!(
+                (b["max_completion_tokens"].as_i64(), b.get("temperature"), b.get("max_tokens")),
+                (Some(10), None, None),
+                "{model}"
+            );
+            // The same model behind a custom base URL is still an OpenAI reasoning model.
+            let b = wire("openai", Some("http://127.0.0.1:9/v1"), &req(model), &[]);
+            assert_eq!((b["max_completion_tokens"].as_i64(), b.get("temperature")), (Some(10), None), "{model}");
+        }
+        for model in ["gpt-4o-mini", "gpt-5-chat-latest", "o3x", "gpt-4.1"] {
+            assert!(!is_reasoning_model(model), "{model}");
+        }
+        let b = wire("ollama", Some("http://127.0.0.1:11434/v1"), &req("qwen"), &[]);
         assert_eq!((b["max_tokens"].as_i64(), b["temperature"].as_f64()), (Some(10), Some(0.2)));
         assert_eq!(b["messages"], json!([{"role": "user", "content": "q"}]), "no empty system message");
+    }
+
+    #[test]
+    fn openais_own_api_gets_max_completion_tokens_compatible_servers_max_tokens() {
+        let b = wire("openai", None, &req("gpt-4o-mini"), &[]);
+        assert_eq!(
+            (b["max_completion_tokens"].as_i64(), b["temperature"].as_f64(), b.get("max_tokens")),
+            (Some(10), Some(0.2), None)
+        );
+        let b = wire("openai", Some("https://api.openai.com/v1"), &req("gpt-4.1"), &[]);
+        assert_eq!(b["max_completion_tokens"].as_i64(), Some(10));
+        for (provider, base) in [
+            ("openai", "http://vllm:8000/v1"),
+            ("custom", "http://x/v1"),
+            ("openrouter", "https://openrouter.ai/api/v1"),
+        ] {
+            let b = wire(provider, Some(base), &req("gpt-4o-mini"), &[]);
+            assert_eq!((b["max_tokens"].as_i64(), b.get("max_completion_tokens")), (Some(10), None), "{provider}");
+        }
+    }
+
+    #[test]
+    fn efforts_and_refusals() {
+        let mut r = req("gpt-5-mini");
+        r.effort = Some(Effort::Minimal);
+        assert_eq!(wire("openai", None, &r, &[])["reasoning_effort"], "minimal");
+        assert!(wire("openai", None, &r, &["reasoning_effort"]).get("reasoning_effort").is_none());
+        r.effort = Some(Effort::Max);
+        assert_eq!(wire("openai", None, &r, &[])["reasoning_effort"], "xhigh");
+        // Compatible servers never see reasoning_effort; OpenRouter gets its own field.
+        r.model = "qwen3".into();
+        assert!(wire("ollama", Some("http://o/v1"), &r, &[]).get("reasoning_effort").is_none());
+        assert_eq!(wire("openrouter", None, &r, &[])["reasoning"], json!({"effort": "xhigh"}));
+        // A refused token limit switches to the other one; a refused temperature goes.
+        let b = wire("custom", Some("http://x/v1"), &req("m"), &["max_tokens", "temperature"]);
+        assert_eq!(
+            (b["max_completion_tokens"].as_i64(), b.get("max_tokens"), b.get("temperature")),
+            (Some(10), None, None)
+        );
+        let b = wire("openai", None, &req("gpt-4o"), &["max_completion_tokens"]);
+        assert_eq!((b["max_tokens"].as_i64(), b.get("max_completion_tokens")), (Some(10), None));
     }
 
     #[test]
@@ -312,6 +494,7 @@ mod tests {
                     tool_calls: vec![call],
                     tool_call_id: None,
                     tool_name: None,
+                    replay: None,
                 },
                 ChatMessage {
                     role: Role::Tool,
@@ -319,6 +502,7 @@ mod tests {
                     tool_calls: vec![],
                     tool_call_id: Some("c1".into()),
                     tool_name: Some("calculate".into()),
+                    replay: None,
                 },
             ],
             tools: vec![crate::llm::ToolSpec {
@@ -328,8 +512,9 @@ mod tests {
             }],
             max_tokens: 5,
             temperature: 0.0,
+            ..Default::default()
         };
-        let b = serde_json::to_value(body("openai", &req)).unwrap();
+        let b = wire("openai", None, &req, &[]);
         assert_eq!(
             b["messages"],
             json!([
