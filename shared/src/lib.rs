@@ -31,6 +31,7 @@ pub mod health;
 pub mod intake;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod routing;
 pub mod shutdown;
 pub mod startup;

@@ -27,7 +27,9 @@ async fn file_server() -> String {
         .route("/plain.md", get(|| async { "# Just markdown\nNo front matter." }))
         .route("/noname.md", get(|| async { "---\ndescription: nameless\n---\nbody\n" }))
         .route("/badregex.md", get(|| async { "---\nname: bad-regex\npatterns: [\"(unclosed\"]\n---\nbody\n" }))
-        .route("/big.md", get(move || async move { format!("---\nname: big\n---\n{big}") }));
+        .route("/big.md", get(move || async move { format!("---\nname: big\n---\n{big}") }))
+        .route("/page.html", get(|| async { axum::response::Html("---\nname: html\n---\n<p>a web page</p>") }))
+        .route("/moved.md", get(|| async { axum::response::Redirect::temporary("/btc.md") }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -119,9 +121,27 @@ both_backends!(skills_builtin_crud_and_validation, |backend| async move {
     assert_eq!(again["id"], builtin_id);
 });
 
-both_backends!(skills_import_from_a_url, |backend| async move {
+both_backends!(skills_import_refuses_private_addresses_by_default, |backend| async move {
     let app = TestApp::spawn(backend).await;
     let base = file_server().await;
+    let port = base.rsplit(':').next().unwrap();
+    // The file is there, but on loopback: refused (after resolution for a name), nothing stored.
+    for url in [format!("{base}/btc.md"), format!("http://localhost:{port}/btc.md"), "http://10.1.2.3/x.md".into()] {
+        let (s, e) = app.post("/api/skills/import", json!({"url": url})).await;
+        assert_eq!(s, 400, "{url}: {e}");
+        assert!(e["error"].as_str().unwrap().contains("refusing to fetch"), "{url}: {e}");
+    }
+    let (_, list) = app.get("/api/skills").await;
+    assert!(!list.as_array().unwrap().iter().any(|s| s["name"] == "bitcoin-price"));
+});
+
+both_backends!(skills_import_from_a_url, |backend| async move {
+    // The file server is on loopback: the operator allows private addresses.
+    let app = TestApp::builder(backend).env("HTTP_FETCH_ALLOW_PRIVATE", "true").start().await;
+    let base = file_server().await;
+    let (s, skill) = app.post("/api/skills/import", json!({"url": format!("{base}/moved.md")})).await;
+    assert_eq!(s, 201, "a redirect is followed: {skill}");
+    assert_eq!(app.delete(&format!("/api/skills/{}", skill["id"])).await.0, 200);
     let (s, skill) = app.post("/api/skills/import", json!({"url": format!("{base}/btc.md")})).await;
     assert_eq!(s, 201, "{skill}");
     assert_eq!(skill["name"], "bitcoin-price");
@@ -142,7 +162,8 @@ both_backends!(skills_import_from_a_url, |backend| async move {
         ("ftp://example.com/skill.md".to_string(), "http"),
         ("file:///etc/passwd".to_string(), "http"),
         ("not a url".to_string(), "url"),
-        ("http://127.0.0.1:1/unreachable.md".to_string(), "cannot fetch"),
+        ("http://127.0.0.1:1/unreachable.md".to_string(), "cannot import"),
+        (format!("{base}/page.html"), "not a markdown or plain-text file"),
     ] {
         let (s, e) = app.post("/api/skills/import", json!({"url": url})).await;
         assert_eq!(s, 400, "{url}: {e}");

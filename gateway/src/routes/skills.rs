@@ -14,6 +14,7 @@ use arvis_shared::db::DbError;
 use arvis_shared::db::skills::SkillDelete;
 use arvis_shared::domain::skill::{MAX_CONTENT_BYTES, NewSkill, Skill, SkillImport, SkillPatch, skill_from_markdown};
 use arvis_shared::domain::{Invalid, check_text};
+use arvis_shared::net::{self, FetchLimits};
 
 use super::Ok;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -97,7 +98,10 @@ async fn delete_skill(State(state): State<AppState>, AppPath(id): AppPath<i64>) 
 
 /// Import a community skill from an http(s) URL serving markdown with front
 /// matter (`name` required; `description`, `keywords`, `patterns` optional).
-/// At most 256 KiB, 10 s.
+/// At most 256 KiB, 10 s, at most 5 redirects; a markdown or plain-text
+/// answer. Loopback, private and link-local addresses are refused (after DNS
+/// resolution, on every redirect) unless `HTTP_FETCH_ALLOW_PRIVATE=true` — the
+/// same guard as the agents' `http_fetch` tool.
 #[utoipa::path(post, path = "/api/skills/import", tag = "skills", request_body = SkillImport,
     responses((status = 201, body = Skill), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
@@ -105,46 +109,46 @@ async fn import_skill(
     State(state): State<AppState>,
     AppJson(body): AppJson<SkillImport>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
-    let text = fetch_markdown(&body.url).await?;
+    let text = fetch_markdown(&body.url, state.deps.config.http_fetch_allow_private).await?;
     let fields = skill_from_markdown(&text, "community")?;
     let skill = state.deps.store.create_skill(&fields).await.map_err(duplicate_name)?;
     changed(&state, skill.id).await;
     Ok((StatusCode::CREATED, Json(skill)))
 }
 
-/// Downloads the skill file: http(s) only, bounded in time and size.
-async fn fetch_markdown(url: &str) -> Result<String, Invalid> {
+/// Downloads the skill file under [`arvis_shared::net`]'s guard and limits.
+async fn fetch_markdown(url: &str, allow_private: bool) -> Result<String, Invalid> {
     check_text("url", url, 2_000)?;
-    let parsed = reqwest::Url::parse(url).map_err(|e| Invalid::new(format!("url is not a valid URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Invalid::new("url must be an http:// or https:// URL"));
+    let limits = FetchLimits {
+        timeout: IMPORT_TIMEOUT,
+        max_bytes: MAX_CONTENT_BYTES,
+        max_redirects: 5,
+        allow_private,
+        user_agent: concat!("Arvis/", env!("CARGO_PKG_VERSION"), " (skill import)"),
+    };
+    let fetched = net::fetch(url, &limits).await.map_err(|e| Invalid::new(format!("cannot import the skill: {e}")))?;
+    if !fetched.status.is_success() {
+        return Err(Invalid::new(format!("cannot import the skill: the server answered {}", fetched.status)));
     }
-    let client = reqwest::Client::builder()
-        .timeout(IMPORT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| Invalid::new(format!("cannot fetch the skill: {e}")))?;
-    let mut response = client
-        .get(parsed)
-        .send()
-        .await
-        .map_err(|e| Invalid::new(format!("cannot fetch the skill: {}", without_url(&e))))?;
-    if !response.status().is_success() {
-        return Err(Invalid::new(format!("cannot fetch the skill: the server answered {}", response.status())));
-    }
-    let mut bytes: Vec<u8> = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| Invalid::new(format!("cannot fetch the skill: {}", without_url(&e))))?
+    if let Some(ct) = &fetched.content_type
+        && !is_skill_text(ct)
     {
-        if bytes.len() + chunk.len() > MAX_CONTENT_BYTES {
-            return Err(Invalid::new("the skill file is larger than 256 KiB"));
-        }
-        bytes.extend_from_slice(&chunk);
+        return Err(Invalid::new(format!(
+            "cannot import the skill: the server answered {ct}, not a markdown or plain-text file"
+        )));
     }
-    String::from_utf8(bytes).map_err(|_| Invalid::new("the skill file is not UTF-8 text"))
+    if fetched.truncated {
+        return Err(Invalid::new("the skill file is larger than 256 KiB"));
+    }
+    String::from_utf8(fetched.body).map_err(|_| Invalid::new("the skill file is not UTF-8 text"))
 }
 
-fn without_url(e: &reqwest::Error) -> String {
-    let text = e.to_string();
-    if e.is_timeout() { "timed out".into() } else { text }
+/// Content types a skill file comes as: markdown, or plain text (raw files on
+/// GitHub and most static hosts), or a generic byte stream.
+fn is_skill_text(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "text/markdown" | "text/x-markdown" | "text/plain" | "application/octet-stream" | "application/markdown"
+    )
 }

@@ -1,0 +1,195 @@
+//! The built-in tools an agent may be given through `allowedTools`:
+//! `calculate`, `get_time`, `http_fetch` and `web_search` (behaviour reference
+//! §6). [`specs`] lists the ones an agent has, with JSON Schemas; [`call`]
+//! runs one. A tool never fails the job: problems come back to the model as
+//! `Error: …` text.
+//!
+//! One file per tool: [`calculate`] (a small expression parser), [`time`],
+//! [`fetch`] (`http_fetch`, behind the private-address guard of
+//! [`arvis_shared::net`] — the gateway's skill import uses the same guard) and
+//! [`search`] (`web_search` against `WEB_SEARCH_URL`). This file is the
+//! registry: which tools exist, their schemas, and dispatching a call.
+
+pub mod calculate;
+pub mod fetch;
+pub mod search;
+pub mod time;
+
+use std::time::Duration;
+
+use arvis_shared::config::Config;
+use serde_json::{Value, json};
+
+pub use calculate::{calculate, format_number};
+pub use fetch::{http_fetch, strip_html};
+pub use search::{format_results, web_search};
+pub use time::get_time;
+
+use crate::llm::{ChatMessage, ToolCall, ToolSpec};
+
+/// A built-in tool: its name and the one-line hint the system prompt carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    pub name: &'static str,
+    pub hint: &'static str,
+}
+
+pub const BUILTIN: &[Builtin] = &[
+    Builtin { name: "web_search", hint: "search the web for current information; cite what you use." },
+    Builtin { name: "calculate", hint: "evaluate arithmetic exactly instead of computing in your head." },
+    Builtin { name: "get_time", hint: "get the current date and time (UTC) when it matters." },
+    Builtin { name: "http_fetch", hint: "fetch a web page or API by URL and read its text." },
+];
+
+/// How long `http_fetch` waits in all.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `web_search` waits.
+pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most `http_fetch` downloads.
+pub const MAX_DOWNLOAD_BYTES: usize = 1024 * 1024;
+/// The most characters a tool returns.
+pub const MAX_RESULT_CHARS: usize = 4_000;
+
+/// What the tools need from the process: set once by the worker.
+#[derive(Debug, Clone, Default)]
+pub struct ToolContext {
+    /// The agent's `allowedTools`: a call to a tool it lacks is refused.
+    pub allowed_tools: Vec<String>,
+    /// `HTTP_FETCH_ALLOW_PRIVATE`: let `http_fetch` reach private and local addresses.
+    pub http_fetch_allow_private: bool,
+    /// `WEB_SEARCH_URL`: a search endpoint answering `GET ?q=…` with JSON.
+    pub web_search_url: Option<String>,
+}
+
+impl ToolContext {
+    pub fn from_config(config: &Config, allowed_tools: &[String]) -> ToolContext {
+        ToolContext {
+            allowed_tools: allowed_tools.to_vec(),
+            http_fetch_allow_private: config.http_fetch_allow_private,
+            web_search_url: config.web_search_url.clone(),
+        }
+    }
+}
+
+/// The built-in tools among `allowed`, with their argument schemas.
+pub fn specs(allowed: &[String]) -> Vec<ToolSpec> {
+    BUILTIN.iter().filter(|b| allowed.iter().any(|a| a == b.name)).map(|b| spec(b.name)).collect()
+}
+
+fn spec(name: &str) -> ToolSpec {
+    let (description, parameters) = match name {
+        "calculate" => (
+            "Evaluate an arithmetic expression: numbers, + - * / % ^, parentheses, and the functions sqrt, abs, \
+             sin, cos, tan, asin, acos, atan, ln, log, log2, exp, floor, ceil, round, min, max, pow; constants pi and e.",
+            json!({"type": "object", "properties": {"expression": {"type": "string", "description": "e.g. (2 + 3) * 4 ^ 2"}}, "required": ["expression"], "additionalProperties": false}),
+        ),
+        "get_time" => (
+            "The current date and time in UTC (ISO 8601).",
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        ),
+        "http_fetch" => (
+            "Fetch an http(s) URL and return its text (HTML tags removed, at most 4000 characters).",
+            json!({"type": "object", "properties": {"url": {"type": "string", "description": "http:// or https:// URL"}}, "required": ["url"], "additionalProperties": false}),
+        ),
+        _ => (
+            "Search the web; returns the top results with titles, links and snippets.",
+            json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"], "additionalProperties": false}),
+        ),
+    };
+    ToolSpec { name: name.to_string(), description: description.to_string(), parameters }
+}
+
+/// Runs one tool call; the answer (or `Error: …`) for the model.
+pub async fn call(call: &ToolCall, ctx: &ToolContext) -> String {
+    if !BUILTIN.iter().any(|b| b.name == call.name) {
+        return format!("Error: unknown tool {:?}", call.name);
+    }
+    if !ctx.allowed_tools.iter().any(|a| a == &call.name) {
+        return format!("Error: tool {} is not enabled for this agent", call.name);
+    }
+    let arg = |key: &str| call.arguments.get(key).and_then(Value::as_str).map(str::trim).unwrap_or("");
+    match call.name.as_str() {
+        "calculate" => match calculate(arg("expression")) {
+            Ok(v) => format_number(v),
+            Err(e) => format!("Error: {e}"),
+        },
+        "get_time" => get_time(),
+        "http_fetch" => {
+            http_fetch(arg("url"), ctx.http_fetch_allow_private).await.unwrap_or_else(|e| format!("Error: {e}"))
+        }
+        _ => web_search(arg("query"), ctx.web_search_url.as_deref()).await.unwrap_or_else(|e| format!("Error: {e}")),
+    }
+}
+
+/// Runs one round of tool calls concurrently; the results in call order, as
+/// tool-result messages to append after the assistant turn that made them.
+pub async fn call_all(calls: &[ToolCall], ctx: &ToolContext) -> Vec<ChatMessage> {
+    let results = futures::future::join_all(calls.iter().map(|c| call(c, ctx))).await;
+    calls.iter().zip(results).map(|(c, r)| ChatMessage::tool_result(c, r)).collect()
+}
+
+/// Cuts to `max` characters, marking the cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(15)).collect();
+    out.push_str("\n…[truncated]");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str, args: Value) -> ToolCall {
+        ToolCall { id: "c1".into(), name: name.into(), arguments: args }
+    }
+
+    fn ctx(allow_private: bool) -> ToolContext {
+        ToolContext {
+            allowed_tools: BUILTIN.iter().map(|b| b.name.to_string()).collect(),
+            http_fetch_allow_private: allow_private,
+            web_search_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn call_formats_results_and_errors() {
+        assert_eq!(call(&tool("calculate", json!({"expression": "6*7"})), &ctx(false)).await, "42");
+        assert!(call(&tool("calculate", json!({"expression": "1/0"})), &ctx(false)).await.starts_with("Error: "));
+        assert!(call(&tool("run_shell", json!({})), &ctx(false)).await.starts_with("Error: unknown tool"));
+        let none = ToolContext::default();
+        assert!(call(&tool("calculate", json!({"expression": "1"})), &none).await.contains("not enabled"));
+        let t = call(&tool("get_time", json!({})), &ctx(false)).await;
+        assert!(t.ends_with('Z') && t.contains('T'), "{t}");
+        assert_eq!(
+            call(&tool("web_search", json!({"query": "x"})), &ctx(false)).await,
+            "Error: web search is not configured (set WEB_SEARCH_URL)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_round_of_calls_answers_each_in_order() {
+        let calls = vec![tool("calculate", json!({"expression": "1+1"})), tool("nope", json!({}))];
+        let out = call_all(&calls, &ctx(false)).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(&*out[0].content, "2");
+        assert_eq!(out[0].tool_call_id.as_deref(), Some("c1"));
+        assert!(out[1].content.starts_with("Error: unknown tool"));
+    }
+
+    #[test]
+    fn specs_only_for_allowed_builtins() {
+        let s = specs(&["http_fetch".into(), "run_shell".into(), "calculate".into()]);
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["calculate", "http_fetch"]);
+        assert_eq!(s[0].parameters["required"], json!(["expression"]));
+    }
+
+    #[test]
+    fn truncation_marks_the_cut() {
+        let t = truncate(&"x".repeat(5000), 4000);
+        assert!(t.chars().count() <= 4000 && t.ends_with("[truncated]"));
+    }
+}
