@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use arvis_shared::db::Store;
-use arvis_shared::db::queue::{ChatRequest, Finish};
+use arvis_shared::db::queue::{ChatRequest, Finish, Finished};
 use arvis_shared::domain::job::{FailOutcome, JobKind, JobPayload, NewJob};
 use arvis_testkit::{TestDb, both_backends};
 
@@ -62,11 +62,11 @@ both_backends!(concurrent_claimers_never_share_a_job, |backend| async move {
                                 worker_id: &worker,
                                 reply: "ok",
                                 conversation_id: None,
-                                usage: None
+                                usage: &[]
                             })
                             .await
                             .unwrap()
-                            .is_some()
+                            != Finished::LeaseLost
                     );
                     mine.push(j.id);
                 }
@@ -100,7 +100,7 @@ both_backends!(priority_then_age_and_one_job_per_conversation_at_a_time, |backen
             worker_id: "w",
             reply: "one",
             conversation_id: Some(&first.conversation_id),
-            usage: None,
+            usage: &[],
         })
         .await
         .unwrap();
@@ -133,19 +133,19 @@ both_backends!(a_lost_lease_cannot_store_a_second_reply, |backend| async move {
         worker_id: "dead-worker",
         reply: "late",
         conversation_id: Some(&e.conversation_id),
-        usage: None,
+        usage: &[],
     };
-    assert_eq!(store.finish_job(&late).await.unwrap(), None);
-    assert_eq!(store.fail_job(job.id, "dead-worker", "x", None).await.unwrap(), FailOutcome::LostLease);
+    assert_eq!(store.finish_job(&late).await.unwrap(), Finished::LeaseLost);
+    assert_eq!(store.fail_job(job.id, "dead-worker", "x", None, &[]).await.unwrap(), FailOutcome::LostLease);
     let ok = Finish {
         job_id: job.id,
         worker_id: "live-worker",
         reply: "hi",
         conversation_id: Some(&e.conversation_id),
-        usage: None,
+        usage: &[],
     };
-    assert!(store.finish_job(&ok).await.unwrap().unwrap().is_some());
-    assert_eq!(store.finish_job(&ok).await.unwrap(), None, "a duplicate finish is refused too");
+    assert!(matches!(store.finish_job(&ok).await.unwrap(), Finished::Stored { message_id: Some(_) }));
+    assert_eq!(store.finish_job(&ok).await.unwrap(), Finished::LeaseLost, "a duplicate finish is refused too");
     let replies = store
         .conversation_messages(&e.conversation_id)
         .await
@@ -167,13 +167,13 @@ both_backends!(retries_back_off_then_fail_and_leases_expire_into_failure, |backe
     store.claim_jobs("w", 1, 60_000).await.unwrap();
     let later = arvis_shared::clock::now_ms() + 60_000;
     assert_eq!(
-        store.fail_job(id, "w", "HTTP 503", Some(later)).await.unwrap(),
+        store.fail_job(id, "w", "HTTP 503", Some(later), &[]).await.unwrap(),
         FailOutcome::Retrying { run_after: later }
     );
     assert!(store.claim_jobs("w", 1, 60_000).await.unwrap().is_empty(), "not before its run_after");
     assert_eq!(store.next_due_at().await.unwrap(), Some(later));
     // Make it due, claim, let the lease expire: attempts are used up → failed.
-    let due = store.fail_job(id, "w", "x", None).await.unwrap();
+    let due = store.fail_job(id, "w", "x", None, &[]).await.unwrap();
     assert_eq!(due, FailOutcome::LostLease, "it is pending, not held");
     let id2 = store.enqueue(&job).await.unwrap();
     store.claim_jobs("w", 1, -1).await.unwrap();
@@ -219,9 +219,11 @@ both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend
         worker_id: "w",
         reply: "a reply",
         conversation_id: Some(&e.conversation_id),
-        usage: None,
+        usage: &[],
     };
-    let message_id = store.finish_job(&done).await.unwrap().unwrap().unwrap();
+    let Finished::Stored { message_id: Some(message_id) } = store.finish_job(&done).await.unwrap() else {
+        panic!("the reply was not stored")
+    };
     let msgs = store.conversation_messages(&e.conversation_id).await.unwrap();
     assert_eq!(
         msgs.last().map(|m| (m.id, m.role.as_str(), m.content.as_str())),
@@ -242,14 +244,13 @@ both_backends!(a_reply_to_a_deleted_conversation_completes_the_job_without_a_mes
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     sqlx::query("DELETE FROM conversations WHERE id = $1").bind(&e.conversation_id).execute(&pool).await.unwrap();
-    let done = Finish {
-        job_id: job.id,
-        worker_id: "w",
-        reply: "late",
-        conversation_id: Some(&e.conversation_id),
-        usage: None,
-    };
-    assert_eq!(store.finish_job(&done).await.unwrap(), Some(None), "completed, no message stored");
+    let done =
+        Finish { job_id: job.id, worker_id: "w", reply: "late", conversation_id: Some(&e.conversation_id), usage: &[] };
+    assert_eq!(
+        store.finish_job(&done).await.unwrap(),
+        Finished::Stored { message_id: None },
+        "completed, no message stored"
+    );
     assert_eq!(store.job(job.id).await.unwrap().unwrap().status, "completed");
     let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&pool).await.unwrap();
     assert_eq!(orphans, 0);
@@ -330,9 +331,9 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         worker_id: "w",
         reply: "hi",
         conversation_id: Some(&e.conversation_id),
-        usage: Some(&u),
+        usage: std::slice::from_ref(&u),
     };
-    assert!(store.finish_job(&f).await.unwrap().unwrap().is_some());
+    assert!(matches!(store.finish_job(&f).await.unwrap(), Finished::Stored { message_id: Some(_) }));
     let rows = store.usage_for_job(e.job_id).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].account_id, rows[0].input_tokens, rows[0].output_tokens), (Some(account), 12, 3));
@@ -354,17 +355,23 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         worker_id: "other",
         reply: "x",
         conversation_id: Some(&e2.conversation_id),
-        usage: Some(&u2),
+        usage: std::slice::from_ref(&u2),
     };
-    assert_eq!(store.finish_job(&late).await.unwrap(), None);
+    assert_eq!(store.finish_job(&late).await.unwrap(), Finished::LeaseLost);
     assert_eq!(store.usage_for_job(e2.job_id).await.unwrap().len(), 1);
     assert_eq!(store.conversation_messages(&e2.conversation_id).await.unwrap().len(), 1, "only the user message");
 
     // An account deleted during the run: the usage row keeps its numbers, account cleared.
     sqlx::query("DELETE FROM accounts WHERE id = $1").bind(account).execute(&pool).await.unwrap();
     let u3 = usage(e2.job_id);
-    let f3 = Finish { job_id: e2.job_id, worker_id: "w", reply: "ok", conversation_id: None, usage: Some(&u3) };
-    assert_eq!(store.finish_job(&f3).await.unwrap(), Some(None));
+    let f3 = Finish {
+        job_id: e2.job_id,
+        worker_id: "w",
+        reply: "ok",
+        conversation_id: None,
+        usage: std::slice::from_ref(&u3),
+    };
+    assert_eq!(store.finish_job(&f3).await.unwrap(), Finished::Stored { message_id: None });
     let rows = store.usage_for_job(e2.job_id).await.unwrap();
     // (Deleting the account cleared it on the earlier row too: ON DELETE SET NULL.)
     assert_eq!(rows.iter().map(|r| (r.account_id, r.input_tokens)).collect::<Vec<_>>(), [(None, 12), (None, 12)]);
@@ -473,12 +480,12 @@ both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| asy
         let store = store.clone();
         finishes.push(tokio::spawn(async move {
             let conv = j.conversation_id.clone();
-            let f = Finish { job_id: j.id, worker_id: "w", reply: "ok", conversation_id: conv.as_deref(), usage: None };
+            let f = Finish { job_id: j.id, worker_id: "w", reply: "ok", conversation_id: conv.as_deref(), usage: &[] };
             store.finish_job(&f).await.unwrap()
         }));
     }
     for f in finishes {
-        assert!(matches!(f.await.unwrap(), Some(Some(_))), "a reply was not stored");
+        assert!(matches!(f.await.unwrap(), Finished::Stored { message_id: Some(_) }), "a reply was not stored");
     }
     for e in &stored {
         assert_eq!(store.conversation_messages(&e.conversation_id).await.unwrap().len(), 2);

@@ -735,3 +735,44 @@ both_backends!(waiting_for_a_resting_account_uses_no_attempt, |backend: Backend|
     assert_eq!(mock.request_count(), 1);
     app.stop().await;
 });
+
+// Every model call of a run is billed, written with the run's outcome: the
+// tool rounds with the reply, and the calls made before a failure with the
+// failure (a run's usage is collected in one place, `worker::context::Bill`).
+both_backends!(every_call_of_a_run_is_billed_with_its_outcome, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let agent = create_agent(&app, "billed", "openai/gpt-4o-mini").await;
+    let (status, _) = app.patch(&format!("/api/agents/{agent}"), json!({"allowedTools": ["calculate"]})).await;
+    assert_eq!(status, 200);
+    let mut sub = subscribe(&app, agent).await;
+
+    // Two tool rounds, then the answer: three calls, three rows, all with the job.
+    mock.push(MockReply::tool("calculate", json!({"expression": "1+1"})));
+    mock.push(MockReply::tool("calculate", json!({"expression": "2+2"})));
+    mock.push(MockReply::text("done"));
+    let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "go"})).await;
+    assert_eq!(status, 200, "{body}");
+    let last = events_until_final(&mut sub).await.pop().unwrap();
+    let rows = app.deps.store.usage_for_job(last.job_id).await.unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|u| u.input_tokens == INPUT_TOKENS && u.output_tokens == OUTPUT_TOKENS));
+
+    // One tool round served, then the provider refuses: the job fails, and the
+    // served call is billed with the failure.
+    mock.push(MockReply::tool("calculate", json!({"expression": "3+3"})));
+    mock.push(MockReply::Status { status: 401, retry_after: None, message: "bad key".into() });
+    let (status, _) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "again"})).await;
+    assert_eq!(status, 502);
+    let last = events_until_final(&mut sub).await.pop().unwrap();
+    assert_eq!(last.kind, ReplyKind::Error);
+    let job = app.deps.store.job(last.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    assert_eq!(app.deps.store.usage_for_job(last.job_id).await.unwrap().len(), 1);
+    app.stop().await;
+});

@@ -142,19 +142,20 @@ async fn answer(deps: &Deps, job: &Job, deltas: &[&str]) -> i64 {
         deps.bus.publish(&event(job, ReplyKind::Delta, d, None)).await.unwrap();
     }
     let reply = deltas.concat();
-    let stored = deps
+    let finished = deps
         .store
         .finish_job(&Finish {
             job_id: job.id,
             worker_id: "test-worker",
             reply: &reply,
             conversation_id: job.conversation_id.as_deref(),
-            usage: None,
+            usage: &[],
         })
         .await
-        .unwrap()
-        .expect("lease held")
-        .expect("reply stored");
+        .unwrap();
+    let arvis_shared::db::queue::Finished::Stored { message_id: Some(stored) } = finished else {
+        panic!("the reply was not stored: {finished:?}")
+    };
     deps.bus.publish(&event(job, ReplyKind::Message, &reply, Some(stored))).await.unwrap();
     stored
 }

@@ -22,31 +22,16 @@ use arvis_shared::domain::job::Job;
 use arvis_shared::domain::split_model;
 use arvis_shared::domain::usage::UsageRecord;
 
+use crate::context::{Bill, RunCtx};
 use crate::error::JobError;
 use crate::llm::{LlmRequest, LlmResponse};
 use crate::pricing;
 use crate::providers::{self, Endpoint, ProviderError};
-use crate::runner::RunCtx;
 
-/// A successful call and who served it.
+/// A successful call. Its usage went into the run's [`Bill`].
 #[derive(Debug, Clone)]
 pub struct Served {
     pub response: LlmResponse,
-    pub account_id: i64,
-    pub provider: String,
-    pub model: String,
-    /// The call's usage row. Not written yet: the caller records it with
-    /// [`record`] — or, for the call that produced the reply, in the same
-    /// write that stores the reply (`Finish::usage`).
-    pub usage: UsageRecord,
-}
-
-/// Records a served call now: its usage row and its account's success.
-/// Best effort — a failure is logged, the run goes on.
-pub async fn record(ctx: &RunCtx, usage: &UsageRecord) {
-    if let Err(error) = ctx.deps.store.record_call(usage).await {
-        tracing::warn!(%error, job_id = ?usage.job_id, "cannot record a model call's usage");
-    }
 }
 
 /// Provider call metrics: calls by outcome, latency, tokens and cost.
@@ -107,6 +92,7 @@ pub async fn call(
     job: &Job,
     request: &mut LlmRequest,
     on_delta: &mut (dyn FnMut(&str) + Send),
+    bill: &Bill,
 ) -> Result<Served, JobError> {
     let store = &ctx.deps.store;
     let config = &ctx.deps.config;
@@ -168,7 +154,8 @@ pub async fn call(
                     created_at: now_ms(),
                 };
                 tracing::debug!(job_id = job.id, account = %account.name, %model, duration_ms, "model call served");
-                return Ok(Served { response, account_id: account.id, provider: account.provider, model, usage });
+                bill.add(usage);
+                return Ok(Served { response });
             }
             Err(ProviderError::RateLimited { status, retry_after }) => {
                 let rest_ms = match retry_after {

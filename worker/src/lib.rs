@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`pool`]: the claim loop — slots, leases, wake-ups, sweeping, graceful drain.
 //! - [`runner`]: one job from claim to stored reply (or recorded failure), with reply events.
+//! - [`context`]: what every run shares (`RunCtx`, `Settings`) and each run's `Bill` of model calls.
 //! - [`pipeline`]: the agent's side of a run: the first request (compaction, system prompt, history, tools) and the reply's tags.
 //! - [`failover`]: account order, rate limits, usage rows.
 //! - [`providers`]: the Anthropic, OpenAI-compatible and Gemini wire formats, streaming.
@@ -13,6 +14,7 @@
 
 pub mod agent;
 
+pub mod context;
 pub mod error;
 pub mod failover;
 pub mod llm;
@@ -29,7 +31,7 @@ use anyhow::Context as _;
 use arvis_shared::Deps;
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::{RunCtx, Settings};
+use crate::context::{RunCtx, Settings};
 
 /// Runs a worker until `shutdown` fires, then drains (see [`pool`]).
 pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -14,9 +14,9 @@ use arvis_shared::domain::split_model;
 use crate::agent;
 use crate::agent::tags::ParsedReply;
 use crate::agent::tools::ToolContext;
+use crate::context::{Bill, RunCtx};
 use crate::error::JobError;
 use crate::llm::{ChatMessage, LlmRequest};
-use crate::runner::RunCtx;
 
 /// The first request of a run and what its tool rounds need.
 pub struct Prepared {
@@ -29,7 +29,7 @@ fn db(e: impl std::fmt::Display) -> JobError {
 }
 
 /// Builds the first request of a run.
-pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared, JobError> {
+pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job, bill: &Bill) -> Result<Prepared, JobError> {
     let store = &ctx.deps.store;
     let conversation_id = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
     let mut conversation = match conversation_id {
@@ -40,7 +40,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
     let window = ctx.prices.context_window(&agent.model);
     if let Some(conv) = &conversation {
         // Best effort: a failed compaction changes nothing and the run goes on.
-        let summarize = |prompt: String| summarize(ctx, agent, job, prompt);
+        let summarize = |prompt: String| summarize(ctx, agent, job, prompt, bill);
         match agent::compaction::compact_if_needed(store, conv, window, summarize).await {
             Ok(outcome @ agent::compaction::CompactionOutcome::Compacted { .. }) => {
                 tracing::debug!(job_id = job.id, ?outcome, "compaction check");
@@ -81,7 +81,7 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Prepared,
 }
 
 /// The compaction summarizer: one plain model call through failover.
-async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Result<String, JobError> {
+async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String, bill: &Bill) -> Result<String, JobError> {
     let mut request = LlmRequest {
         model: split_model(&agent.model).1.to_string(),
         system: "You condense conversations faithfully and briefly.".into(),
@@ -91,8 +91,7 @@ async fn summarize(ctx: &RunCtx, agent: &Agent, job: &Job, prompt: String) -> Re
         temperature: 0.2,
         ..Default::default()
     };
-    let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}).await?;
-    crate::failover::record(ctx, &served.usage).await;
+    let served = crate::failover::call(ctx, agent, job, &mut request, &mut |_: &str| {}, bill).await?;
     Ok(served.response.text)
 }
 

@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use arvis_shared::bus::{Message, Subscription, subjects};
 use arvis_shared::clock::now_ms;
 
-use crate::runner::{RunCtx, process};
+use crate::context::RunCtx;
+use crate::runner::process;
 
 struct Running {
     set: JoinSet<i64>,

@@ -18,10 +18,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::context::Bill;
+pub use crate::context::{RunCtx, Settings};
 use arvis_shared::Deps;
 use arvis_shared::bus::events::{ReplyEvent, ReplyKind, RunFailure};
 use arvis_shared::clock::now_ms;
-use arvis_shared::db::queue::Finish;
+use arvis_shared::db::queue::{Finish, Finished};
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::{FailOutcome, Job};
 use arvis_shared::domain::usage::UsageRecord;
@@ -37,49 +39,6 @@ pub const MAX_TOOL_ROUNDS: usize = 5;
 /// A reply event that cannot be published within this is dropped (the bus is
 /// at-most-once anyway; the reply is in the database).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Tunables of the worker, from the configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub concurrency: usize,
-    pub lease_ms: i64,
-    pub renew_every: Duration,
-    pub poll_every: Duration,
-    pub sweep_every: Duration,
-    pub shutdown_grace: Duration,
-    pub retry_base_ms: i64,
-    pub provider_timeout: Duration,
-}
-
-impl Settings {
-    pub fn from_config(c: &arvis_shared::config::Config) -> Settings {
-        let lease = Duration::from_millis(c.worker_lease_ms.max(100) as u64);
-        Settings {
-            concurrency: c.worker_concurrency.max(1),
-            lease_ms: c.worker_lease_ms,
-            renew_every: (lease / 3).min(Duration::from_secs(10)),
-            poll_every: Duration::from_secs(2),
-            sweep_every: lease.min(Duration::from_secs(5)),
-            shutdown_grace: c.worker_shutdown_grace,
-            retry_base_ms: c.worker_retry_base_ms,
-            provider_timeout: c.provider_timeout,
-        }
-    }
-}
-
-/// What every job of one worker shares.
-pub struct RunCtx {
-    pub deps: Deps,
-    pub client: reqwest::Client,
-    pub worker_id: String,
-    pub settings: Settings,
-    /// The conversations this worker answers, kept up to date per run.
-    pub conversations: crate::agent::conversation_cache::ConversationCache,
-    /// Request parameters the models refused, per (account, model).
-    pub param_memory: crate::providers::ParamMemory,
-    /// Prices and context windows (the embedded table plus `MODEL_PRICES_FILE`).
-    pub prices: crate::pricing::PriceTable,
-}
 
 /// Where a job's reply events go, when it has an outside channel.
 fn channel(job: &Job) -> Option<(&str, &str)> {
@@ -136,7 +95,9 @@ async fn publish_event(deps: &Deps, job: &Job, event: Option<ReplyEvent>) -> boo
 /// Runs the job and records its outcome. Never fails: every error ends in the job row.
 pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     let started = std::time::Instant::now();
-    let outcome = run(&ctx, &job).await;
+    let bill = Bill::default();
+    let outcome = run(&ctx, &job, &bill).await;
+    let calls = bill.calls();
     let store = &ctx.deps.store;
     let status = match &outcome {
         Ok(_) => "completed",
@@ -148,13 +109,13 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     metrics::counter!("arvis_jobs_total", "status" => status, "agent_id" => job.agent_id.to_string()).increment(1);
     metrics::histogram!("arvis_job_duration_seconds", "status" => status).record(started.elapsed().as_secs_f64());
     match outcome {
-        Ok((reply, agent, parsed, usage)) => {
+        Ok(Answer { reply, agent, parsed }) => {
             let finish = Finish {
                 job_id: job.id,
                 worker_id: &ctx.worker_id,
                 reply: &reply,
                 conversation_id: job.conversation_id.as_deref(),
-                usage: Some(&usage),
+                usage: &calls,
             };
             let mut result = store.finish_job(&finish).await;
             for delay in [200u64, 1000] {
@@ -165,7 +126,7 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                 result = store.finish_job(&finish).await;
             }
             match result {
-                Ok(Some(message_id)) => {
+                Ok(Finished::Stored { message_id }) => {
                     tracing::info!(
                         job_id = job.id,
                         agent_id = job.agent_id,
@@ -175,17 +136,20 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                     publish(&ctx.deps, &job, ReplyKind::Message, reply, message_id).await;
                     apply_effects(&ctx, &agent, &job, &parsed).await;
                 }
-                Ok(None) => {
+                Ok(Finished::LeaseLost) => {
                     tracing::warn!(job_id = job.id, "job finished after its lease was lost; the reply was not stored")
                 }
                 Err(error) => {
                     tracing::error!(%error, job_id = job.id, "cannot store the reply; the lease will expire and the job rerun");
-                    // The call was made and billed either way.
-                    crate::failover::record(&ctx, &usage).await;
+                    // The calls were made and billed either way.
+                    record_apart(&ctx, &job, &calls).await;
                 }
             }
         }
         Err(JobError::Deferred { msg, retry_at }) => {
+            // Nothing was answered, but calls before the deferral (a compaction
+            // summary) were made.
+            record_apart(&ctx, &job, &calls).await;
             match store.defer_job(job.id, &ctx.worker_id, &msg, retry_at).await {
                 Ok(true) => tracing::info!(job_id = job.id, in_ms = retry_at - now_ms(), "{msg}; job deferred"),
                 Ok(false) => tracing::warn!(job_id = job.id, "job deferred after its lease was lost; nothing recorded"),
@@ -200,7 +164,7 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                     Some(crate::error::retry_at(now_ms(), ctx.settings.retry_base_ms, job.attempts))
                 }
             };
-            match store.fail_job(job.id, &ctx.worker_id, e.message(), retry_at).await {
+            match store.fail_job(job.id, &ctx.worker_id, e.message(), retry_at, &calls).await {
                 Ok(FailOutcome::Retrying { run_after }) => {
                     tracing::warn!(job_id = job.id, attempt = job.attempts, error = %e, in_ms = run_after - now_ms(), "job failed; will retry");
                 }
@@ -213,12 +177,32 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                         .await;
                 }
                 Ok(FailOutcome::LostLease) => {
-                    tracing::warn!(job_id = job.id, error = %e, "job failed after its lease was lost; nothing recorded")
+                    tracing::warn!(job_id = job.id, error = %e, "job failed after its lease was lost; only its usage was recorded")
                 }
-                Err(error) => tracing::error!(%error, job_id = job.id, "cannot record the job's failure"),
+                Err(error) => {
+                    tracing::error!(%error, job_id = job.id, "cannot record the job's failure");
+                    record_apart(&ctx, &job, &calls).await;
+                }
             }
         }
     }
+}
+
+/// Writes a run's calls on their own, when the write that should have carried
+/// them (the reply's, the failure's) did not happen. Best effort: logged.
+async fn record_apart(ctx: &RunCtx, job: &Job, calls: &[UsageRecord]) {
+    for usage in calls {
+        if let Err(error) = ctx.deps.store.record_call(usage).await {
+            tracing::warn!(%error, job_id = job.id, "cannot record a model call's usage");
+        }
+    }
+}
+
+/// A run's answer: the clean reply (tags stripped) and what its tags say.
+pub struct Answer {
+    pub reply: String,
+    pub agent: Agent,
+    pub parsed: ParsedReply,
 }
 
 /// Memory, state, delegations and conductor actions of a stored reply, then
@@ -237,11 +221,9 @@ async fn apply_effects(ctx: &RunCtx, agent: &Agent, job: &Job, parsed: &ParsedRe
     }
 }
 
-/// The run itself: the clean reply (with the agent and the parsed tags), or why there is none.
-/// The usage of the call that produced the reply comes back with it, still to
-/// be recorded (with the reply, by [`process`]); every other call's usage is
-/// recorded here as it happens.
-pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply, UsageRecord), JobError> {
+/// The run itself: its answer, or why there is none. Every model call it
+/// makes goes into `bill`, which [`process`] writes with the outcome.
+pub async fn run(ctx: &RunCtx, job: &Job, bill: &Bill) -> Result<Answer, JobError> {
     let store = &ctx.deps.store;
     let agent: Agent = store
         .get_agent(job.agent_id)
@@ -252,7 +234,7 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
         return Err(JobError::permanent("the job has nothing to answer", "empty prompt"));
     }
     publish(&ctx.deps, job, ReplyKind::Typing, String::new(), None).await;
-    let prepared = crate::pipeline::prepare(ctx, &agent, job).await?;
+    let prepared = crate::pipeline::prepare(ctx, &agent, job, bill).await?;
     let mut request = prepared.request;
 
     // Deltas go through a channel to one forwarder task, so they are published
@@ -268,7 +250,7 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
     // with the reply only when the agent asks for it.
     let mut thinking = String::new();
     for round in 1..=MAX_TOOL_ROUNDS {
-        let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta).await?;
+        let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta, bill).await?;
         let response = served.response;
         if !response.thinking.trim().is_empty() {
             if !thinking.is_empty() {
@@ -277,20 +259,18 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
             thinking.push_str(response.thinking.trim());
         }
         if response.tool_calls.is_empty() {
-            last = Some((response.text, served.usage));
+            last = Some(response.text);
             break;
         }
         if round == MAX_TOOL_ROUNDS {
             if response.text.trim().is_empty() {
-                crate::failover::record(ctx, &served.usage).await;
                 return Err(JobError::Permanent(format!(
                     "the agent used up its {MAX_TOOL_ROUNDS} tool rounds without answering"
                 )));
             }
-            last = Some((response.text, served.usage));
+            last = Some(response.text);
             break;
         }
-        crate::failover::record(ctx, &served.usage).await;
         let calls = response.tool_calls.clone();
         // The provider's own turn (thinking blocks, signatures) goes back unchanged.
         request.messages.push(ChatMessage {
@@ -308,19 +288,12 @@ pub async fn run(ctx: &RunCtx, job: &Job) -> Result<(String, Agent, ParsedReply,
     if let Some(f) = forwarder {
         let _ = f.await;
     }
-    let Some((final_text, usage)) = last else {
+    let Some(final_text) = last else {
         return Err(JobError::Permanent("the run ended without a model answer".into()));
     };
-    match crate::pipeline::finish(&agent, &final_text) {
-        Ok((reply, parsed)) => {
-            let reply = if agent.show_thinking { crate::pipeline::with_thinking(reply, &thinking) } else { reply };
-            Ok((reply, agent, parsed, usage))
-        }
-        Err(e) => {
-            crate::failover::record(ctx, &usage).await;
-            Err(e)
-        }
-    }
+    let (reply, parsed) = crate::pipeline::finish(&agent, &final_text)?;
+    let reply = if agent.show_thinking { crate::pipeline::with_thinking(reply, &thinking) } else { reply };
+    Ok(Answer { reply, agent, parsed })
 }
 
 async fn forward_deltas(deps: Deps, job: Job, mut rx: mpsc::UnboundedReceiver<String>) {

@@ -118,10 +118,21 @@ pub struct Finish<'a> {
     pub reply: &'a str,
     /// Store the reply as an assistant message in this conversation.
     pub conversation_id: Option<&'a str>,
-    /// The usage of the model call that produced the reply: written (with its
-    /// account's success) in the same write as the reply — and also when the
-    /// lease was lost, because the call was made and billed either way.
-    pub usage: Option<&'a UsageRecord>,
+    /// The usage of every model call of the run (tool rounds, compaction and
+    /// the answer): written, with each account's success, in the same write
+    /// as the reply — and also when the lease was lost, because the calls
+    /// were made and billed either way.
+    pub usage: &'a [UsageRecord],
+}
+
+/// What [`Store::finish_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The job is completed; `message_id` is the stored reply, `None` when the
+    /// job has no conversation or the conversation was deleted meanwhile.
+    Stored { message_id: Option<i64> },
+    /// The caller no longer held the lease: only the usage was written.
+    LeaseLost,
 }
 
 /// Tokens as the original estimates them: ceil(chars / 3.5).
@@ -251,29 +262,34 @@ impl Store {
     /// Completes a job and stores its reply, if the worker still holds the lease.
     /// Returns the stored message id (or `Some(None)` with no conversation);
     /// `None` when the lease was lost and nothing was written.
-    pub async fn finish_job(&self, f: &Finish<'_>) -> Result<Option<Option<i64>>> {
+    pub async fn finish_job(&self, f: &Finish<'_>) -> Result<Finished> {
         let now = now_ms();
-        if f.conversation_id.is_none() && f.usage.is_none() {
+        if f.conversation_id.is_none() && f.usage.is_empty() {
             // Nothing but the job row to write: one statement, no transaction.
             let done = complete_job(self.w(), f, now).await?;
-            return Ok((done.rows_affected() > 0).then_some(None));
+            return Ok(if done.rows_affected() > 0 {
+                Finished::Stored { message_id: None }
+            } else {
+                Finished::LeaseLost
+            });
         }
         if self.dialect() == Dialect::Sqlite {
             return self.finish_job_sqlite(f, now).await;
         }
-        // Postgres: the usage row inside the transaction, the account's success
-        // after the commit — every run updates the same few account rows, and
-        // holding their row locks across the transaction serialised the workers
-        // (chat-throughput fell from ~430 to ~230 jobs/s when it was inside).
+        // Postgres: the usage rows inside the transaction, the accounts'
+        // success after the commit — every run updates the same few account
+        // rows, and holding their row locks across the transaction serialised
+        // the workers (chat-throughput fell from ~430 to ~230 jobs/s when it
+        // was inside).
         let mut tx = self.w().begin().await?;
-        if let Some(usage) = f.usage {
+        for usage in f.usage {
             insert_usage(&mut tx, usage).await?;
         }
         let done = complete_job(&mut *tx, f, now).await?;
         if done.rows_affected() == 0 {
-            tx.commit().await?; // the usage stays: the call was made
-            self.account_served(f.usage).await?;
-            return Ok(None);
+            tx.commit().await?; // the usage stays: the calls were made
+            self.accounts_served(f.usage).await?;
+            return Ok(Finished::LeaseLost);
         }
         let message_id = match f.conversation_id {
             Some(conv) => {
@@ -282,29 +298,39 @@ impl Store {
             None => None,
         };
         tx.commit().await?;
-        self.account_served(f.usage).await?;
-        Ok(Some(message_id))
+        self.accounts_served(f.usage).await?;
+        Ok(Finished::Stored { message_id })
     }
 
-    /// Clears the serving account's rest and counts its message.
-    async fn account_served(&self, usage: Option<&UsageRecord>) -> Result<()> {
-        if let Some(account_id) = usage.and_then(|u| u.account_id) {
-            account_success(self.w(), account_id, usage.map_or(0, |u| u.created_at)).await?;
+    /// Clears each serving account's rest and counts its message (Postgres,
+    /// after the commit; the SQLite lane does it inside).
+    async fn accounts_served(&self, usage: &[UsageRecord]) -> Result<()> {
+        for u in usage {
+            if let Some(account_id) = u.account_id {
+                account_success(self.w(), account_id, u.created_at).await?;
+            }
         }
         Ok(())
     }
 
     /// Reports a failed attempt. With `retry_at` and attempts left, the job goes
     /// back to pending until then; otherwise it fails for good.
+    /// `usage` is every model call the attempt made: written in the same
+    /// transaction (whether or not the lease still holds — the calls were
+    /// made), so a failed run is billed like a successful one.
     pub async fn fail_job(
         &self,
         job_id: i64,
         worker_id: &str,
         error: &str,
         retry_at: Option<i64>,
+        usage: &[UsageRecord],
     ) -> Result<FailOutcome> {
         let now = now_ms();
         let mut tx = self.w().begin().await?;
+        for u in usage {
+            record_call(&mut tx, u).await?;
+        }
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND status = 'running' AND locked_by = $2",
         )
@@ -313,7 +339,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((attempts, max_attempts)) = row else {
-            tx.rollback().await?;
+            tx.commit().await?; // the usage only
             return Ok(FailOutcome::LostLease);
         };
         let outcome = match retry_at {
@@ -550,16 +576,16 @@ impl Store {
             .await
     }
 
-    async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Option<Option<i64>>> {
+    async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Finished> {
         let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
         let conversation_id = f.conversation_id.map(str::to_string);
-        let usage = f.usage.cloned();
+        let usage = f.usage.to_vec();
         self.lane()?
             .run(move |conn| {
                 let sp = conn.savepoint()?;
-                // The usage row and the account's success whether or not the
-                // lease still holds: the call was made and billed either way.
-                if let Some(u) = &usage {
+                // The usage rows and the accounts' success whether or not the
+                // lease still holds: the calls were made and billed either way.
+                for u in &usage {
                     sp.prepare_cached(
                         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, \
                          input_tokens, output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, \
@@ -598,7 +624,7 @@ impl Store {
                     .execute(rusqlite::params![reply, now, job_id, worker_id])?;
                 if done == 0 {
                     sp.commit()?;
-                    return Ok(None); // the lease was lost: only the usage was written
+                    return Ok(Finished::LeaseLost); // only the usage was written
                 }
                 let mut message_id = None;
                 if let Some(conv) = &conversation_id {
@@ -620,7 +646,7 @@ impl Store {
                     }
                 }
                 sp.commit()?;
-                Ok(Some(message_id))
+                Ok(Finished::Stored { message_id })
             })
             .await
     }

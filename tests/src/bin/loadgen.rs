@@ -377,11 +377,11 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
                                     worker_id: &id,
                                     reply: "ok",
                                     conversation_id: None,
-                                    usage: None,
+                                    usage: &[],
                                 })
                                 .await
                                 .unwrap()
-                                .is_some()
+                                != arvis_shared::db::queue::Finished::LeaseLost
                             {
                                 done += 1;
                             }

@@ -18,8 +18,6 @@ use crate::llm::{ChatMessage, Role};
 
 /// Tokens kept free for the answer, tool calls and tool results.
 pub const RESERVED_TOKENS: i64 = 20_000;
-/// How many compaction summaries go into the context.
-pub const SUMMARIES_IN_CONTEXT: i64 = 3;
 /// The turns to send, and how they were chosen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
@@ -40,21 +38,6 @@ pub fn summary_turn(summaries: &[String]) -> Option<String> {
         return None;
     }
     Some(format!("[Previous conversation summary]\n{}", parts.join("\n---\n")))
-}
-
-/// The role a stored message is sent as, or `None` for messages the history
-/// never carries: system rows and prompts frozen by the original's format
-/// (`<instructions>`, `[user]:`, `[assistant]:`).
-pub fn carried_role(role: &str, content: &str) -> Option<Role> {
-    let c = content.trim_start();
-    if c.starts_with("<instructions>") || c.starts_with("[user]:") || c.starts_with("[assistant]:") {
-        return None;
-    }
-    match role {
-        "user" => Some(Role::User),
-        "assistant" => Some(Role::Assistant),
-        _ => None,
-    }
 }
 
 /// Chooses the history for a model with `window` tokens. `messages` are oldest first.

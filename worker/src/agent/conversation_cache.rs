@@ -39,8 +39,25 @@ use std::sync::{Arc, Mutex};
 use arvis_shared::db::queue::{StoredMessage, estimate_tokens};
 use arvis_shared::db::{DbError, Store};
 
-use super::budget::{SUMMARIES_IN_CONTEXT, carried_role};
 use crate::llm::Role;
+
+/// How many compaction summaries go into the context.
+pub const SUMMARIES_IN_CONTEXT: i64 = 3;
+
+/// The role a stored message is sent as, or `None` for messages the history
+/// never carries: system rows and prompts frozen by the original's format
+/// (`<instructions>`, `[user]:`, `[assistant]:`).
+pub fn carried_role(role: &str, content: &str) -> Option<Role> {
+    let c = content.trim_start();
+    if c.starts_with("<instructions>") || c.starts_with("[user]:") || c.starts_with("[assistant]:") {
+        return None;
+    }
+    match role {
+        "user" => Some(Role::User),
+        "assistant" => Some(Role::Assistant),
+        _ => None,
+    }
+}
 
 /// Message text held across all conversations, at most.
 pub const MAX_BYTES: usize = 64 << 20;
