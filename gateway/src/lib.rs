@@ -157,12 +157,6 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
     arvis_shared::metrics::install();
-    let log_writer = arvis_shared::logs::start_writer(
-        &deps.tasks,
-        deps.store.clone(),
-        deps.config.all_secret_values(),
-        shutdown.clone(),
-    );
     let tasks = deps.tasks.clone();
     let app = build(state(deps, addr)?);
     tracing::info!(%addr, "gateway listening");
@@ -183,6 +177,5 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         Err(_) => tracing::warn!("gateway: in-flight requests did not finish within the drain timeout"),
     }
     tracing::info!("gateway stopped");
-    let _ = log_writer.await;
     Ok(())
 }

@@ -85,6 +85,8 @@ pub struct Config {
     pub scheduler_tz: jiff::tz::TimeZone,
     /// `WEBHOOK_RATE_LIMIT_PER_MIN` (default 60): deliveries one inbound webhook accepts per minute.
     pub webhook_rate_limit_per_min: u32,
+    /// `LOG_RETENTION_ROWS` (default 10 000): log lines `GET /api/logs` keeps, newest first.
+    pub log_retention_rows: i64,
     /// `HEALTH_ADDR`: where worker and scheduler serve /healthz, /readyz and /metrics (off when unset).
     pub health_addr: Option<SocketAddr>,
     /// `METRICS_PUBLIC` (default false): serve /metrics without credentials.
@@ -163,6 +165,13 @@ impl Config {
                 .and_then(|n| if n == 0 { Err(invalid("WORKER_CONCURRENCY", "must be at least 1")) } else { Ok(n) })?,
             chat_timeout: Duration::from_secs(parse_or(&get, "CHAT_TIMEOUT_SECS", 120u64)?),
             scheduler_tz: scheduler_tz(&get)?,
+            log_retention_rows: parse_or(&get, "LOG_RETENTION_ROWS", 10_000i64).and_then(|n| {
+                if (100..=10_000_000).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(invalid("LOG_RETENTION_ROWS", "must be between 100 and 10000000"))
+                }
+            })?,
             webhook_rate_limit_per_min: parse_or(&get, "WEBHOOK_RATE_LIMIT_PER_MIN", 60u32).and_then(|n| {
                 if n == 0 { Err(invalid("WEBHOOK_RATE_LIMIT_PER_MIN", "must be at least 1")) } else { Ok(n) }
             })?,
@@ -448,6 +457,8 @@ mod tests {
         let err = config(&[("TZ", "Nowhere/Land")]).unwrap_err().to_string();
         assert!(err.starts_with("TZ:"), "{err}");
         assert_eq!(config(&[]).unwrap().webhook_rate_limit_per_min, 60);
+        assert_eq!(config(&[]).unwrap().log_retention_rows, 10_000);
+        assert!(config(&[("LOG_RETENTION_ROWS", "5")]).unwrap_err().to_string().starts_with("LOG_RETENTION_ROWS:"));
         let err = config(&[("WEBHOOK_RATE_LIMIT_PER_MIN", "0")]).unwrap_err().to_string();
         assert!(err.starts_with("WEBHOOK_RATE_LIMIT_PER_MIN:"), "{err}");
     }

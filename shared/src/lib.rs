@@ -11,7 +11,7 @@
 //! - [`bootstrap`]: what every process does once at start (migrate, conductor, accounts).
 //! - [`shutdown`]: the root cancellation token, the SIGINT/SIGTERM handler, and [`shutdown::Tasks`], the owner of every spawned task.
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
-//! - [`logs`]: INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
+//! - [`logs`]: every process's INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
 //! - [`credentials`]: API keys and dashboard sessions, checked the same way by every listener.
@@ -73,6 +73,14 @@ impl Deps {
         };
         let tasks = shutdown::Tasks::default();
         forget_cached_lists_on_notice(&store, &bus, &tasks).await;
+        // This process's log lines into the `logs` table (GET /api/logs), until Deps::close.
+        logs::start_writer(
+            &tasks,
+            store.clone(),
+            config.all_secret_values(),
+            config.log_retention_rows,
+            tasks.stopping(),
+        );
         Ok(Deps { config: Arc::new(config), store, bus, tasks })
     }
 

@@ -3,9 +3,12 @@
 //! [`DbLogLayer`] is part of the subscriber [`crate::telemetry::init`] installs:
 //! events at INFO and above are handed to a bounded channel with `try_send`
 //! (dropped when full or when no writer runs — logging never blocks or fails).
-//! [`start_writer`] (the gateway runs it) drains the channel, inserts in
-//! batches (every 500 ms or 200 lines) and prunes the table to the newest
-//! 10 000 lines once a minute.
+//! [`start_writer`] — every process runs one, started by
+//! [`crate::Deps::connect`], so the worker's job lines, the scheduler's and the
+//! bridge's reach `GET /api/logs` in the split topology as the gateway's do —
+//! drains the channel, inserts in batches (every 500 ms or 200 lines) and
+//! prunes the table to the newest `LOG_RETENTION_ROWS` lines (default 10 000)
+//! once a minute. Lines are those `RUST_LOG` lets through, at INFO and above.
 //!
 //! The channel's sender is a process-wide slot that the writer fills, so the
 //! layer can be installed before the database exists, and tests that never
@@ -26,8 +29,6 @@ use crate::clock::now_ms;
 use crate::db::Store;
 use crate::domain::logs::NewLogRow;
 
-/// Lines kept in the table.
-pub const KEEP_ROWS: i64 = 10_000;
 const CHANNEL_CAPACITY: usize = 10_000;
 const BATCH_ROWS: usize = 200;
 const BATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -171,15 +172,22 @@ pub fn start_writer(
     tasks: &crate::shutdown::Tasks,
     store: Store,
     redact: Vec<String>,
+    keep_rows: i64,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     set_sink(Some(tx));
     let redact: Vec<String> = redact.into_iter().filter(|s| s.len() >= 4).collect();
-    tasks.spawn(write_loop(store, redact, rx, shutdown))
+    tasks.spawn(write_loop(store, redact, keep_rows, rx, shutdown))
 }
 
-async fn write_loop(store: Store, redact: Vec<String>, mut rx: mpsc::Receiver<NewLogRow>, shutdown: CancellationToken) {
+async fn write_loop(
+    store: Store,
+    redact: Vec<String>,
+    keep_rows: i64,
+    mut rx: mpsc::Receiver<NewLogRow>,
+    shutdown: CancellationToken,
+) {
     let mut batch: Vec<NewLogRow> = Vec::with_capacity(BATCH_ROWS);
     let mut tick = tokio::time::interval(BATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -199,7 +207,7 @@ async fn write_loop(store: Store, redact: Vec<String>, mut rx: mpsc::Receiver<Ne
             },
             _ = tick.tick() => flush(&store, &mut batch).await,
             _ = prune.tick() => {
-                if let Err(e) = store.prune_logs(KEEP_ROWS).await {
+                if let Err(e) = store.prune_logs(keep_rows).await {
                     tracing::debug!(error = %e, "pruning the logs table failed");
                 }
             }

@@ -95,6 +95,12 @@ impl Tasks {
         })
     }
 
+    /// A token cancelled when [`Tasks::stop`] begins: for a task that must
+    /// finish its own work on the way out (the log writer flushes its queue).
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Ends the daemons and waits at most `grace` for every other task.
     /// Returns how many were still running when the wait ended.
     pub async fn stop(&self, grace: Duration) -> usize {

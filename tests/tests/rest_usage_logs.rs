@@ -212,6 +212,7 @@ both_backends!(the_log_writer_stores_info_and_above, |backend| async move {
         &Default::default(),
         store.clone(),
         vec!["hunter2-secret".into()],
+        10_000,
         shutdown.clone(),
     );
     {
