@@ -7,13 +7,12 @@
 //!
 //! Checking is [`arvis_shared::credentials`] (the same rules as the bridge's);
 //! this module adds what only the gateway has: the password, and the login
-//! throttle. The request guard that applies it is [`crate::access`].
+//! throttle (failures counted in the database, shared by every replica). The request guard that applies it is [`crate::access`].
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use arvis_shared::clock::now_ms;
 use arvis_shared::credentials::{Presented, Principal, SessionError, Sessions, Verifier};
 use arvis_shared::db::{DbError, Store};
 use arvis_shared::secret_eq;
@@ -24,16 +23,14 @@ pub use arvis_shared::credentials::{COOKIE_NAME, SESSION_TTL};
 /// Failed logins allowed per client address within [`LOGIN_WINDOW`].
 pub const LOGIN_MAX_FAILURES: usize = 10;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Bound on the addresses the limiter remembers, so a spray of spoofed-looking
-/// sources cannot grow it without limit.
-const LOGIN_TRACKED_MAX: usize = 100_000;
 
 pub struct Auth {
     password: Option<SecretString>,
     verifier: Verifier,
     enabled: bool,
     pub cookie_secure: bool,
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    /// Where failed logins are counted (shared by every replica).
+    store: Store,
 }
 
 impl Auth {
@@ -45,14 +42,8 @@ impl Auth {
         store: Store,
     ) -> anyhow::Result<Auth> {
         let enabled = password.is_some() || api_key.is_some();
-        let sessions = Sessions::new(jwt_secret, store)?;
-        Ok(Auth {
-            password,
-            verifier: Verifier::new(api_key, Some(sessions)),
-            enabled,
-            cookie_secure,
-            failures: Mutex::new(HashMap::new()),
-        })
+        let sessions = Sessions::new(jwt_secret, store.clone())?;
+        Ok(Auth { password, verifier: Verifier::new(api_key, Some(sessions)), enabled, cookie_secure, store })
     }
 
     /// True when requests must authenticate.
@@ -93,27 +84,29 @@ impl Auth {
         self.verifier.check(presented).await
     }
 
-    /// `Some(seconds to wait)` when this address has used up its failed logins.
-    pub fn login_blocked(&self, ip: IpAddr) -> Option<u64> {
-        let mut map = self.failures.lock().ok()?;
-        let now = Instant::now();
-        let entry = map.get_mut(&ip)?;
-        entry.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
-        if entry.len() >= LOGIN_MAX_FAILURES {
-            let oldest = entry.first().copied()?;
-            return Some((LOGIN_WINDOW.saturating_sub(now.duration_since(oldest))).as_secs().max(1));
+    /// `Some(seconds to wait)` when this address has used up its failed
+    /// logins. Counted in the database, so every gateway replica sees the
+    /// same failures.
+    pub async fn login_blocked(&self, ip: IpAddr) -> Result<Option<u64>, DbError> {
+        let now = now_ms();
+        let window = LOGIN_WINDOW.as_millis() as i64;
+        let seen = self.store.rate_window(&login_key(ip), now - window).await?;
+        if seen.count < LOGIN_MAX_FAILURES as i64 {
+            return Ok(None);
         }
-        None
+        Ok(Some((seen.wait_ms(now, window) as u64).div_ceil(1000).max(1)))
     }
 
-    pub fn record_login_failure(&self, ip: IpAddr) {
-        let Ok(mut map) = self.failures.lock() else { return };
-        let now = Instant::now();
-        if map.len() >= LOGIN_TRACKED_MAX {
-            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW));
-        }
-        map.entry(ip).or_default().push(now);
+    pub async fn record_login_failure(&self, ip: IpAddr) -> Result<(), DbError> {
+        let now = now_ms();
+        self.store.rate_record(&login_key(ip), now).await?;
+        self.store.rate_prune(now).await?;
+        Ok(())
     }
+}
+
+fn login_key(ip: IpAddr) -> String {
+    format!("login:{ip}")
 }
 
 /// Paths that never need credentials (`/metrics` too when `METRICS_PUBLIC=true`).

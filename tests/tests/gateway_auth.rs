@@ -259,3 +259,32 @@ async fn an_open_api_is_refused_on_a_public_address() {
     let secured = secured(Backend::Sqlite).await;
     assert!(arvis_gateway::state(secured.deps.clone(), public).is_ok());
 }
+
+both_backends!(failed_logins_are_counted_across_gateway_replicas, |backend| async move {
+    let mut app = secured(backend).await;
+    let replica = app.spawn_gateway().await;
+    let login_at = |base: String, password: String| {
+        let client = app.client.clone();
+        async move {
+            let resp = client
+                .post(format!("{base}/api/auth/login"))
+                .json(&json!({"password": password}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()))
+        }
+    };
+    // Five failures on each replica: ten from this address in all.
+    for i in 0..10 {
+        let base = if i % 2 == 0 { app.base.clone() } else { replica.clone() };
+        assert_eq!(login_at(base, format!("wrong-{i}")).await.0, 401, "attempt {i}");
+    }
+    for base in [app.base.clone(), replica.clone()] {
+        let (status, retry_after) = login_at(base, PASSWORD.to_string()).await;
+        assert_eq!(status, 429);
+        let secs: u64 = retry_after.unwrap().parse().unwrap();
+        assert!(secs > 0 && secs <= 900, "{secs}");
+    }
+    app.stop().await;
+});

@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Exchanges the dashboard password for a session cookie (`arvis-token`, 7 days).
 /// Ten failed attempts from one address within 15 minutes answer 429 until the
-/// window passes.
+/// window passes — counted across every gateway replica.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()), request_body = Login,
     responses((status = 200, body = Ok, headers(("Set-Cookie" = String))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -46,11 +46,11 @@ async fn login(
         return Err(ApiError::bad_request("password login is not enabled (DASHBOARD_PASSWORD is not set)"));
     }
     let ip = peer.ip();
-    if let Some(wait) = auth.login_blocked(ip) {
+    if let Some(wait) = auth.login_blocked(ip).await? {
         return Err(ApiError::too_many("too many failed logins; try again later", wait));
     }
     if !auth.check_password(&body.password) {
-        auth.record_login_failure(ip);
+        auth.record_login_failure(ip).await?;
         tracing::warn!(client = %ip, "failed dashboard login");
         return Err(ApiError::unauthorized("invalid password"));
     }

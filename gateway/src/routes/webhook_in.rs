@@ -6,8 +6,9 @@
 //! raw body (413 over [`crate::BODY_LIMIT`]) → the HMAC-SHA256 signature of the
 //! raw body (`X-Hub-Signature-256` or `X-Webhook-Signature`, `sha256=<hex>`,
 //! checked in constant time; 401) → the optional `X-Webhook-Timestamp` (±5
-//! minutes; 401) → the per-webhook rate limit (429, `WEBHOOK_RATE_LIMIT_PER_MIN`;
-//! only authenticated deliveries count) → UTF-8 (400) → the prompt from the template → one transaction: the delivery
+//! minutes; 401) → the per-webhook rate limit (429, `WEBHOOK_RATE_LIMIT_PER_MIN`,
+//! counted in the database across every gateway replica; only authenticated
+//! deliveries count) → UTF-8 (400) → the prompt from the template → one transaction: the delivery
 //! id (`X-GitHub-Delivery` / `X-Webhook-Id`, a replay answers 200
 //! `{"ok":true,"duplicate":true}`), the job and the trigger statistics →
 //! `JobReady` after commit.
@@ -15,9 +16,8 @@
 //! These routes are public (`auth::is_public`): the signature is their credential.
 //! Secrets are never logged.
 
-use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -25,8 +25,6 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use hmac::{KeyInit as _, Mac as _};
 use serde::Serialize;
 use serde_json::Value;
@@ -56,33 +54,26 @@ const MAX_DELIVERY_ID_LEN: usize = 200;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// The per-webhook limiter, built on the first request from the configuration
-/// (the router is built before the state exists).
+/// Per-gateway housekeeping of the inbound webhooks: when this gateway last
+/// pruned old delivery ids and rate events.
 #[derive(Default)]
 pub struct WebhookLimiter {
-    limiter: OnceLock<DefaultKeyedRateLimiter<i64>>,
     last_prune: AtomicI64,
 }
 
-impl WebhookLimiter {
-    fn get(&self, per_min: u32) -> &DefaultKeyedRateLimiter<i64> {
-        self.limiter.get_or_init(|| {
-            let burst = NonZeroU32::new(per_min).unwrap_or(NonZeroU32::MIN);
-            DefaultKeyedRateLimiter::keyed(Quota::per_minute(burst))
-        })
-    }
+/// The quota window of inbound webhooks.
+const RATE_WINDOW_MS: i64 = 60_000;
 
-    /// `Err(seconds to wait)` when the webhook has used its quota.
-    fn check(&self, webhook_id: i64, per_min: u32) -> Result<(), u64> {
-        let limiter = self.get(per_min);
-        limiter.check_key(&webhook_id).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })?;
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
+/// `Err(seconds to wait)` when the webhook has used its quota of the last
+/// minute — counted in the database, across every gateway replica.
+async fn take_quota(store: &arvis_shared::db::Store, webhook_id: i64, per_min: u32, now: i64) -> ApiResult<()> {
+    let key = format!("webhook:{webhook_id}");
+    match store.rate_take(&key, now, now - RATE_WINDOW_MS, i64::from(per_min)).await? {
+        None => Ok(()),
+        Some(window) => {
+            let secs = (window.wait_ms(now, RATE_WINDOW_MS) as u64).div_ceil(1000).max(1);
+            Err(ApiError::too_many("too many deliveries for this webhook; retry later", secs))
         }
-        Ok(())
     }
 }
 
@@ -147,9 +138,7 @@ async fn receive_webhook(
     check_timestamp(&headers, now / 1000)?;
     // Counted after authentication, so that forged deliveries cannot use up the
     // sender's quota (for a webhook without a secret, every delivery counts).
-    limiter
-        .check(webhook.id, state.deps.config.webhook_rate_limit_per_min)
-        .map_err(|secs| ApiError::too_many("too many deliveries for this webhook; retry later", secs.max(1)))?;
+    take_quota(store, webhook.id, state.deps.config.webhook_rate_limit_per_min, now).await?;
     let delivery_id = delivery_id(&headers)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("request body is not valid UTF-8"))?;
     let prompt = render(&webhook.prompt_template, text);
@@ -179,7 +168,8 @@ async fn receive_webhook(
     }
 }
 
-/// Forgets delivery ids older than the replay window, at most once an hour per gateway.
+/// Forgets delivery ids older than the replay window and rate events older
+/// than the quota window, at most once an hour per gateway.
 async fn prune_deliveries(state: &AppState, limiter: &WebhookLimiter, now: i64) {
     let last = limiter.last_prune.load(Ordering::Relaxed);
     if now - last < PRUNE_EVERY_MS
@@ -191,6 +181,9 @@ async fn prune_deliveries(state: &AppState, limiter: &WebhookLimiter, now: i64) 
         Ok(0) => {}
         Ok(n) => tracing::debug!(pruned = n, "forgot old webhook delivery ids"),
         Err(error) => tracing::warn!(%error, "pruning old webhook delivery ids failed"),
+    }
+    if let Err(error) = state.deps.store.rate_prune(now).await {
+        tracing::warn!(%error, "pruning old webhook rate events failed");
     }
 }
 

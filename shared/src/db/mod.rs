@@ -48,6 +48,7 @@ pub mod logs;
 pub mod memory;
 pub mod memory_ctx;
 pub mod queue;
+pub mod rate_events;
 pub mod routing;
 pub mod runs;
 pub mod scheduling;
