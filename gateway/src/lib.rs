@@ -90,6 +90,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::workflows::router())
         .merge(routes::webhooks::router())
         .merge(routes::connectors::router())
+        .merge(routes::deliveries::router())
         .merge(routes::usage::router())
         .merge(routes::logs::router())
         .merge(routes::settings::router())

@@ -113,6 +113,20 @@ pub struct Config {
     secrets: BTreeMap<String, SecretString>,
     /// Which connector variables (`DISCORD_BOT_TOKEN`, …) were set at load time; names only.
     env_present: std::collections::BTreeSet<String>,
+    /// `TELEGRAM_API_URL` (default `https://api.telegram.org`): the Bot API's base, without `/bot<token>`.
+    pub telegram_api_url: String,
+    /// `DISCORD_API_URL` (default `https://discord.com/api/v10`): the REST base; the gateway URL comes from `GET /gateway/bot`.
+    pub discord_api_url: String,
+    /// `SLACK_API_URL` (default `https://slack.com/api`): the Web API base; the socket URL comes from `apps.connections.open`.
+    pub slack_api_url: String,
+    /// `BOT_LEASE_MS` (default 10000): how long a bridge holds a bot without renewing.
+    /// Another bridge takes a dead holder's bots over within this plus its 2 s look-up period.
+    pub bot_lease_ms: i64,
+    /// Values of the connector variables seen at load time (`TELEGRAM_BOT_TOKEN`,
+    /// `TELEGRAM_BOT_TOKEN_2`, …), by name; see [`Config::bot_secret`].
+    bot_secrets: BTreeMap<String, SecretString>,
+    /// Loaded from the process environment: a bot may name any variable, read when its connector starts.
+    process_env: bool,
 }
 
 impl Config {
@@ -123,7 +137,9 @@ impl Config {
             Err(e) if e.not_found() => {}
             Err(e) => return Err(ConfigError::Io(format!(".env: {e}"))),
         }
-        Config::from_lookup(|name| std::env::var(name).ok())
+        let mut config = Config::from_lookup(|name| std::env::var(name).ok())?;
+        config.process_env = true;
+        Ok(config)
     }
 
     /// Builds the configuration from any variable lookup (tests pass a map).
@@ -204,7 +220,29 @@ impl Config {
                 .filter(|v| get(v).is_some())
                 .map(|v| v.to_string())
                 .collect(),
+            telegram_api_url: api_url(&get, "TELEGRAM_API_URL", "https://api.telegram.org")?,
+            discord_api_url: api_url(&get, "DISCORD_API_URL", "https://discord.com/api/v10")?,
+            slack_api_url: api_url(&get, "SLACK_API_URL", "https://slack.com/api")?,
+            bot_lease_ms: parse_or(&get, "BOT_LEASE_MS", 10_000i64)
+                .and_then(|n| if n < 500 { Err(invalid("BOT_LEASE_MS", "must be at least 500")) } else { Ok(n) })?,
+            bot_secrets: bot_secrets(&get),
+            process_env: false,
         })
+    }
+
+    /// The secret a bot's `token` names. From the variables seen at load time
+    /// (every connector variable and its `_1`…`_9` forms); when the
+    /// configuration came from the process environment, any other variable is
+    /// read when the bot starts (a bot may name any variable, and a restart
+    /// must not be needed to pick up a new bot).
+    pub fn bot_secret(&self, var: &str) -> Option<SecretString> {
+        if let Some(s) = self.bot_secrets.get(var) {
+            return Some(s.clone());
+        }
+        if self.process_env {
+            return std::env::var(var).ok().filter(|v| !v.trim().is_empty()).map(SecretString::from);
+        }
+        None
     }
 
     /// The value of a secret variable that an account names (its API key).
@@ -215,6 +253,7 @@ impl Config {
     /// Every configured secret value, for tests and log scrubbing checks.
     pub fn all_secret_values(&self) -> Vec<String> {
         let mut out: Vec<String> = self.secrets.values().map(|s| s.expose_secret().to_string()).collect();
+        out.extend(self.bot_secrets.values().map(|s| s.expose_secret().to_string()));
         for s in [&self.dashboard_password, &self.dashboard_api_key, &self.jwt_secret, &self.web_api_key]
             .into_iter()
             .flatten()
@@ -244,6 +283,30 @@ impl Config {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// An http(s) or ws(s) base URL, without a trailing slash.
+fn api_url(get: &impl Fn(&str) -> Option<String>, var: &str, default: &str) -> Result<String, ConfigError> {
+    let url = get(var).map(|u| u.trim().to_string()).unwrap_or_else(|| default.to_string());
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(var, "must be an http:// or https:// URL"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Connector variables and their numbered forms, with their values.
+fn bot_secrets(get: &impl Fn(&str) -> Option<String>) -> BTreeMap<String, SecretString> {
+    let mut out = BTreeMap::new();
+    for (_, vars) in crate::domain::connectors::CONNECTORS {
+        for var in *vars {
+            for name in std::iter::once(var.to_string()).chain((1..10).map(|i| format!("{var}_{i}"))) {
+                if let Some(v) = get(&name) {
+                    out.insert(name, SecretString::from(v));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn redact_url(url: &str) -> String {

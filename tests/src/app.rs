@@ -32,6 +32,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub nats: Option<NatsServer>,
     pub data_dir: tempfile::TempDir,
+    /// The variables the services were configured with (for more replicas).
+    pub vars: HashMap<String, String>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -82,6 +84,7 @@ impl TestAppBuilder {
             vars.insert("NATS_URL".into(), n.url());
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let vars_kept = vars.clone();
         let deps = Deps::connect(config).await.expect("connect deps");
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -100,7 +103,18 @@ impl TestAppBuilder {
             ws_addr = Some(l.local_addr().unwrap());
             tasks.push(tokio::spawn(arvis_ws_bridge::run(deps.clone(), l, shutdown.clone())));
         }
-        let app = TestApp { base, ws_addr, client: reqwest::Client::new(), deps, db, nats, data_dir, shutdown, tasks };
+        let app = TestApp {
+            base,
+            ws_addr,
+            client: reqwest::Client::new(),
+            deps,
+            db,
+            nats,
+            data_dir,
+            vars: vars_kept,
+            shutdown,
+            tasks,
+        };
         // The gateway bootstraps (conductor, accounts) before it serves; wait for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while app.client.get(format!("{}/api/health", app.base)).send().await.is_err() {
@@ -166,6 +180,25 @@ impl TestApp {
         base
     }
 
+    /// Another ws-bridge replica (with its connectors) over the same database
+    /// and bus, with a store and tasks of its own, so that it can be stopped
+    /// or made to die on its own ([`Bridge::crash`]).
+    pub async fn spawn_bridge(&self) -> Bridge {
+        let config = Config::from_lookup(|k| self.vars.get(k).cloned()).expect("test config");
+        let store = arvis_shared::db::Store::connect(&config.database_url, 5).await.expect("connect store");
+        let deps = Deps {
+            config: std::sync::Arc::new(config),
+            store,
+            bus: self.deps.bus.clone(),
+            tasks: arvis_shared::shutdown::Tasks::default(),
+        };
+        let shutdown = CancellationToken::new();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(arvis_ws_bridge::run(deps.clone(), l, shutdown.clone()));
+        Bridge { addr, deps, shutdown, task }
+    }
+
     /// Stops every service and waits for them to drain.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -178,5 +211,29 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A bridge replica started by [`TestApp::spawn_bridge`].
+pub struct Bridge {
+    pub addr: SocketAddr,
+    pub deps: Deps,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Bridge {
+    /// A graceful stop: bots stopped, leases released.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self.deps.tasks.stop(std::time::Duration::from_secs(3)).await;
+    }
+
+    /// Dies as under kill -9: every task dropped at once, nothing released
+    /// (the leases run out by themselves).
+    pub async fn crash(self) {
+        self.task.abort();
+        self.deps.tasks.stop(std::time::Duration::ZERO).await;
     }
 }

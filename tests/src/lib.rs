@@ -9,6 +9,7 @@
 //! - [`TestApp`]: the services running in-process on port-0 listeners, with a
 //!   typed HTTP client.
 //! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
+//! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
@@ -17,12 +18,14 @@
 
 pub mod app;
 pub mod db;
+pub mod fake_telegram;
 pub mod mock_llm;
 pub mod nats;
 pub mod process;
 
-pub use app::{TestApp, TestAppBuilder};
+pub use app::{Bridge, TestApp, TestAppBuilder};
 pub use db::{Backend, TestDb};
+pub use fake_telegram::FakeTelegram;
 pub use mock_llm::{Chaos, MockLlm, MockReply};
 pub use nats::NatsServer;
 

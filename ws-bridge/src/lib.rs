@@ -5,6 +5,9 @@
 //! - `session`: one connection — reader, writer task, limits, commands.
 //! - `fanout`: the bridge's one bus subscription and the channel → sockets map.
 //! - `protocol`: the JSON frames.
+//! - `connectors`: the chat-platform bots (Telegram), each held by exactly one
+//!   bridge through a lease in the database, replies sent through a durable
+//!   outbox (see its module docs).
 //!
 //! A message's path: frame → the chat intake (`arvis_shared::intake`: checks,
 //! routing chain, user message and job in one transaction) → `ack` →
@@ -19,6 +22,7 @@
 //! cookie, or the first frame is `{"type":"auth","apiKey":…}` within 10 s;
 //! otherwise the client gets an error frame and close code 4001.
 
+mod connectors;
 mod fanout;
 mod protocol;
 mod session;
@@ -86,7 +90,9 @@ pub(crate) struct Ctx {
 /// Shutdown phases:
 /// 1. stop accepting connections;
 /// 2. send every socket a Close frame with code 1001 (going away);
-/// 3. wait for the sessions to end (at most `SHUTDOWN_TIMEOUT`);
+/// 3. wait for the sessions to end (at most `SHUTDOWN_TIMEOUT`), while the
+///    connectors stop their bots (status `stopped`, leases released so that
+///    another bridge takes them at once);
 /// 4. return (the caller closes the database and the bus).
 pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
@@ -134,6 +140,9 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         next_id: AtomicU64::new(1),
     });
     let fanout = ctx.tracker.spawn(fanout::run(subscription, ctx.hub.clone(), shutdown.clone()));
+    // A daemon: a process that dies (or a test that simulates it with
+    // `Tasks::stop`) drops it without releasing leases, as a kill -9 would.
+    let connectors = ctx.deps.tasks.spawn_daemon(connectors::run(ctx.deps.clone(), shutdown.clone()));
     let app = Router::new()
         .route("/", get(upgrade))
         .route("/ws", get(upgrade))
@@ -161,6 +170,7 @@ pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken)
         tracing::warn!(left = ctx.tracker.len(), "ws-bridge: sockets did not close within the timeout");
     }
     let _ = fanout.await;
+    let _ = connectors.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) | Err(_) => {}
         Ok(Ok(Err(e))) => return Err(e).context("serving WebSocket connections"),

@@ -1,5 +1,10 @@
 //! Bot instances (reference: Bot Instances): connector configurations with
 //! their agent assignments. `token` is the NAME of an environment variable.
+//!
+//! Every write signals `ConfigChanged { entity: "bot" }`; the bridges' connector
+//! managers also re-read the bots every 2 s, so a create, enable, disable,
+//! re-bind or delete takes effect within 5 s without a restart (the original
+//! needed one). `status`/`lastError` are what the bot's holder reports.
 
 use axum::Json;
 use axum::extract::State;
@@ -33,7 +38,8 @@ async fn check_agents(state: &AppState, f: &BotFields) -> ApiResult<()> {
 
 fn write_error(e: DbError) -> ApiError {
     match e {
-        DbError::Conflict(_) => ApiError::conflict("a channel in channelBindings is already bound on this platform"),
+        // The store's texts name the channel binding or the (platform, token variable) taken.
+        DbError::Conflict(message) => ApiError::conflict(message),
         DbError::MissingReference(_) => ApiError::bad_request("an agent referenced by the bot does not exist"),
         other => other.into(),
     }
@@ -47,7 +53,9 @@ async fn list_bots(State(state): State<AppState>) -> ApiResult<Json<Vec<Bot>>> {
 
 /// Create a bot instance. `platform` is one of discord, telegram, slack,
 /// whatsapp, matrix, sms, email; `token` names the environment variable that
-/// holds the secret (e.g. `DISCORD_BOT_TOKEN`).
+/// holds the secret (e.g. `DISCORD_BOT_TOKEN`). A second bot with the same
+/// platform and token variable is a 409. Telegram, Discord and Slack bots
+/// start running within 5 s.
 #[utoipa::path(post, path = "/api/bots", tag = "bots", request_body = NewBot,
     responses((status = 201, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]

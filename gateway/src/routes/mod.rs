@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bots;
 pub mod chat;
 pub mod connectors;
+pub mod deliveries;
 pub mod health;
 pub mod logs;
 pub mod memory;

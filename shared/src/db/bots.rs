@@ -1,4 +1,5 @@
-//! Bot instances and their channel bindings.
+//! Bot instances and their channel bindings, the status their holder
+//! reports, and the seeding of bots from the environment.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,10 @@ struct BotRow {
     token: String,
     default_agent_id: Option<i64>,
     is_enabled: Flag,
+    status: String,
+    last_error: Option<String>,
+    /// The expiry of the bot's lease (absent when no bridge ever held it).
+    lease_expires_at: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -25,15 +30,34 @@ struct BindingRow {
     agent_id: i64,
 }
 
-const BOT_COLUMNS: &str = "id, name, platform, token, default_agent_id, is_enabled";
+/// The bot with the status its holder reported. A `running` bot whose lease
+/// ran out (its bridge died) shows `stopped` until another bridge takes it.
+const BOT_COLUMNS: &str = "b.id, b.name, b.platform, b.token, b.default_agent_id, b.is_enabled, b.status, \
+     b.last_error, l.expires_at AS lease_expires_at";
+const BOT_FROM: &str = "bots b LEFT JOIN bot_leases l ON l.bot_id = b.id";
 
 fn assemble(rows: Vec<BotRow>, bindings: Vec<BindingRow>) -> Vec<Bot> {
+    let now = now_ms();
     let mut by_bot: BTreeMap<i64, Vec<ChannelBinding>> = BTreeMap::new();
     for b in bindings {
         by_bot.entry(b.bot_id).or_default().push(ChannelBinding { channel_id: b.channel_id, agent_id: b.agent_id });
     }
     rows.into_iter()
-        .map(|r| Bot {
+        .map(|r| {
+            let held = r.lease_expires_at.is_some_and(|t| t >= now);
+            let status = match r.status.as_str() {
+                _ if !r.is_enabled.0 => "stopped",
+                // A holder that died reported nothing more; an error stays visible.
+                "running" if !held => "stopped",
+                "running" => "running",
+                "error" => "error",
+                _ => "stopped",
+            };
+            (r, status.to_string())
+        })
+        .map(|(r, status)| Bot {
+            status,
+            last_error: r.last_error,
             channel_bindings: by_bot.remove(&r.id).unwrap_or_default(),
             id: r.id,
             name: r.name,
@@ -70,8 +94,9 @@ impl Store {
     }
 
     pub async fn list_bots(&self) -> Result<Vec<Bot>> {
-        let rows: Vec<BotRow> =
-            sqlx::query_as(sql(format!("SELECT {BOT_COLUMNS} FROM bots ORDER BY id"))).fetch_all(self.r()).await?;
+        let rows: Vec<BotRow> = sqlx::query_as(sql(format!("SELECT {BOT_COLUMNS} FROM {BOT_FROM} ORDER BY b.id")))
+            .fetch_all(self.r())
+            .await?;
         let bindings: Vec<BindingRow> = sqlx::query_as(
             "SELECT bot_id, channel_id, agent_id FROM channel_bindings WHERE bot_id IS NOT NULL ORDER BY id",
         )
@@ -81,7 +106,7 @@ impl Store {
     }
 
     pub async fn get_bot(&self, id: i64) -> Result<Option<Bot>> {
-        let rows: Vec<BotRow> = sqlx::query_as(sql(format!("SELECT {BOT_COLUMNS} FROM bots WHERE id = $1")))
+        let rows: Vec<BotRow> = sqlx::query_as(sql(format!("SELECT {BOT_COLUMNS} FROM {BOT_FROM} WHERE b.id = $1")))
             .bind(id)
             .fetch_all(self.r())
             .await?;
@@ -101,7 +126,8 @@ impl Store {
     /// [`DbError::MissingReference`].
     pub async fn create_bot(&self, f: &BotFields) -> Result<Bot> {
         let now = now_ms();
-        let mut tx = self.w().begin().await?;
+        let mut tx = self.begin_write().await?;
+        check_token_free(&mut tx, f, None).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -124,7 +150,8 @@ impl Store {
     /// there is no such bot.
     pub async fn update_bot(&self, id: i64, f: &BotFields) -> Result<Option<Bot>> {
         let now = now_ms();
-        let mut tx = self.w().begin().await?;
+        let mut tx = self.begin_write().await?;
+        check_token_free(&mut tx, f, Some(id)).await?;
         let done = sqlx::query(
             "UPDATE bots SET name = $1, platform = $2, token = $3, default_agent_id = $4, is_enabled = $5, \
              updated_at = $6 WHERE id = $7",
@@ -155,8 +182,83 @@ impl Store {
     }
 }
 
+/// Two bots on one platform with one token variable would be one platform
+/// account polled twice (Telegram answers the second poller with 409, and
+/// n8n's second trigger silently stole the first one's updates): refused.
+async fn check_token_free(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    f: &BotFields,
+    id: Option<i64>,
+) -> Result<()> {
+    let taken: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM bots WHERE platform = $1 AND token = $2 AND id <> $3 LIMIT 1")
+            .bind(&f.platform)
+            .bind(&f.token)
+            .bind(id.unwrap_or(0))
+            .fetch_optional(&mut **tx)
+            .await?;
+    match taken {
+        Some(other) => Err(DbError::Conflict(format!(
+            "bot {other} already uses {} on {}: one bot per platform and token variable",
+            f.token, f.platform
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What [`Store::seed_bot`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seeded {
+    Created(Bot),
+    /// A bot already uses this (platform, token variable).
+    InUse,
+    /// Seeded once before (the user may have deleted it since): left alone.
+    SeededBefore,
+}
+
+impl Store {
+    /// Creates the bot for a platform whose variables are set, once per
+    /// (platform, token variable) for the life of the database.
+    pub async fn seed_bot(&self, f: &BotFields) -> Result<Seeded> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let first = sqlx::query(
+            "INSERT INTO bot_seeds (platform, token, seeded_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&f.platform)
+        .bind(&f.token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            return Ok(Seeded::SeededBefore);
+        }
+        if check_token_free(&mut tx, f, None).await.is_err() {
+            tx.commit().await?;
+            return Ok(Seeded::InUse);
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        )
+        .bind(&f.name)
+        .bind(&f.platform)
+        .bind(&f.token)
+        .bind(f.default_agent_id)
+        .bind(f.is_enabled)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await?;
+        Ok(self.get_bot(id).await?.map(Seeded::Created).unwrap_or(Seeded::InUse))
+    }
+}
+
 async fn insert_bindings(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     bot_id: i64,
     f: &BotFields,
     now: i64,

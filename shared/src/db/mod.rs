@@ -37,6 +37,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod bot_leases;
 pub mod bots;
 pub mod cache;
 pub mod checkpoint;
@@ -47,6 +48,7 @@ pub mod lane;
 pub mod logs;
 pub mod memory;
 pub mod memory_ctx;
+pub mod outbox;
 pub mod queue;
 pub mod rate_events;
 pub mod routing;

@@ -26,6 +26,11 @@ pub struct Bot {
     pub default_agent_id: Option<i64>,
     pub channel_bindings: Vec<ChannelBinding>,
     pub is_enabled: bool,
+    /// `running` (a bridge holds it and is connected), `stopped` (disabled, or
+    /// no bridge holds it) or `error` (see `lastError`).
+    pub status: String,
+    /// What went wrong last (connection refused, the token was refused…), never a token.
+    pub last_error: Option<String>,
 }
 
 /// `POST /api/bots` body.

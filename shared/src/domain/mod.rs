@@ -7,6 +7,7 @@ pub mod agent;
 pub mod bot;
 pub mod connectors;
 pub mod conversation;
+pub mod delivery;
 pub mod job;
 pub mod jobs;
 pub mod limits;
