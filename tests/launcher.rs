@@ -1,7 +1,7 @@
 //! The launcher as a user runs it: a fresh data directory, no configuration,
 //! the real binary. It must serve `/api/health` and the agents API.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
 // Test support: failing loudly on broken set-up is the point here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
 pub mod db;

@@ -2,7 +2,7 @@
 //! prompt's memory/state/skills, memory dedup, compaction, delegation, the
 //! conductor's actions; and `http_fetch` against a loopback server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The bus round trip on both implementations: typed events, wildcards and
 //! queue groups (each message to exactly one member).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::time::Duration;
 

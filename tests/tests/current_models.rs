@@ -3,7 +3,7 @@
 //! through a two-round tool loop, Gemini 3's signatures through the tool loop,
 //! GPT-5's parameters, cached tokens priced at cache rates, unpriced models.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::time::{Duration, Instant};
 

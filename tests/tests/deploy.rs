@@ -2,7 +2,7 @@
 //! the compose file parses, runs our binaries from our image, scales workers,
 //! and every variable it references is documented.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::panic)] // a test fails by panicking
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

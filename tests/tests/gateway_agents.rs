@@ -1,7 +1,5 @@
 //! Agents CRUD and the API's handling of bad input, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
-
 use arvis_testkit::{TestApp, both_backends};
 use reqwest::Method;
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! refused, the login limiter, and the refusal to serve an open API on a
 //! public address.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_testkit::{Backend, TestApp, both_backends};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

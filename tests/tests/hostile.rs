@@ -4,7 +4,7 @@
 //! NUL bytes are stored and returned verbatim, or refused with a 400 JSON
 //! error — never a 500.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use arvis_testkit::{MockLlm, MockReply, TestApp, both_backends};
 use reqwest::Method;

@@ -3,7 +3,7 @@
 //! concurrent redeliveries), and a watch that yields the run's typed events —
 //! from the bus, or from the job row when no event comes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::panic)] // a test fails by panicking
 
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Probes and metrics: /healthz, /readyz and /metrics on the gateway and on
 //! the health listener the worker and scheduler use.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
-
 use std::time::{Duration, Instant};
 
 use arvis_testkit::{Backend, TestApp, both_backends};

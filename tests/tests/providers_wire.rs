@@ -4,8 +4,6 @@
 //! signatures, the cached-token counts of each. Provider-level here (no
 //! database); the same shapes go through the whole worker in `current_models.rs`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
-
 use std::time::Duration;
 
 use arvis_testkit::mock_llm::{

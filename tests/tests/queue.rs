@@ -1,6 +1,6 @@
 //! The job queue's guarantees, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! Accounts, settings, connectors, metrics and bots, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_testkit::{TestApp, both_backends};
 use serde_json::{Value, json};

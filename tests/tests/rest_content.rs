@@ -1,7 +1,7 @@
 //! Skills (with import from a loopback server), workflows and webhooks, on
 //! both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_testkit::{TestApp, both_backends};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! endpoint is documented, hostile input never gets a 500, and no response
 //! ever contains a configured secret.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_shared::domain::usage::UsageRecord;
 use arvis_testkit::{TestApp, both_backends};

@@ -1,7 +1,7 @@
 //! Sessions, conversations, an agent's dashboard history, memory and the job
 //! queue, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_shared::domain::jobs::NewJobRow;
 use arvis_testkit::{TestApp, both_backends};

@@ -1,6 +1,6 @@
 //! Usage aggregation and logs (API and the database log writer), on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_shared::clock::now_ms;
 use arvis_shared::domain::logs::NewLogRow;

@@ -1,7 +1,7 @@
 //! The routing chain on both databases: which agent answers, at which
 //! priority, and the errors that replace the original's silent drops.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_shared::db::Store;
 use arvis_shared::domain::agent::AgentFields;

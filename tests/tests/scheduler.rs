@@ -4,7 +4,7 @@
 //! the running loop; `SCHEDULER_TZ` moves the wall clock. Most tests drive
 //! [`arvis_scheduler::tick`] with simulated times instead of waiting.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::time::Duration;
 

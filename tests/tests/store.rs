@@ -1,6 +1,6 @@
 //! The `Store` on both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_shared::db::DbError;
 use arvis_shared::domain::agent::{DEFAULT_MODEL, NewAgent};

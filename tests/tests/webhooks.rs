@@ -3,7 +3,7 @@
 //! timestamps, oversized and non-UTF-8 bodies, unknown and disabled webhooks,
 //! and the per-webhook rate limit each get their status with a JSON error.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use arvis_testkit::{TestApp, both_backends};
 use hmac::{KeyInit as _, Mac as _};

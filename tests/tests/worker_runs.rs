@@ -2,7 +2,7 @@
 //! stored reply and reply events, on both databases; failover, retries,
 //! concurrency, crashes and bus outages.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! parts — it claims the job from the store, finishes it, and publishes the
 //! reply events on the bus exactly as a worker does.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
 use std::net::SocketAddr;
 use std::time::Duration;

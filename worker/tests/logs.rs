@@ -2,8 +2,6 @@
 //! the job completion with its agent, job and duration — where `GET /api/logs`
 //! reads them, on both databases.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
-
 use std::time::{Duration, Instant};
 
 use arvis_shared::db::queue::ChatRequest;

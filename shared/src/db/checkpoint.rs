@@ -151,7 +151,6 @@ fn data_version(conn: &Connection) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::time::Instant;
 

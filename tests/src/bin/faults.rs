@@ -17,7 +17,7 @@
 //! scheduler-kill, postgres-restart. Exits non-zero when any scenario lost,
 //! duplicated or left a job non-final.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test program fails loudly
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test program fails loudly
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

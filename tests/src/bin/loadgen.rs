@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo build --release --workspace --bins && target/release/loadgen [--secs N] [--only a,b]`
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark fails loudly
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark fails loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
