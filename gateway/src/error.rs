@@ -85,8 +85,10 @@ impl From<DbError> for ApiError {
             DbError::NotFound => ApiError::not_found("not found"),
             DbError::Conflict(_) => ApiError::conflict("a record with the same unique value already exists"),
             DbError::MissingReference(_) => ApiError::bad_request("a referenced record does not exist"),
-            DbError::Sqlx(sqlx_err) if is_unavailable(&sqlx_err) => ApiError::unavailable(sqlx_err),
-            other => ApiError::internal(other),
+            // The database is away (pool exhausted or closed, connection cut,
+            // server restarting), as opposed to a fault of ours: 503.
+            DbError::Unavailable(_) | DbError::Closed => ApiError::unavailable(e),
+            DbError::Corrupt(_) | DbError::Other(_) => ApiError::internal(e),
         }
     }
 }
@@ -100,25 +102,4 @@ impl From<IntakeError> for ApiError {
             IntakeError::Unavailable(db) => db.into(),
         }
     }
-}
-
-/// The database is away (pool exhausted or closed, connection cut), as opposed
-/// to a fault of ours: 503. Postgres SQLSTATE classes 08 (connection exception)
-/// and 57P (operator intervention: shutdown, restart) count as away too.
-fn is_unavailable(e: &arvis_shared_sqlx::Error) -> bool {
-    match e {
-        arvis_shared_sqlx::Error::PoolTimedOut
-        | arvis_shared_sqlx::Error::Io(_)
-        | arvis_shared_sqlx::Error::PoolClosed => true,
-        arvis_shared_sqlx::Error::Database(db) => {
-            db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
-        }
-        _ => false,
-    }
-}
-
-/// sqlx's error type, reached through the shared crate so the gateway does not
-/// depend on sqlx itself.
-mod arvis_shared_sqlx {
-    pub use arvis_shared::db::SqlxError as Error;
 }

@@ -64,9 +64,8 @@ impl Checkpointer {
         let stopped = Arc::new(AtomicBool::new(false));
         let catch_up = Arc::new(AtomicBool::new(false));
         let flags = (stopped.clone(), catch_up.clone());
-        crate::shutdown::spawn_thread("arvis-sqlite-checkpoint", move || run(&conn, &rx, &flags.0, &flags.1)).map_err(
-            |e| DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite checkpoint thread: {e}").into())),
-        )?;
+        crate::shutdown::spawn_thread("arvis-sqlite-checkpoint", move || run(&conn, &rx, &flags.0, &flags.1))
+            .map_err(|e| DbError::Other(format!("starting the SQLite checkpoint thread: {e}")))?;
         Ok(Checkpointer { tx, stopped, catch_up })
     }
 

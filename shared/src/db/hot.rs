@@ -86,7 +86,7 @@ impl Readers {
 }
 
 fn closed() -> DbError {
-    DbError::Sqlx(sqlx::Error::PoolClosed)
+    DbError::Closed
 }
 
 impl Store {

@@ -91,9 +91,7 @@ impl Lane {
                 runtime.block_on(run(pool, conn, rx, checkpoints))
             })
         });
-        started.map_err(|e| {
-            DbError::Sqlx(sqlx::Error::Configuration(format!("starting the SQLite writer thread: {e}").into()))
-        })?;
+        started.map_err(|e| DbError::Other(format!("starting the SQLite writer thread: {e}")))?;
         Ok(Lane { tx })
     }
 
@@ -133,11 +131,11 @@ fn open(path: &str) -> Result<Connection> {
 }
 
 fn stopped() -> DbError {
-    DbError::Sqlx(sqlx::Error::PoolClosed)
+    DbError::Closed
 }
 
 fn not_committed(why: &str) -> DbError {
-    DbError::Sqlx(sqlx::Error::Protocol(format!("the write was not committed: {why}")))
+    DbError::Other(format!("the write was not committed: {why}"))
 }
 
 async fn run(

@@ -68,7 +68,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _};
 
-/// A database failure, named for the condition.
+/// A database failure, named for the condition. No sqlx or rusqlite type
+/// leaves `db`: every driver error is classified here once, and callers (the
+/// gateway's status codes, the worker's retry decision) match on these.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("not found")]
@@ -79,41 +81,65 @@ pub enum DbError {
     /// A foreign key refused the write (the referenced row does not exist).
     #[error("reference to a missing row: {0}")]
     MissingReference(String),
-    #[error(transparent)]
-    Sqlx(#[from] sqlx::Error),
-    /// An error of the SQLite writer lane's own connection ([`lane`]).
-    #[error(transparent)]
-    Sqlite(rusqlite::Error),
-    #[error(transparent)]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be reached now — the pool timed out, the
+    /// connection broke, the server is shutting down or restarting: try again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The store was closed (the process is shutting down).
+    #[error("the store is closed")]
+    Closed,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// Anything else: a fault of ours (bad SQL, a failed migration) or the database's.
+    #[error("database error: {0}")]
+    Other(String),
 }
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
-/// sqlx's error, for callers that classify failures (e.g. "database unreachable").
-pub use sqlx::Error as SqlxError;
-
-/// Maps constraint violations to [`DbError::Conflict`] / [`DbError::MissingReference`].
-pub(crate) fn classify(e: sqlx::Error) -> DbError {
-    if let sqlx::Error::Database(db) = &e {
-        match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => return DbError::Conflict(db.message().to_string()),
-            sqlx::error::ErrorKind::ForeignKeyViolation => {
-                return DbError::MissingReference(db.message().to_string());
-            }
-            _ => {}
-        }
-        // The Any driver does not always carry the kind through; fall back on the
-        // engines' stable error codes (SQLite extended codes, Postgres SQLSTATE).
-        match db.code().as_deref() {
-            Some("2067") | Some("1555") | Some("23505") => return DbError::Conflict(db.message().to_string()),
-            Some("787") | Some("23503") => return DbError::MissingReference(db.message().to_string()),
-            _ => {}
-        }
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> DbError {
+        classify(e)
     }
-    DbError::Sqlx(e)
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(e: sqlx::migrate::MigrateError) -> DbError {
+        DbError::Other(format!("migration: {e}"))
+    }
+}
+
+/// Classifies a driver error: constraint violations to [`DbError::Conflict`] /
+/// [`DbError::MissingReference`], an unreachable database to
+/// [`DbError::Unavailable`] (Postgres SQLSTATE classes 08, connection
+/// exception, and 57P, operator intervention: shutdown, restart), a closed
+/// pool to [`DbError::Closed`].
+pub(crate) fn classify(e: sqlx::Error) -> DbError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => return DbError::Conflict(db.message().to_string()),
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    return DbError::MissingReference(db.message().to_string());
+                }
+                _ => {}
+            }
+            // The Any driver does not always carry the kind through; fall back on the
+            // engines' stable error codes (SQLite extended codes, Postgres SQLSTATE).
+            match db.code().as_deref() {
+                Some("2067") | Some("1555") | Some("23505") => return DbError::Conflict(db.message().to_string()),
+                Some("787") | Some("23503") => return DbError::MissingReference(db.message().to_string()),
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    return DbError::Unavailable(db.message().to_string());
+                }
+                _ => {}
+            }
+            DbError::Other(e.to_string())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => DbError::Unavailable(e.to_string()),
+        sqlx::Error::PoolClosed => DbError::Closed,
+        _ => DbError::Other(e.to_string()),
+    }
 }
 
 /// The writer lane's errors, classified like [`classify`] does sqlx's.
@@ -127,7 +153,7 @@ impl From<rusqlite::Error> for DbError {
                 _ => {}
             }
         }
-        DbError::Sqlite(e)
+        DbError::Other(format!("sqlite: {e}"))
     }
 }
 
@@ -196,16 +222,14 @@ impl Store {
             let path = path.split('?').next().unwrap_or(path);
             if path == ":memory:" || path.is_empty() {
                 // Each connection would get a database of its own.
-                return Err(DbError::Sqlx(sqlx::Error::Configuration(
+                return Err(DbError::Other(
                     "SQLite needs a file (sqlite://path/to/arvis.db), not an in-memory database".into(),
-                )));
+                ));
             }
             if let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    DbError::Sqlx(sqlx::Error::Configuration(format!("creating {}: {e}", dir.display()).into()))
-                })?;
+                std::fs::create_dir_all(dir).map_err(|e| DbError::Other(format!("creating {}: {e}", dir.display())))?;
             }
             let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
             let options = AnyConnectOptions::from_str(&url)?;

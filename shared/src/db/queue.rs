@@ -465,9 +465,9 @@ impl Store {
 impl Store {
     pub(super) fn lane(&self) -> Result<&super::lane::Lane> {
         // Only SQLite comes here, and a SQLite store always has its lane.
-        self.lane.as_deref().ok_or_else(|| {
-            DbError::Sqlx(sqlx::Error::Protocol("a SQLite lane write on a store without a writer lane".into()))
-        })
+        self.lane
+            .as_deref()
+            .ok_or_else(|| DbError::Other("a SQLite lane write on a store without a writer lane".into()))
     }
 
     async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
