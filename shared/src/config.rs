@@ -73,6 +73,9 @@ pub struct Config {
     /// `WS_MAX_CONNECTIONS` (default 20 000): open WebSockets one bridge accepts;
     /// further upgrades get 503.
     pub ws_max_connections: usize,
+    /// `WS_FRAMES_PER_SEC` (default 20): frames one WebSocket client may send
+    /// per second (a token bucket with a burst of as many).
+    pub ws_frames_per_sec: u32,
     /// `COOKIE_SECURE` (default false): add `Secure` to the session cookie (set it behind HTTPS).
     pub cookie_secure: bool,
     /// `LOG_FORMAT`: `pretty` (default) or `json`.
@@ -175,6 +178,13 @@ impl Config {
             web_api_key: secret("WEB_API_KEY"),
             ws_max_connections: parse_or(&get, "WS_MAX_CONNECTIONS", 20_000usize)
                 .and_then(|n| if n == 0 { Err(invalid("WS_MAX_CONNECTIONS", "must be at least 1")) } else { Ok(n) })?,
+            ws_frames_per_sec: parse_or(&get, "WS_FRAMES_PER_SEC", 20u32).and_then(|n| {
+                if (1..=100_000).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(invalid("WS_FRAMES_PER_SEC", "must be between 1 and 100000"))
+                }
+            })?,
             cookie_secure: parse_bool(&get, "COOKIE_SECURE", false)?,
             log_format,
             worker_concurrency: parse_or(&get, "WORKER_CONCURRENCY", 8usize)

@@ -105,12 +105,12 @@ impl Deps {
     }
 }
 
-/// Keeps the store's agent and skill caches in step with writes of other
+/// Keeps the store's agent, skill and settings caches in step with writes of other
 /// processes: a `ConfigChanged` notice for the entity (or one without an
 /// entity it can decode) invalidates it. Without a subscription the caches'
 /// TTL still bounds how stale they can be.
 async fn forget_cached_lists_on_notice(store: &db::Store, bus: &bus::Bus, tasks: &shutdown::Tasks) {
-    let (agents, skills) = (store.agent_cache(), store.skill_cache());
+    let (agents, skills, settings) = (store.agent_cache(), store.skill_cache(), store.settings_cache());
     match bus.subscribe(bus::subjects::CONFIG_CHANGED).await {
         Ok(mut notices) => {
             tasks.spawn_daemon(async move {
@@ -118,10 +118,12 @@ async fn forget_cached_lists_on_notice(store: &db::Store, bus: &bus::Bus, tasks:
                     match msg.decode::<bus::events::ConfigChanged>() {
                         Some(c) if c.entity == "agent" => agents.invalidate(),
                         Some(c) if c.entity == "skill" => skills.invalidate(),
+                        Some(c) if c.entity == "settings" => settings.invalidate(),
                         Some(_) => {}
                         None => {
                             agents.invalidate();
                             skills.invalidate();
+                            settings.invalidate();
                         }
                     }
                 }

@@ -30,8 +30,6 @@ use crate::protocol::{self, Ack, ClientFrame};
 pub const OUTGOING_QUEUE: usize = 256;
 /// How long an unauthenticated connection has to send its `auth` frame.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames per second a client may send (token bucket: this rate, this burst).
-pub const FRAMES_PER_SECOND: f64 = 20.0;
 /// Refused frames (over the rate) tolerated before the client is disconnected.
 const MAX_RATE_STRIKES: u32 = 40;
 /// Channels one socket may listen on (its own plus those it sent to or resumed).
@@ -74,7 +72,7 @@ pub async fn serve(socket: WebSocket, ctx: Arc<Ctx>, authenticated: bool) {
         user_id: None,
         user_name: None,
         channels: Vec::new(),
-        bucket: Bucket::new(),
+        bucket: Bucket::new(f64::from(ctx.deps.config.ws_frames_per_sec)),
     };
     let first = session.default_channel.clone();
     session.join(&first);
@@ -172,7 +170,8 @@ impl Session {
         match self.bucket.take() {
             Admit::Yes => true,
             Admit::No => {
-                self.reply(protocol::error("rate limit: at most 20 frames per second")).await;
+                let text = format!("rate limit: at most {} frames per second", self.ctx.deps.config.ws_frames_per_sec);
+                self.reply(protocol::error(&text)).await;
                 false
             }
             Admit::Abuse => {
@@ -390,26 +389,26 @@ enum Admit {
     Abuse,
 }
 
-/// A token bucket: [`FRAMES_PER_SECOND`] frames per second with a burst of as
-/// many. Refused frames count as strikes, forgiven once the client has been
-/// quiet long enough to refill the bucket.
+/// A token bucket: `rate` frames per second (`WS_FRAMES_PER_SEC`) with a
+/// burst of as many. Refused frames count as strikes, forgiven once the
+/// client has been quiet long enough to refill the bucket.
 struct Bucket {
+    rate: f64,
     tokens: f64,
     last: Instant,
     strikes: u32,
 }
 
 impl Bucket {
-    fn new() -> Bucket {
-        Bucket { tokens: FRAMES_PER_SECOND, last: Instant::now(), strikes: 0 }
+    fn new(rate: f64) -> Bucket {
+        Bucket { rate, tokens: rate, last: Instant::now(), strikes: 0 }
     }
 
     fn take(&mut self) -> Admit {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * FRAMES_PER_SECOND).min(FRAMES_PER_SECOND);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
         self.last = now;
-        if self.tokens >= FRAMES_PER_SECOND {
+        if self.tokens >= self.rate {
             self.strikes = 0;
         }
         if self.tokens >= 1.0 {
@@ -427,7 +426,7 @@ mod tests {
 
     #[test]
     fn the_bucket_allows_a_burst_then_refuses_then_disconnects() {
-        let mut b = Bucket::new();
+        let mut b = Bucket::new(20.0);
         for _ in 0..20 {
             assert!(matches!(b.take(), Admit::Yes));
         }

@@ -1,5 +1,6 @@
 //! Read-through caches of lists that are read all the time and written
-//! rarely: the agent list, and the enabled skills every prompt matches against.
+//! rarely: the agent list, the enabled skills every prompt matches against,
+//! and the settings (the conductor) that every routed message consults.
 //!
 //! Every chat reads its agent, every conductor prompt lists the agents, and
 //! `GET /api/agents` is the API's hottest read — while agents change a few
@@ -47,6 +48,8 @@ pub struct ListCache<T> {
 pub type AgentCache = ListCache<Agent>;
 /// The enabled skills, decoded for matching.
 pub type SkillCache = ListCache<MatchableSkill>;
+/// The settings (one element): every routed message asks who the conductor is.
+pub type SettingsCache = ListCache<crate::domain::settings::Settings>;
 
 impl<T> Default for ListCache<T> {
     fn default() -> Self {

@@ -198,6 +198,8 @@ pub struct Store {
     agents: std::sync::Arc<cache::AgentCache>,
     /// The enabled skills, likewise.
     skills: std::sync::Arc<cache::SkillCache>,
+    /// The settings, likewise.
+    settings: std::sync::Arc<cache::SettingsCache>,
     /// SQLite: the hot path's read connections, used on the caller's thread ([`hot`]).
     hot: std::sync::Arc<hot::Readers>,
     /// SQLite: the writer lane of the chat's hot writes ([`lane`]).
@@ -257,6 +259,7 @@ impl Store {
                 dialect: Dialect::Sqlite,
                 agents: Default::default(),
                 skills: Default::default(),
+                settings: Default::default(),
                 hot: std::sync::Arc::new(hot::Readers::new(path)),
                 lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path, checkpoints.clone())?)),
                 checkpoints: Some(checkpoints),
@@ -288,6 +291,7 @@ impl Store {
                 dialect: Dialect::Postgres,
                 agents: Default::default(),
                 skills: Default::default(),
+                settings: Default::default(),
                 hot: Default::default(),
                 lane: None,
                 checkpoints: None,
@@ -322,6 +326,10 @@ impl Store {
     }
 
     /// The skill cache, likewise.
+    pub fn settings_cache(&self) -> std::sync::Arc<cache::SettingsCache> {
+        self.settings.clone()
+    }
+
     pub fn skill_cache(&self) -> std::sync::Arc<cache::SkillCache> {
         self.skills.clone()
     }

@@ -68,7 +68,12 @@ impl Store {
     }
 
     /// One agent's routing facts.
+    /// Served from the cached agent list ([`super::cache`]); an id it does not
+    /// know is looked up in the database (created by another process a moment ago).
     pub async fn agent_ref(&self, id: i64) -> Result<Option<AgentRef>> {
+        if let Some(agent) = self.agents().await?.iter().find(|a| a.id == id) {
+            return Ok(Some(agent_ref(agent)));
+        }
         let row: Option<AgentRefRow> =
             sqlx::query_as("SELECT id, slug, name, role, is_active FROM agents WHERE id = $1")
                 .bind(id)
@@ -78,13 +83,9 @@ impl Store {
     }
 
     /// Every active agent, in id order (mention matching, conductor fallback).
+    /// From the cached agent list (kept in id order).
     pub async fn active_agent_refs(&self) -> Result<Vec<AgentRef>> {
-        let rows: Vec<AgentRefRow> =
-            sqlx::query_as("SELECT id, slug, name, role, is_active FROM agents WHERE is_active = $1 ORDER BY id")
-                .bind(true)
-                .fetch_all(self.r())
-                .await?;
-        Ok(rows.into_iter().map(AgentRef::from).collect())
+        Ok(self.agents().await?.iter().filter(|a| a.is_active).map(agent_ref).collect())
     }
 
     /// Messages stored in the conversations of (platform, channel) after
@@ -108,4 +109,8 @@ impl Store {
         .fetch_all(self.r())
         .await?)
     }
+}
+
+fn agent_ref(a: &crate::domain::agent::Agent) -> AgentRef {
+    AgentRef { id: a.id, slug: a.slug.clone(), name: a.name.clone(), role: a.role.clone(), is_active: a.is_active }
 }

@@ -21,6 +21,7 @@ impl Store {
         .execute(self.w())
         .await
         .map_err(classify)?;
+        self.settings.invalidate();
         Ok(())
     }
 
@@ -33,12 +34,21 @@ impl Store {
             .execute(self.w())
             .await
             .map_err(classify)?;
+        self.settings.invalidate();
         Ok(self.get_setting(key).await?.unwrap_or_else(|| value.to_string()))
     }
 
+    /// The settings, from the cache when it is current (see [`super::cache`]):
+    /// every routed message asks who the conductor is.
     pub async fn settings(&self) -> Result<Settings> {
+        if let Some(s) = self.settings.get().and_then(|all| all.first().cloned()) {
+            return Ok(s);
+        }
+        let generation = self.settings.generation();
         let conductor = self.get_setting(KEY_CONDUCTOR).await?.and_then(|v| v.parse().ok());
         let default_model = self.get_setting(KEY_DEFAULT_MODEL).await?.unwrap_or_else(|| DEFAULT_MODEL.to_string());
-        Ok(Settings { conductor_agent_id: conductor, default_model })
+        let settings = Settings { conductor_agent_id: conductor, default_model };
+        self.settings.fill(generation, std::sync::Arc::new(vec![settings.clone()]));
+        Ok(settings)
     }
 }
