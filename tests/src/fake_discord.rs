@@ -7,7 +7,8 @@
 //! - `POST /channels/{id}/messages`: ≤ 2000 characters (else 400, code
 //!   50035); a `nonce` with `enforce_nonce` seen before answers the first
 //!   message again without posting a second; `X-RateLimit-*` headers on every
-//!   answer; chaos: the next N answer 429 with `retry_after` (float seconds)
+//!   answer (on request `Remaining: 0`, and a post before the bucket's reset
+//!   answers 429); chaos: the next N answer 429 with `retry_after` (float seconds)
 //!   in the JSON body, `Retry-After` and `X-RateLimit-*` headers.
 //! - `POST /channels/{id}/typing`: 204.
 //!
@@ -100,6 +101,10 @@ struct FakeState {
     close_on_identify: AtomicU64,
     limit_next: AtomicUsize,
     retry_after_ms: AtomicU64,
+    exhaust_next: AtomicUsize,
+    reset_after_ms: AtomicU64,
+    /// Until then the bucket is empty: a post answers 429.
+    bucket_until: Mutex<Option<Instant>>,
 }
 
 pub struct FakeDiscord {
@@ -133,11 +138,11 @@ async fn gateway_bot(State(s): State<Arc<FakeState>>, headers: HeaderMap) -> Res
     .into_response()
 }
 
-fn rate_headers(remaining: u32) -> [(&'static str, String); 5] {
+fn rate_headers(remaining: u32, reset_after: f64) -> [(&'static str, String); 5] {
     [
         ("x-ratelimit-limit", "5".into()),
         ("x-ratelimit-remaining", remaining.to_string()),
-        ("x-ratelimit-reset-after", "1.000".into()),
+        ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
         ("x-ratelimit-bucket", "abcd1234".into()),
         ("x-ratelimit-reset", "0".into()),
     ]
@@ -152,8 +157,9 @@ async fn post_message(
     if !authorized(&s, &headers) {
         return error(StatusCode::UNAUTHORIZED, "401: Unauthorized", 0);
     }
+    let early = s.bucket_until.lock().unwrap().is_some_and(|t| Instant::now() < t);
     let limited = s.limit_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-    if limited {
+    if limited || early {
         s.inner.lock().unwrap().rate_limited.push(Instant::now());
         let after = s.retry_after_ms.load(Ordering::SeqCst) as f64 / 1000.0;
         let mut resp = (
@@ -182,7 +188,7 @@ async fn post_message(
         && body["enforce_nonce"] == true
         && let Some(first) = inner.nonces.get(n)
     {
-        return (rate_headers(4), Json(first.clone())).into_response();
+        return (rate_headers(4, 1.0), Json(first.clone())).into_response();
     }
     let id = s.next_id.fetch_add(1, Ordering::SeqCst).to_string();
     let answer = json!({"id": id, "channel_id": channel, "content": content, "type": 0,
@@ -197,7 +203,14 @@ async fn post_message(
         nonce,
         at: Instant::now(),
     });
-    (rate_headers(4), Json(answer)).into_response()
+    drop(inner);
+    let exhaust = s.exhaust_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if exhaust {
+        let after = s.reset_after_ms.load(Ordering::SeqCst);
+        *s.bucket_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(after));
+        return (rate_headers(0, after as f64 / 1000.0), Json(answer)).into_response();
+    }
+    (rate_headers(4, 1.0), Json(answer)).into_response()
 }
 
 async fn post_typing(State(s): State<Arc<FakeState>>, Path(channel): Path<String>, headers: HeaderMap) -> Response {
@@ -370,6 +383,9 @@ impl FakeDiscord {
             close_on_identify: AtomicU64::new(0),
             limit_next: AtomicUsize::new(0),
             retry_after_ms: AtomicU64::new(1000),
+            exhaust_next: AtomicUsize::new(0),
+            reset_after_ms: AtomicU64::new(1000),
+            bucket_until: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/gateway/bot", get(gateway_bot))
@@ -507,6 +523,13 @@ impl FakeDiscord {
     pub fn rate_limit_next(&self, n: usize, retry_after: Duration) {
         self.state.retry_after_ms.store(retry_after.as_millis() as u64, Ordering::SeqCst);
         self.state.limit_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` successful posts answer `X-RateLimit-Remaining: 0` with
+    /// `X-RateLimit-Reset-After`; a post before the reset answers 429.
+    pub fn exhaust_bucket_next(&self, n: usize, reset_after: Duration) {
+        self.state.reset_after_ms.store(reset_after.as_millis() as u64, Ordering::SeqCst);
+        self.state.exhaust_next.store(n, Ordering::SeqCst);
     }
 
     pub fn rate_limited_at(&self) -> Vec<Instant> {

@@ -110,13 +110,18 @@ both_backends!(a_dm_is_answered_and_a_guild_channel_only_when_mentioned, |backen
     app.stop().await;
 });
 
-both_backends!(a_5000_character_reply_goes_out_in_3_chunks_in_order, |backend| async move {
+both_backends!(a_5000_character_reply_goes_out_in_3_chunks_in_order_within_the_rate_limit, |backend| async move {
     let words: Vec<String> = (0..834).map(|i| format!("w{i:04}")).collect();
     let long = words.join(" ");
     assert!((4990..=5010).contains(&long.chars().count()), "{}", long.len());
     let (_mock, dc, app, _) = running(backend, &long).await;
+    // The first chunk empties the route's bucket for 1 s: the second must wait for it, not hit a 429.
+    dc.exhaust_bucket_next(1, Duration::from_secs(1));
     dc.dm(DM, USER, "tell me everything");
     let posted = dc.wait_posted(DM, 3, REPLY_WITHIN).await;
+    let gap = posted[1].at.duration_since(posted[0].at);
+    assert!(gap >= Duration::from_millis(950), "X-RateLimit-Reset-After honoured: {gap:?}");
+    assert!(dc.rate_limited_at().is_empty(), "no 429 was provoked");
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(dc.posted_to(DM).len(), 3, "three chunks, no more");
     assert!(posted.iter().all(|p| p.content.chars().count() <= 2000));
