@@ -69,7 +69,7 @@ struct Inner {
     /// event_id → the envelope payload (for redelivery).
     events: HashMap<String, Value>,
     /// Envelopes that could not be sent (no connection): sent on the next one.
-    waiting: Vec<String>,
+    waiting: Vec<(String, String, String)>,
     posted: Vec<Posted>,
     rate_limited: Vec<Instant>,
     tickets: HashMap<String, bool>,
@@ -204,14 +204,20 @@ async fn connection(s: Arc<FakeState>, mut socket: WebSocket) {
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
-    let waiting = {
+    {
         let mut inner = s.inner.lock().unwrap();
+        for (envelope_id, event_id, env) in std::mem::take(&mut inner.waiting) {
+            let _ = tx.send(env);
+            inner.deliveries.push(Delivery {
+                envelope_id,
+                event_id,
+                connection: id,
+                sent_at: Instant::now(),
+                acked_at: None,
+            });
+        }
         inner.conns.push(Conn { id, tx, refreshing: false });
         inner.ever_connected = true;
-        std::mem::take(&mut inner.waiting)
-    };
-    for w in waiting {
-        let _ = s.inner.lock().unwrap().conns.last().map(|c| c.tx.send(w));
     }
     loop {
         tokio::select! {
@@ -300,7 +306,7 @@ impl FakeSlack {
                     acked_at: None,
                 });
             }
-            None => inner.waiting.push(env),
+            None => inner.waiting.push((envelope_id.clone(), event_id.to_string(), env)),
         }
         envelope_id
     }

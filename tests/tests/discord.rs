@@ -22,16 +22,17 @@ const GUILD_CHANNEL: &str = "500000000000000001";
 const USER: &str = "600000000000000001";
 
 async fn app(backend: Backend, mock: &MockLlm, dc: &FakeDiscord) -> TestApp {
+    builder(backend, mock, dc).with_bridge().start().await
+}
+
+fn builder(backend: Backend, mock: &MockLlm, dc: &FakeDiscord) -> arvis_testkit::TestAppBuilder {
     TestApp::builder(backend)
         .with_worker()
-        .with_bridge()
         .env("OPENAI_API_KEY", "sk-test")
         .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
         .env("DISCORD_API_URL", &dc.url)
         .env(TOKEN_VAR, TOKEN)
         .env("BOT_LEASE_MS", "2000")
-        .start()
-        .await
 }
 
 async fn create_bot(app: &TestApp) -> i64 {
@@ -267,5 +268,40 @@ both_backends!(disabling_a_discord_bot_stops_it_within_5_s_and_it_resumes_after,
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(dc.posted_to(DM).len(), 2);
     assert_eq!(mock.request_count(), 2);
+    app.stop().await;
+});
+
+both_backends!(a_killed_holder_is_taken_over_and_the_session_resumed_from_its_cursor, |backend| async move {
+    let mock = MockLlm::start().await;
+    mock.set_default(MockReply::text("served"));
+    let dc = FakeDiscord::start(TOKEN).await;
+    let app = builder(backend, &mock, &dc).start().await;
+    let id = create_bot(&app).await;
+    let a = app.spawn_bridge().await;
+    dc.wait_ready(Duration::from_secs(10)).await;
+    let b = app.spawn_bridge().await;
+    dc.dm(DM, USER, "one");
+    dc.dm(DM, USER, "two");
+    dc.wait_posted(DM, 2, REPLY_WITHIN).await;
+    assert_eq!(dc.connections(), 1, "only the holder connects to the gateway");
+    let (holder, epoch) = a.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+
+    // kill -9: nothing released. A message arrives while no bridge is connected.
+    a.crash().await;
+    let died = Instant::now();
+    dc.dm(DM, USER, "anyone there?");
+    dc.replay_overlap(2);
+    dc.wait_posted(DM, 3, Duration::from_secs(15)).await;
+    assert!(died.elapsed() < Duration::from_secs(15), "taken over in {:?}", died.elapsed());
+    let (new_holder, new_epoch) = b.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+    assert_ne!(new_holder, holder);
+    assert!(new_epoch > epoch);
+    let resumes = dc.resumes();
+    assert_eq!(resumes.len(), 1, "the new holder resumed the session from the stored cursor: {resumes:?}");
+    assert_eq!(dc.identifies().len(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(dc.posted_to(DM).len(), 3, "nothing lost, nothing doubled (the overlap replayed 'two' too)");
+    assert_eq!(mock.request_count(), 3);
+    b.stop().await;
     app.stop().await;
 });

@@ -23,17 +23,18 @@ const CHANNEL: &str = "C0GENERAL1";
 const USER: &str = "U0ADA00001";
 
 async fn app(backend: Backend, mock: &MockLlm, sl: &FakeSlack) -> TestApp {
+    builder(backend, mock, sl).with_bridge().start().await
+}
+
+fn builder(backend: Backend, mock: &MockLlm, sl: &FakeSlack) -> arvis_testkit::TestAppBuilder {
     TestApp::builder(backend)
         .with_worker()
-        .with_bridge()
         .env("OPENAI_API_KEY", "sk-test")
         .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
         .env("SLACK_API_URL", &sl.url)
         .env(BOT_VAR, BOT_TOKEN)
         .env(APP_VAR, APP_TOKEN)
         .env("BOT_LEASE_MS", "2000")
-        .start()
-        .await
 }
 
 async fn agent(app: &TestApp) -> i64 {
@@ -253,5 +254,43 @@ both_backends!(disabling_a_slack_bot_closes_its_connection_within_5_s, |backend|
         assert!(t.elapsed() < Duration::from_secs(5), "the socket outlived the disable");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    app.stop().await;
+});
+
+both_backends!(a_killed_holder_is_taken_over_and_unacknowledged_events_are_answered_once, |backend| async move {
+    let mock = MockLlm::start().await;
+    mock.set_default(MockReply::text("served"));
+    let sl = FakeSlack::start(BOT_TOKEN, APP_TOKEN).await;
+    let app = builder(backend, &mock, &sl).start().await;
+    let id = create_bot(&app).await;
+    let a = app.spawn_bridge().await;
+    sl.wait_connected(1, Duration::from_secs(10)).await;
+    let b = app.spawn_bridge().await;
+    let (first, _) = sl.dm(DM, USER, "one");
+    sl.wait_posted(DM, 1, REPLY_WITHIN).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sl.connections(), 1, "only the holder connects");
+    let (holder, epoch) = a.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+
+    // kill -9; an event arrives with no connection (Slack holds it), and
+    // Slack also redelivers the first one, as if its ack had been lost.
+    a.crash().await;
+    let died = Instant::now();
+    while sl.open_connections() > 0 {
+        assert!(died.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sl.dm(DM, USER, "anyone there?");
+    sl.redeliver(&first);
+    sl.wait_posted(DM, 2, Duration::from_secs(15)).await;
+    assert!(died.elapsed() < Duration::from_secs(15), "taken over in {:?}", died.elapsed());
+    let (new_holder, new_epoch) = b.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+    assert_ne!(new_holder, holder);
+    assert!(new_epoch > epoch);
+    sl.wait_acked(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sl.posted_to(DM).len(), 2, "nothing lost, nothing doubled");
+    assert_eq!(mock.request_count(), 2);
+    b.stop().await;
     app.stop().await;
 });
