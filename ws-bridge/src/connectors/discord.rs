@@ -64,6 +64,8 @@ pub const INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15);
 const ONLY_TEXT: &str = "I can only read text for now: please send your message as text.";
 /// Connecting and the HELLO must not take longer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Failed connections to a resume URL before a fresh IDENTIFY (the URL may be gone).
+const RESUME_TRIES: u32 = 3;
 /// Longest wait for a route's rate-limit bucket before a send.
 const MAX_BUCKET_WAIT: Duration = Duration::from_secs(60);
 
@@ -269,10 +271,11 @@ impl Discord {
     pub async fn run(&self, ctx: &BotCtx) {
         let mut cursor: Option<Cursor> = ctx.lease.cursor.as_deref().and_then(|c| serde_json::from_str(c).ok());
         let mut backoff = Backoff::reconnect();
+        let mut failed_resumes = 0;
         loop {
             let ended = tokio::select! {
                 () = ctx.lease.lost.cancelled() => return,
-                e = self.connection(ctx, &mut cursor, &mut backoff) => e,
+                e = self.connection(ctx, &mut cursor, &mut backoff, &mut failed_resumes) => e,
             };
             match ended {
                 Ended::Fatal(why) => {
@@ -310,7 +313,13 @@ impl Discord {
     }
 
     /// One gateway connection: HELLO, IDENTIFY or RESUME, then events and heartbeats.
-    async fn connection(&self, ctx: &BotCtx, cursor: &mut Option<Cursor>, backoff: &mut Backoff) -> Ended {
+    async fn connection(
+        &self,
+        ctx: &BotCtx,
+        cursor: &mut Option<Cursor>,
+        backoff: &mut Backoff,
+        failed_resumes: &mut u32,
+    ) -> Ended {
         let retry = |why: String, resume: bool, up: bool| Ended::Retry { why, resume, up, min_wait: Duration::ZERO };
         let base = match cursor.as_ref() {
             Some(c) => c.resume_gateway_url.clone(),
@@ -320,15 +329,22 @@ impl Discord {
             },
         };
         let resuming = cursor.is_some();
-        let mut ws: Socket =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(gateway_url(&base))).await {
-                Ok(Ok((ws, _))) => ws,
-                Ok(Err(e)) => {
-                    let why = scrub(&format!("cannot connect to the Discord gateway: {e}"), &self.token);
-                    return retry(why, resuming, false);
+        let connected =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(gateway_url(&base))).await;
+        let mut ws: Socket = match connected {
+            Ok(Ok((ws, _))) => ws,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => scrub(&format!("cannot connect to the Discord gateway: {e}"), &self.token),
+                    _ => "connecting to the Discord gateway timed out".to_string(),
+                };
+                // A resume URL that keeps failing may be gone: after a few tries, a new session.
+                if resuming {
+                    *failed_resumes += 1;
                 }
-                Err(_) => return retry("connecting to the Discord gateway timed out".into(), resuming, false),
-            };
+                return retry(why, resuming && *failed_resumes < RESUME_TRIES, false);
+            }
+        };
         let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_payload(&mut ws)).await {
             Ok(Ok(p)) if p.op == 10 => p,
             Ok(Ok(p)) => return retry(format!("Discord sent op {} before HELLO", p.op), resuming, false),
@@ -405,20 +421,23 @@ impl Discord {
                             });
                             up = true;
                             backoff.reset();
+                            *failed_resumes = 0;
                             ctx.lease.report("running", None).await;
                             tracing::info!(bot_id = ctx.bot.id, "discord session ready");
                         }
                         Some("RESUMED") => {
                             up = true;
                             backoff.reset();
+                            *failed_resumes = 0;
                             ctx.lease.report("running", None).await;
                             tracing::info!(bot_id = ctx.bot.id, "discord session resumed");
                         }
                         Some("MESSAGE_CREATE") => {
                             let me = cursor.as_ref().map(|c| c.user_id.clone()).unwrap_or_default();
                             if let Err(why) = self.take(ctx, &me, p.d).await {
-                                // Not taken in: seq stays before it, the RESUME replays it.
-                                return Ended::Retry { why, resume: true, up, min_wait: Duration::from_secs(1) };
+                                // Not taken in: seq stays before it, the RESUME replays it
+                                // (after a backoff, with the reason on the bot).
+                                return Ended::Retry { why, resume: true, up: false, min_wait: Duration::from_secs(1) };
                             }
                         }
                         _ => {}

@@ -68,6 +68,8 @@ pub struct Slack {
     api: String,
     bot_token: String,
     app_token: String,
+    /// An event could not be taken in; the next one that is sets `running` again.
+    degraded: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,7 @@ impl Slack {
             api: ctx.deps.config.slack_api_url.clone(),
             bot_token: ctx.token.expose_secret().to_string(),
             app_token: app_token.expose_secret().to_string(),
+            degraded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -338,8 +341,14 @@ impl Slack {
             "events_api" => {
                 let Some(id) = env.envelope_id else { return Step::Continue };
                 match self.event(ctx, me, &env.payload).await {
-                    Ok(()) => ack(ws, &id).await,
+                    Ok(()) => {
+                        if self.degraded.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                            ctx.lease.report("running", None).await;
+                        }
+                        ack(ws, &id).await
+                    }
                     Err(why) => {
+                        self.degraded.store(true, std::sync::atomic::Ordering::Relaxed);
                         // Not acknowledged: Slack delivers it again.
                         tracing::warn!(bot_id = ctx.bot.id, error = %why, "a Slack event was not taken in");
                         ctx.lease.report("error", Some(&why)).await;
