@@ -273,6 +273,11 @@ impl FakeTelegram {
         self.state.inner.lock().unwrap().sent.clone()
     }
 
+    /// How many messages the bot sent (cheap: no copy).
+    pub fn sent_count(&self) -> usize {
+        self.state.inner.lock().unwrap().sent.len()
+    }
+
     pub fn sent_to(&self, chat: i64) -> Vec<Sent> {
         self.sent().into_iter().filter(|s| s.chat_id == chat.to_string()).collect()
     }

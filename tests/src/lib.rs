@@ -10,6 +10,8 @@
 //!   typed HTTP client.
 //! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
 //! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
+//! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
+//! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
@@ -18,6 +20,8 @@
 
 pub mod app;
 pub mod db;
+pub mod fake_discord;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod mock_llm;
 pub mod nats;

@@ -55,7 +55,10 @@ async fn list_bots(State(state): State<AppState>) -> ApiResult<Json<Vec<Bot>>> {
 /// whatsapp, matrix, sms, email; `token` names the environment variable that
 /// holds the secret (e.g. `DISCORD_BOT_TOKEN`). A second bot with the same
 /// platform and token variable is a 409. Telegram, Discord and Slack bots
-/// start running within 5 s.
+/// start running within 5 s. `settings` holds platform options: for Slack,
+/// `{"appToken": "SLACK_APP_TOKEN_2"}` names the variable with the app-level
+/// (xapp-, Socket Mode) token, `SLACK_APP_TOKEN` when absent — a variable
+/// name like `token`, validated the same way, and only for Slack.
 #[utoipa::path(post, path = "/api/bots", tag = "bots", request_body = NewBot,
     responses((status = 201, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
@@ -70,7 +73,8 @@ async fn create_bot(
     Ok((StatusCode::CREATED, Json(bot)))
 }
 
-/// Update a bot; `channelBindings`, when given, replaces the bot's bindings.
+/// Update a bot; `channelBindings`, when given, replaces the bot's bindings;
+/// `settings` replaces the bot's settings (`null` clears them).
 #[utoipa::path(patch, path = "/api/bots/{id}", tag = "bots", params(("id" = i64, Path)), request_body = BotPatch,
     responses((status = 200, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]

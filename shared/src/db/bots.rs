@@ -7,7 +7,7 @@ use sqlx::FromRow;
 
 use super::{DbError, Flag, Result, Store, classify, sql};
 use crate::clock::now_ms;
-use crate::domain::bot::{Bot, BotFields, ChannelBinding};
+use crate::domain::bot::{Bot, BotFields, BotSettings, ChannelBinding};
 
 #[derive(FromRow)]
 struct BotRow {
@@ -19,6 +19,8 @@ struct BotRow {
     is_enabled: Flag,
     status: String,
     last_error: Option<String>,
+    /// JSON ([`BotSettings`]), written only by this module.
+    settings: Option<String>,
     /// The expiry of the bot's lease (absent when no bridge ever held it).
     lease_expires_at: Option<i64>,
 }
@@ -33,7 +35,7 @@ struct BindingRow {
 /// The bot with the status its holder reported. A `running` bot whose lease
 /// ran out (its bridge died) shows `stopped` until another bridge takes it.
 const BOT_COLUMNS: &str = "b.id, b.name, b.platform, b.token, b.default_agent_id, b.is_enabled, b.status, \
-     b.last_error, l.expires_at AS lease_expires_at";
+     b.last_error, b.settings, l.expires_at AS lease_expires_at";
 const BOT_FROM: &str = "bots b LEFT JOIN bot_leases l ON l.bot_id = b.id";
 
 fn assemble(rows: Vec<BotRow>, bindings: Vec<BindingRow>) -> Vec<Bot> {
@@ -58,6 +60,7 @@ fn assemble(rows: Vec<BotRow>, bindings: Vec<BindingRow>) -> Vec<Bot> {
         .map(|(r, status)| Bot {
             status,
             last_error: r.last_error,
+            settings: r.settings.as_deref().and_then(|s| serde_json::from_str::<BotSettings>(s).ok()),
             channel_bindings: by_bot.remove(&r.id).unwrap_or_default(),
             id: r.id,
             name: r.name,
@@ -67,6 +70,11 @@ fn assemble(rows: Vec<BotRow>, bindings: Vec<BindingRow>) -> Vec<Bot> {
             is_enabled: r.is_enabled.0,
         })
         .collect()
+}
+
+/// The settings column's value: JSON, or NULL when there are none.
+fn settings_json(f: &BotFields) -> Option<String> {
+    f.settings.as_ref().and_then(|s| serde_json::to_string(s).ok())
 }
 
 /// A binding conflict names the channel bound elsewhere.
@@ -129,8 +137,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         check_token_free(&mut tx, f, None).await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at, settings) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
         )
         .bind(&f.name)
         .bind(&f.platform)
@@ -138,6 +146,7 @@ impl Store {
         .bind(f.default_agent_id)
         .bind(f.is_enabled)
         .bind(now)
+        .bind(settings_json(f))
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
@@ -154,7 +163,7 @@ impl Store {
         check_token_free(&mut tx, f, Some(id)).await?;
         let done = sqlx::query(
             "UPDATE bots SET name = $1, platform = $2, token = $3, default_agent_id = $4, is_enabled = $5, \
-             updated_at = $6 WHERE id = $7",
+             updated_at = $6, settings = $8 WHERE id = $7",
         )
         .bind(&f.name)
         .bind(&f.platform)
@@ -163,6 +172,7 @@ impl Store {
         .bind(f.is_enabled)
         .bind(now)
         .bind(id)
+        .bind(settings_json(f))
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -240,8 +250,8 @@ impl Store {
             return Ok(Seeded::InUse);
         }
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at, settings) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
         )
         .bind(&f.name)
         .bind(&f.platform)
@@ -249,6 +259,7 @@ impl Store {
         .bind(f.default_agent_id)
         .bind(f.is_enabled)
         .bind(now)
+        .bind(settings_json(f))
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;

@@ -31,6 +31,24 @@ pub struct Bot {
     pub status: String,
     /// What went wrong last (connection refused, the token was refused…), never a token.
     pub last_error: Option<String>,
+    /// Platform-specific settings (absent when none are set).
+    pub settings: Option<BotSettings>,
+}
+
+/// Optional per-bot settings. Today one: the Slack app-level token's variable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BotSettings {
+    /// Slack only: the NAME of the environment variable holding the app-level token
+    /// (`xapp-…`, Socket Mode); `SLACK_APP_TOKEN` when absent. Never the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<String>,
+}
+
+impl BotSettings {
+    fn is_empty(&self) -> bool {
+        self.app_token.is_none()
+    }
 }
 
 /// `POST /api/bots` body.
@@ -47,6 +65,9 @@ pub struct NewBot {
     pub channel_bindings: Option<Vec<ChannelBinding>>,
     #[serde(default)]
     pub is_enabled: Option<bool>,
+    /// Platform-specific settings, e.g. `{"appToken": "SLACK_APP_TOKEN_2"}` for Slack.
+    #[serde(default)]
+    pub settings: Option<BotSettings>,
 }
 
 /// `PATCH /api/bots/{id}` body; `channelBindings` replaces the bot's bindings.
@@ -62,6 +83,10 @@ pub struct BotPatch {
     pub default_agent_id: Option<Option<i64>>,
     pub channel_bindings: Option<Vec<ChannelBinding>>,
     pub is_enabled: Option<bool>,
+    /// Replaces the bot's settings; `null` clears them.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<BotSettings>)]
+    pub settings: Option<Option<BotSettings>>,
 }
 
 /// A complete, validated bot ready to be written.
@@ -73,6 +98,8 @@ pub struct BotFields {
     pub default_agent_id: Option<i64>,
     pub channel_bindings: Vec<ChannelBinding>,
     pub is_enabled: bool,
+    /// `None` when no setting is set (an empty object is stored as none).
+    pub settings: Option<BotSettings>,
 }
 
 impl NewBot {
@@ -84,6 +111,7 @@ impl NewBot {
             default_agent_id: self.default_agent_id,
             channel_bindings: self.channel_bindings.unwrap_or_default(),
             is_enabled: self.is_enabled.unwrap_or(true),
+            settings: self.settings.filter(|s| !s.is_empty()),
         };
         f.validate()?;
         Ok(f)
@@ -99,6 +127,7 @@ impl BotPatch {
             default_agent_id: super::nullable::apply(self.default_agent_id, &current.default_agent_id),
             channel_bindings: self.channel_bindings.unwrap_or_else(|| current.channel_bindings.clone()),
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
+            settings: super::nullable::apply(self.settings, &current.settings).filter(|s| !s.is_empty()),
         };
         f.validate()?;
         Ok(f)
@@ -143,7 +172,20 @@ impl BotFields {
                 return Err(Invalid::new(format!("channelBindings lists channel {:?} twice", b.channel_id)));
             }
         }
+        if let Some(settings) = &self.settings
+            && let Some(app) = &settings.app_token
+        {
+            if self.platform != "slack" {
+                return Err(Invalid::new("settings.appToken is a Slack setting (the app-level token's variable)"));
+            }
+            check_env_name("settings.appToken", app)?;
+        }
         Ok(())
+    }
+
+    /// The variable holding a Slack bot's app-level token (`SLACK_APP_TOKEN` by default).
+    pub fn slack_app_token_var(settings: Option<&BotSettings>) -> &str {
+        settings.and_then(|s| s.app_token.as_deref()).unwrap_or("SLACK_APP_TOKEN")
     }
 
     /// Every agent id the bot refers to.
@@ -165,5 +207,21 @@ mod tests {
         for bad in ["", "discord", "1ABC", "MTA4.abc", "A-B", "A B"] {
             assert!(check_env_name("token", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_app_token_setting_is_a_slack_variable_name() {
+        let bot = |platform: &str, app: &str| BotFields {
+            name: "b".into(),
+            platform: platform.into(),
+            token: "SLACK_BOT_TOKEN".into(),
+            default_agent_id: None,
+            channel_bindings: Vec::new(),
+            is_enabled: true,
+            settings: Some(BotSettings { app_token: Some(app.into()) }),
+        };
+        assert!(bot("slack", "SLACK_APP_TOKEN_2").validate().is_ok());
+        assert!(bot("slack", "xapp-1-secret").validate().is_err(), "a token, not a name");
+        assert!(bot("discord", "SLACK_APP_TOKEN_2").validate().is_err(), "a Slack setting only");
     }
 }

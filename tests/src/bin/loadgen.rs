@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+#[path = "loadgen_scenarios/telegram_inbound.rs"]
+mod telegram_inbound;
+
 struct Row {
     scenario: String,
     metric: String,
@@ -995,6 +998,9 @@ async fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(10_000);
         cron_burst(&mut report, n).await;
+    }
+    if wants("telegram-inbound") {
+        telegram_inbound::telegram_inbound(&mut report, secs).await;
     }
     if wants("idle-rss") {
         idle_rss(&mut report).await;

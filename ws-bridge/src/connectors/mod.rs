@@ -1,5 +1,6 @@
-//! Chat-platform connectors (issue #19): Telegram bots that answer, survive
-//! restarts and takeovers, and never lose or double a message.
+//! Chat-platform connectors (issue #19): Telegram, Discord and Slack bots that
+//! answer, survive restarts, reconnects and takeovers, and never lose or
+//! double a message.
 //!
 //! Layout:
 //! - [`run`] (this file): the manager. It seeds bots from the environment once,
@@ -17,11 +18,17 @@
 //!   is wrong), the reply watcher and the sender ([`outbox`]).
 //! - [`telegram`]: the Bot API (getMe, getUpdates long polling, sendMessage,
 //!   sendChatAction).
-//! - [`chunk`]: splitting replies at the platform's limit; [`http`]: the HTTP
-//!   client, backoff, retry-after, token scrubbing.
+//! - [`discord`]: Gateway v10 (JSON) with heartbeats, RESUME and the close
+//!   codes that forbid reconnecting; REST for messages and typing.
+//! - [`slack`]: Socket Mode (apps.connections.open, acknowledged envelopes,
+//!   refresh without a gap) and the Web API (auth.test, chat.postMessage).
+//! - [`inbound`]: taking a message in (intake, owed reply, announce) the same
+//!   way on every platform; [`chunk`]: splitting replies at the platform's
+//!   limit; [`http`]: the HTTP client, backoff, retry-after, token scrubbing.
 //!
 //! Every inbound message goes through the chat intake with its platform id
-//! (`<bot user id>:<update_id>`), so a redelivery is a duplicate with nothing
+//! (Telegram `<bot user id>:<update_id>`, the Discord message id, the Slack
+//! `event_id`), so a redelivery is a duplicate with nothing
 //! written; the job the bot owes an answer for is recorded before the
 //! platform's cursor moves. Why one task per bot instead of a task per
 //! platform: a platform's outage or a bad token then stops only its bot.
@@ -29,9 +36,12 @@
 //! so ending that task ends all of it.
 
 mod chunk;
+mod discord;
 mod http;
+mod inbound;
 mod lease;
 mod outbox;
+mod slack;
 mod telegram;
 
 use std::collections::HashMap;
@@ -42,7 +52,7 @@ use arvis_shared::Deps;
 use arvis_shared::bus::events::ConfigChanged;
 use arvis_shared::bus::subjects;
 use arvis_shared::db::bots::Seeded;
-use arvis_shared::domain::bot::{Bot, BotFields};
+use arvis_shared::domain::bot::{Bot, BotFields, BotSettings};
 use arvis_shared::intake::Intake;
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -53,7 +63,7 @@ use lease::Lease;
 use outbox::Owed;
 
 /// Platforms with a connector in this bridge.
-pub const SUPPORTED: &[&str] = &["telegram"];
+pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack"];
 /// How often the manager re-reads the bots, and a non-holder looks for a free lease.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How long stopping a bot may take before the manager moves on.
@@ -96,6 +106,7 @@ struct BotKey {
     token: String,
     default_agent_id: Option<i64>,
     bindings: Vec<(String, i64)>,
+    settings: Option<BotSettings>,
 }
 
 fn key(b: &Bot) -> BotKey {
@@ -104,6 +115,7 @@ fn key(b: &Bot) -> BotKey {
         token: b.token.clone(),
         default_agent_id: b.default_agent_id,
         bindings: b.channel_bindings.iter().map(|c| (c.channel_id.clone(), c.agent_id)).collect(),
+        settings: b.settings.clone(),
     }
 }
 
@@ -208,14 +220,7 @@ async fn supervise(shared: Arc<Shared>, bot: Bot, stop: CancellationToken) {
 /// Runs a held bot until the lease is lost or the bot is stopped.
 async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken) {
     let Some(token) = shared.deps.config.bot_secret(&bot.token) else {
-        let why = format!("the environment variable {} is not set on this bridge", bot.token);
-        tracing::warn!(bot_id = bot.id, "{why}");
-        lease.report("error", Some(&why)).await;
-        lease.release().await;
-        tokio::select! {
-            () = stop.cancelled() => {}
-            () = tokio::time::sleep(MISSING_TOKEN_RETRY) => {}
-        }
+        missing_token(&lease, &bot.token, stop).await;
         return;
     };
     let ctx = BotCtx {
@@ -228,19 +233,58 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
         outbox_ready: Notify::new(),
         token,
     };
-    if bot.platform.as_str() == "telegram" {
-        let tg = telegram::Telegram::new(&ctx);
-        tokio::join!(
-            ctx.lease.keep(),
-            tg.run(&ctx),
-            outbox::send_deliveries(&ctx, &tg),
-            outbox::watch_replies(&ctx, &tg)
-        );
+    match bot.platform.as_str() {
+        "telegram" => {
+            let tg = telegram::Telegram::new(&ctx);
+            tokio::join!(
+                ctx.lease.keep(),
+                tg.run(&ctx),
+                outbox::send_deliveries(&ctx, &tg),
+                outbox::watch_replies(&ctx, &tg)
+            );
+        }
+        "discord" => {
+            let dc = discord::Discord::new(&ctx);
+            tokio::join!(
+                ctx.lease.keep(),
+                dc.run(&ctx),
+                outbox::send_deliveries(&ctx, &dc),
+                outbox::watch_replies(&ctx, &dc)
+            );
+        }
+        "slack" => {
+            let var = BotFields::slack_app_token_var(bot.settings.as_ref()).to_string();
+            let Some(app_token) = shared.deps.config.bot_secret(&var) else {
+                missing_token(&ctx.lease, &var, stop).await;
+                return;
+            };
+            let sl = slack::Slack::new(&ctx, app_token);
+            tokio::join!(
+                ctx.lease.keep(),
+                sl.run(&ctx),
+                outbox::send_deliveries(&ctx, &sl),
+                outbox::watch_replies(&ctx, &sl)
+            );
+        }
+        _ => {}
     }
     if stop.is_cancelled() {
         ctx.lease.report("stopped", None).await;
         ctx.lease.release().await;
         tracing::info!(bot_id = bot.id, "bot stopped");
+    }
+}
+
+/// Reports a token variable that is not set, gives the bot up and waits
+/// before the supervisor looks again.
+async fn missing_token(lease: &Lease, var: &str, stop: &CancellationToken) {
+    let why = format!("the environment variable {var} is not set on this bridge");
+    tracing::warn!(bot_id = lease.bot_id, "{why}");
+    lease.report("error", Some(&why)).await;
+    lease.release().await;
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(MISSING_TOKEN_RETRY) => {}
     }
 }
 
@@ -264,6 +308,7 @@ async fn seed(deps: &Deps) {
             default_agent_id: None,
             channel_bindings: Vec::new(),
             is_enabled: true,
+            settings: None,
         };
         match deps.store.seed_bot(&fields).await {
             Ok(Seeded::Created(bot)) => tracing::info!(bot_id = bot.id, platform, "bot created from the environment"),

@@ -19,15 +19,15 @@
 
 use std::time::Duration;
 
-use arvis_shared::db::outbox::{DueDelivery, OwedReply};
-use arvis_shared::domain::delivery::NewDelivery;
-use arvis_shared::intake::{Incoming, IntakeError};
+use arvis_shared::db::outbox::DueDelivery;
+use arvis_shared::intake::Incoming;
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BotCtx;
 use super::http::{Backoff, describe, retry_after_header, scrub, seconds};
+use super::inbound::{ReplyAt, notice, take_in};
 use super::outbox::{Outbound, SendError};
 
 /// Telegram's limit for one message.
@@ -308,36 +308,12 @@ impl Telegram {
             // A bound chat is routed by its binding; elsewhere the bot's default agent answers.
             agent_id: if bound { None } else { ctx.bot.default_agent_id },
             is_dm,
-            external_id: Some(external.clone()),
+            external_id: Some(external),
         };
-        // accept → record the owed reply → announce: the job is known to the
-        // reply watcher before a worker can start it (and publish "typing").
-        match ctx.intake.accept(incoming).await {
-            Ok(accepted) => {
-                ctx.owed.insert(accepted.job_id, &chat_id);
-                let owed = OwedReply {
-                    bot_id: ctx.bot.id,
-                    job_id: accepted.job_id,
-                    channel_id: chat_id.clone(),
-                    reply_to,
-                    thread_id: None,
-                };
-                ctx.deps
-                    .store
-                    .owe_bot_reply(&owed)
-                    .await
-                    .map_err(|e| TgError::Unavailable(format!("cannot record the owed reply: {e}")))?;
-                ctx.intake.announce(&accepted).await;
-                Ok(())
-            }
-            Err(IntakeError::Unavailable(e)) => {
-                Err(TgError::Unavailable(format!("the message could not be stored: {e}")))
-            }
-            Err(refused) => self.notice(ctx, &chat_id, &external, reply_to, &refused.user_message()).await,
-        }
+        take_in(ctx, incoming, ReplyAt { reply_to, thread_id: None }).await.map_err(TgError::Unavailable)
     }
 
-    /// An answer that is not an agent's (only text is read, no agent can answer).
+    /// An answer that is not an agent's (only text is read).
     async fn notice(
         &self,
         ctx: &BotCtx,
@@ -346,24 +322,7 @@ impl Telegram {
         reply_to: Option<String>,
         text: &str,
     ) -> Result<(), TgError> {
-        let d = NewDelivery {
-            bot_id: ctx.bot.id,
-            platform: "telegram".into(),
-            channel_id: chat_id.to_string(),
-            job_id: None,
-            chunk_index: 0,
-            dedupe_key: format!("notice:{external}"),
-            content: text.to_string(),
-            reply_to,
-            thread_id: None,
-        };
-        ctx.deps
-            .store
-            .enqueue_delivery(&d)
-            .await
-            .map_err(|e| TgError::Unavailable(format!("cannot store the notice: {e}")))?;
-        ctx.outbox_ready.notify_one();
-        Ok(())
+        notice(ctx, chat_id, external, ReplyAt { reply_to, thread_id: None }, text).await.map_err(TgError::Unavailable)
     }
 }
 
