@@ -9,8 +9,9 @@
 //!    between two ports of one host (`localhost:8080` and `localhost:5100` are
 //!    the same *site*). So a state-changing request (anything but GET, HEAD,
 //!    OPTIONS) that a browser marks as not same-origin — `Sec-Fetch-Site`
-//!    other than `same-origin`/`none`, or an `Origin` whose host is not the
-//!    request's `Host` — is refused. The same holds for an open API (no
+//!    other than `same-origin`/`none`, or (browsers without it) an `Origin`
+//!    whose host is neither the request's `Host` nor its `X-Forwarded-Host`
+//!    — is refused. The same holds for an open API (no
 //!    credentials configured, loopback only): a web page the user visits must
 //!    not create agents on their machine. Scripts and servers send neither
 //!    header and are unaffected; so is anything holding the API key.
@@ -62,12 +63,12 @@ pub fn cross_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
         return !matches!(site, "same-origin" | "none");
     }
-    match (text(header::ORIGIN), text(header::HOST)) {
-        // `Origin: null` (sandboxed frames, some redirects) is another origin too.
-        (Some(origin), Some(host)) => origin_host(origin) != Some(host),
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
+    let Some(origin) = text(header::ORIGIN) else { return false };
+    // `Origin: null` (sandboxed frames, some redirects) is another origin too.
+    let Some(origin) = origin_host(origin) else { return true };
+    // Behind a reverse proxy the browser's host may arrive as X-Forwarded-Host.
+    let forwarded = text(header::HeaderName::from_static("x-forwarded-host"));
+    ![text(header::HOST), forwarded].into_iter().flatten().any(|host| host.eq_ignore_ascii_case(origin))
 }
 
 /// `http://host:port` → `host:port`.
@@ -99,5 +100,11 @@ mod tests {
         assert!(!cross_origin(&headers(&same)));
         assert!(cross_origin(&headers(&[("origin", "http://localhost:8080"), ("host", "localhost:5100")])));
         assert!(cross_origin(&headers(&[("origin", "null"), ("host", "localhost:5100")])));
+        let proxied = [
+            ("origin", "https://arvis.example.com"),
+            ("host", "127.0.0.1:5100"),
+            ("x-forwarded-host", "arvis.example.com"),
+        ];
+        assert!(!cross_origin(&headers(&proxied)), "a proxy forwarding the browser's host");
     }
 }
