@@ -2,6 +2,10 @@
 //! that needs axum or a WebSocket type. (Cron parsing is here because both the
 //! gateway, which validates schedules, and the scheduler need it.)
 //!
+//! A request's path, from any entry point: the entry point (a gateway route,
+//! a WebSocket frame, a connector) → a service here ([`intake`] for chats) →
+//! the [`db::Store`] → a signal on the [`bus`] after the commit.
+//!
 //! Layout:
 //! - [`config`]: the one configuration read from environment variables (and `.env`).
 //! - [`db`]: the [`db::Store`] over SQLite or Postgres, with embedded migrations.
@@ -15,7 +19,8 @@
 //! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
 //! - [`credentials`]: API keys and dashboard sessions, checked the same way by every listener.
-//! - [`health`]: `/healthz`, `/readyz`, `/metrics` on `HEALTH_ADDR` (plain hyper).
+//! - [`health`]: the `/healthz`, `/readyz`, `/metrics` replies of every listener, and their own listener on `HEALTH_ADDR` (plain hyper).
+//! - [`net`]: outbound HTTP to user-given URLs behind the private-address guard (`http_fetch`, skill import).
 //! - [`metrics`]: the process's Prometheus recorder and the metric names.
 //! - [`startup`]: the common start of every binary (config, logging, database, bus).
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
