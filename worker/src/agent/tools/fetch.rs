@@ -86,21 +86,8 @@ pub fn strip_html(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::tools::{BUILTIN, ToolContext};
-    use crate::llm::ToolCall;
-    use serde_json::{Value, json};
-
-    fn tool(name: &str, args: Value) -> ToolCall {
-        ToolCall { id: "c1".into(), name: name.into(), arguments: args }
-    }
-
-    fn ctx(allow_private: bool) -> ToolContext {
-        ToolContext {
-            allowed_tools: BUILTIN.iter().map(|b| b.name.to_string()).collect(),
-            http_fetch_allow_private: allow_private,
-            web_search_url: None,
-        }
-    }
+    use crate::agent::tools::tests::{ctx, tool};
+    use serde_json::json;
 
     #[tokio::test]
     async fn http_fetch_refuses_local_targets_after_resolution() {

@@ -139,14 +139,16 @@ pub fn truncate(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tool(name: &str, args: Value) -> ToolCall {
+    /// A call of tool `name` (the tools' tests share it).
+    pub(crate) fn tool(name: &str, args: Value) -> ToolCall {
         ToolCall { id: "c1".into(), name: name.into(), arguments: args }
     }
 
-    fn ctx(allow_private: bool) -> ToolContext {
+    /// Every built-in allowed.
+    pub(crate) fn ctx(allow_private: bool) -> ToolContext {
         ToolContext {
             allowed_tools: BUILTIN.iter().map(|b| b.name.to_string()).collect(),
             http_fetch_allow_private: allow_private,
