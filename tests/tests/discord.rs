@@ -285,6 +285,17 @@ both_backends!(a_killed_holder_is_taken_over_and_the_session_resumed_from_its_cu
     dc.wait_posted(DM, 2, REPLY_WITHIN).await;
     assert_eq!(dc.connections(), 1, "only the holder connects to the gateway");
     let (holder, epoch) = a.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+    // The holder has recorded both sends before it dies (a death between a
+    // post and its record is covered by the nonce, not by this test).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, sent) = app.get("/api/deliveries?status=sent").await;
+        if sent.as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // kill -9: nothing released. A message arrives while no bridge is connected.
     a.crash().await;

@@ -242,6 +242,20 @@ both_backends!(two_bridges_hold_a_bot_once_and_the_survivor_takes_over, |backend
     tg.wait_sent(901, 3, REPLY_WITHIN).await;
     assert_eq!(tg.conflicts(), 0, "only one bridge polled");
     let (holder, epoch) = a.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
+    // The holder has recorded its three sends before it dies. (A holder that
+    // dies between Telegram accepting a send and recording it makes the
+    // survivor send that chunk again — sendMessage has no idempotency key;
+    // RELIABILITY.md says so. Crashing inside that window made this test
+    // flaky under load: 5 replies for 4 messages, once in a CI run.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, sent) = app.get("/api/deliveries?status=sent").await;
+        if sent.as_array().unwrap().len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The holder dies without a word; the other takes the bot over in time.
     a.crash().await;
