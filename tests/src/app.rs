@@ -199,6 +199,15 @@ impl TestApp {
         Bridge { addr, deps, shutdown, task }
     }
 
+    /// The reply events of agent `agent_id`'s dashboard channel (where REST
+    /// chat's replies go), registered with the bus before it returns.
+    pub async fn subscribe_dashboard(&self, agent_id: i64) -> arvis_shared::bus::Subscription {
+        let subject = arvis_shared::bus::subjects::reply("dashboard", &format!("dashboard-agent-{agent_id}"));
+        let sub = self.deps.bus.subscribe(&subject).await.unwrap();
+        self.deps.bus.flush().await.unwrap();
+        sub
+    }
+
     /// Stops every service and waits for them to drain.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -235,5 +244,24 @@ impl Bridge {
     pub async fn crash(self) {
         self.task.abort();
         self.deps.tasks.stop(std::time::Duration::ZERO).await;
+    }
+}
+
+/// Reply events until the final message or error (at most 10 s).
+pub async fn events_until_final(
+    sub: &mut arvis_shared::bus::Subscription,
+) -> Vec<arvis_shared::bus::events::ReplyEvent> {
+    use arvis_shared::bus::events::{ReplyEvent, ReplyKind};
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let msg = tokio::time::timeout(left, sub.next()).await.expect("no final reply event").unwrap();
+        let e: ReplyEvent = msg.decode().unwrap();
+        let last = matches!(e.kind, ReplyKind::Message | ReplyKind::Error);
+        out.push(e);
+        if last {
+            return out;
+        }
     }
 }

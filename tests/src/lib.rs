@@ -27,7 +27,7 @@ pub mod mock_llm;
 pub mod nats;
 pub mod process;
 
-pub use app::{Bridge, TestApp, TestAppBuilder};
+pub use app::{Bridge, TestApp, TestAppBuilder, events_until_final};
 pub use db::{Backend, TestDb};
 pub use fake_telegram::FakeTelegram;
 pub use mock_llm::{Chaos, MockLlm, MockReply};

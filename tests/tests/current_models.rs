@@ -3,15 +3,11 @@
 //! through a two-round tool loop, Gemini 3's signatures through the tool loop,
 //! GPT-5's parameters, cached tokens priced at cache rates, unpriced models.
 
-#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
-use std::time::{Duration, Instant};
-
-use arvis_shared::bus::Subscription;
-use arvis_shared::bus::events::{ReplyEvent, ReplyKind};
-use arvis_shared::bus::subjects;
+use arvis_shared::bus::events::ReplyKind;
 use arvis_testkit::mock_llm::{GEMINI_SIGNATURE, REDACTED_THINKING, THINKING_SIGNATURE, THINKING_TEXT};
-use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends};
+use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends, events_until_final};
 use serde_json::json;
 
 async fn create_agent(app: &TestApp, slug: &str, model: &str, extra: serde_json::Value) -> i64 {
@@ -25,28 +21,6 @@ async fn create_agent(app: &TestApp, slug: &str, model: &str, extra: serde_json:
     body["id"].as_i64().unwrap()
 }
 
-async fn subscribe(app: &TestApp, agent_id: i64) -> Subscription {
-    let sub =
-        app.deps.bus.subscribe(&subjects::reply("dashboard", &format!("dashboard-agent-{agent_id}"))).await.unwrap();
-    app.deps.bus.flush().await.unwrap();
-    sub
-}
-
-async fn events_until_final(sub: &mut Subscription) -> Vec<ReplyEvent> {
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, sub.next()).await.expect("no final reply event").unwrap();
-        let e: ReplyEvent = msg.decode().unwrap();
-        let last = matches!(e.kind, ReplyKind::Message | ReplyKind::Error);
-        out.push(e);
-        if last {
-            return out;
-        }
-    }
-}
-
 both_backends!(claude_thinking_goes_through_a_two_round_tool_loop_unseen, |backend: Backend| async move {
     let mock = MockLlm::start().await;
     let app = TestApp::builder(backend)
@@ -56,7 +30,7 @@ both_backends!(claude_thinking_goes_through_a_two_round_tool_loop_unseen, |backe
         .start()
         .await;
     let agent = create_agent(&app, "opus", "anthropic/claude-opus-5-5", json!({})).await;
-    let mut sub = subscribe(&app, agent).await;
+    let mut sub = app.subscribe_dashboard(agent).await;
     mock.push(MockReply::thinking_tool("calculate", json!({"expression": "6*(3+4)"})));
     mock.push(MockReply::ThinkingText("It is 42".into()));
     let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "6*(3+4)?"})).await;
@@ -158,7 +132,7 @@ both_backends!(cached_tokens_are_recorded_and_priced_at_cache_rates, |backend: B
     for (i, (spec, read, write)) in cases.into_iter().enumerate() {
         let agent = create_agent(&app, &format!("cache{i}"), spec, json!({"allowedTools": []})).await;
         mock.push(MockReply::Cached { text: "cached answer".into(), cache_read: read, cache_write: write });
-        let mut sub = subscribe(&app, agent).await;
+        let mut sub = app.subscribe_dashboard(agent).await;
         let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "hi"})).await;
         assert_eq!((status, body["content"].as_str()), (200, Some("cached answer")), "{spec}: {body}");
         let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
@@ -208,7 +182,7 @@ both_backends!(unknown_models_are_unpriced_until_the_prices_file_knows_them, |ba
         .start()
         .await;
     let unknown = create_agent(&app, "unknown", "openai/gpt-imaginary-9", json!({})).await;
-    let mut sub = subscribe(&app, unknown).await;
+    let mut sub = app.subscribe_dashboard(unknown).await;
     let (status, _) = app.post(&format!("/api/agents/{unknown}/chat"), json!({"message": "hi"})).await;
     assert_eq!(status, 200);
     let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
@@ -220,7 +194,7 @@ both_backends!(unknown_models_are_unpriced_until_the_prices_file_knows_them, |ba
 
     // The prices file knows the local model: priced, and not unpriced.
     let local = create_agent(&app, "local", "ollama/house-model:7b", json!({})).await;
-    let mut sub = subscribe(&app, local).await;
+    let mut sub = app.subscribe_dashboard(local).await;
     let (status, body) = app.post(&format!("/api/agents/{local}/chat"), json!({"message": "hi"})).await;
     assert_eq!(status, 200, "{body}");
     let job_id = events_until_final(&mut sub).await.last().unwrap().job_id;
@@ -252,7 +226,7 @@ both_backends!(effort_reaches_the_provider_and_thinking_shows_only_when_asked, |
         json!({"reasoningEffort": "low", "showThinking": true}),
     )
     .await;
-    let mut sub = subscribe(&app, agent).await;
+    let mut sub = app.subscribe_dashboard(agent).await;
     mock.push(MockReply::ThinkingText("Forty-two.".into()));
     let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "?"})).await;
     assert_eq!(status, 200, "{body}");

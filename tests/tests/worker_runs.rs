@@ -2,16 +2,16 @@
 //! stored reply and reply events, on both databases; failover, retries,
 //! concurrency, crashes and bus outages.
 
-#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![expect(clippy::unwrap_used)] // a test fails by panicking
 
 use std::time::{Duration, Instant};
 
 use arvis_shared::bus::events::{JobReady, ReplyEvent, ReplyKind};
-use arvis_shared::bus::{Subscription, subjects};
+
 use arvis_shared::db::Store;
 use arvis_shared::db::queue::ChatRequest;
 use arvis_testkit::mock_llm::{INPUT_TOKENS, OUTPUT_TOKENS};
-use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends};
+use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends, events_until_final};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -21,29 +21,6 @@ async fn create_agent(app: &TestApp, slug: &str, model: &str) -> i64 {
         .await;
     assert_eq!(status, 201, "{body}");
     body["id"].as_i64().unwrap()
-}
-
-async fn subscribe(app: &TestApp, agent_id: i64) -> Subscription {
-    let sub =
-        app.deps.bus.subscribe(&subjects::reply("dashboard", &format!("dashboard-agent-{agent_id}"))).await.unwrap();
-    app.deps.bus.flush().await.unwrap();
-    sub
-}
-
-/// Reply events until the final message or error (at most 10 s).
-async fn events_until_final(sub: &mut Subscription) -> Vec<ReplyEvent> {
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, sub.next()).await.expect("no final reply event").unwrap();
-        let e: ReplyEvent = msg.decode().unwrap();
-        let last = matches!(e.kind, ReplyKind::Message | ReplyKind::Error);
-        out.push(e);
-        if last {
-            return out;
-        }
-    }
 }
 
 fn chat_request(agent_id: i64, channel: &str, text: &str) -> ChatRequest {
@@ -85,7 +62,7 @@ both_backends!(chat_through_openai_streams_deltas_and_records_usage, |backend: B
         .start()
         .await;
     let agent = create_agent(&app, "helper", "openai/gpt-4o-mini").await;
-    let mut sub = subscribe(&app, agent).await;
+    let mut sub = app.subscribe_dashboard(agent).await;
     let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "hi"})).await;
     assert_eq!((status, body["content"].as_str()), (200, Some("Hello there friend")), "{body}");
 
@@ -154,7 +131,7 @@ both_backends!(anthropic_and_gemini_speak_their_wire_formats, |backend: Backend|
     let claude = create_agent(&app, "claude", "anthropic/claude-haiku-4-5-20251001").await;
     let gemini = create_agent(&app, "gemini", "google/gemini-2.0-flash").await;
 
-    let mut sub = subscribe(&app, claude).await;
+    let mut sub = app.subscribe_dashboard(claude).await;
     let (status, body) = app.post(&format!("/api/agents/{claude}/chat"), json!({"message": "hi claude"})).await;
     assert_eq!((status, body["content"].as_str()), (200, Some("Hello there friend")), "{body}");
     let events = events_until_final(&mut sub).await;
@@ -286,7 +263,7 @@ both_backends!(retryable_errors_back_off_then_fail_with_an_error_event, |backend
         .start()
         .await;
     let agent = create_agent(&app, "flaky", "openai/gpt-4o-mini").await;
-    let mut sub = subscribe(&app, agent).await;
+    let mut sub = app.subscribe_dashboard(agent).await;
     let (status, body) = app.post(&format!("/api/agents/{agent}/chat"), json!({"message": "hi"})).await;
     assert_eq!(status, 502, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -681,7 +658,7 @@ both_backends!(reply_tags_take_effect_after_the_reply_is_stored, |backend: Backe
         "On it.\n[MEMORY:user_preference] likes green tea\n[STATE:mood] curious\n[DELEGATE:researcher]Find three teas[/DELEGATE]",
     ));
     mock.push(MockReply::text("Sencha, Gyokuro, Matcha."));
-    let mut sub = subscribe(&app, boss).await;
+    let mut sub = app.subscribe_dashboard(boss).await;
     let (status, body) = app.post(&format!("/api/agents/{boss}/chat"), json!({"message": "tea?"})).await;
     assert_eq!((status, body["content"].as_str()), (200, Some("On it.")), "tags are stripped: {body}");
 
@@ -750,7 +727,7 @@ both_backends!(every_call_of_a_run_is_billed_with_its_outcome, |backend: Backend
     let agent = create_agent(&app, "billed", "openai/gpt-4o-mini").await;
     let (status, _) = app.patch(&format!("/api/agents/{agent}"), json!({"allowedTools": ["calculate"]})).await;
     assert_eq!(status, 200);
-    let mut sub = subscribe(&app, agent).await;
+    let mut sub = app.subscribe_dashboard(agent).await;
 
     // Two tool rounds, then the answer: three calls, three rows, all with the job.
     mock.push(MockReply::tool("calculate", json!({"expression": "1+1"})));

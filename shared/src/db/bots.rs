@@ -136,20 +136,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         check_token_free(&mut tx, f, None).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at, settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
-        )
-        .bind(&f.name)
-        .bind(&f.platform)
-        .bind(&f.token)
-        .bind(f.default_agent_id)
-        .bind(f.is_enabled)
-        .bind(now)
-        .bind(settings_json(f))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(classify)?;
+        let id = insert_bot_row(&mut tx, f, now).await?;
         insert_bindings(&mut tx, id, f, now).await?;
         tx.commit().await?;
         self.get_bot(id).await?.ok_or(DbError::NotFound)
@@ -249,23 +236,28 @@ impl Store {
             tx.commit().await?;
             return Ok(Seeded::InUse);
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at, settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
-        )
-        .bind(&f.name)
-        .bind(&f.platform)
-        .bind(&f.token)
-        .bind(f.default_agent_id)
-        .bind(f.is_enabled)
-        .bind(now)
-        .bind(settings_json(f))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(classify)?;
+        let id = insert_bot_row(&mut tx, f, now).await?;
         tx.commit().await?;
         Ok(self.get_bot(id).await?.map(Seeded::Created).unwrap_or(Seeded::InUse))
     }
+}
+
+/// The bot's own row (bindings apart); its id.
+async fn insert_bot_row(tx: &mut sqlx::Transaction<'static, sqlx::Any>, f: &BotFields, now: i64) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO bots (name, platform, token, default_agent_id, is_enabled, created_at, updated_at, settings) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+    )
+    .bind(&f.name)
+    .bind(&f.platform)
+    .bind(&f.token)
+    .bind(f.default_agent_id)
+    .bind(f.is_enabled)
+    .bind(now)
+    .bind(settings_json(f))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(classify)
 }
 
 async fn insert_bindings(
