@@ -208,6 +208,38 @@ impl TestApp {
         sub
     }
 
+    /// Bot `id` as `GET /api/bots` shows it (`Null` when it is not there).
+    pub async fn bot(&self, id: i64) -> Value {
+        let (_, bots) = self.get("/api/bots").await;
+        bots.as_array().and_then(|b| b.iter().find(|b| b["id"] == id).cloned()).unwrap_or(Value::Null)
+    }
+
+    /// Waits until bot `id` has `status` (panics after `within`); the bot.
+    pub async fn wait_bot_status(&self, id: i64, status: &str, within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let b = self.bot(id).await;
+            if b["status"] == status {
+                return b;
+            }
+            assert!(std::time::Instant::now() < deadline, "bot {id} not {status} within {within:?}: {b}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `GET /api/deliveries?status=sent` lists `n` deliveries (at most 5 s).
+    pub async fn wait_sent_deliveries(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, sent) = self.get("/api/deliveries?status=sent").await;
+            if sent.as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{sent}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops every service and waits for them to drain.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

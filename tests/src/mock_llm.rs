@@ -231,6 +231,13 @@ impl MockLlm {
         self.inner.lock().unwrap().requests.clone()
     }
 
+    /// The last user message the provider was asked to answer.
+    pub fn last_user_prompt(&self) -> String {
+        let req = self.requests().last().cloned().unwrap();
+        let msgs = req.body["messages"].as_array().unwrap();
+        msgs.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap_or_default().to_string()
+    }
+
     pub fn request_count(&self) -> usize {
         self.inner.lock().unwrap().requests.len()
     }

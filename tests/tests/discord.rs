@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use arvis_testkit::fake_discord::{BOT_ID, FakeDiscord};
 use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.G-test.discord-secret-token";
 /// Bots made by the tests name this variable (`DISCORD_BOT_TOKEN` itself would seed one).
@@ -47,29 +47,6 @@ async fn create_bot(app: &TestApp) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
-async fn bot(app: &TestApp, id: i64) -> Value {
-    let (_, bots) = app.get("/api/bots").await;
-    bots.as_array().unwrap().iter().find(|b| b["id"] == id).cloned().unwrap_or(Value::Null)
-}
-
-async fn wait_status(app: &TestApp, id: i64, status: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let b = bot(app, id).await;
-        if b["status"] == status {
-            return b;
-        }
-        assert!(Instant::now() < deadline, "bot {id} not {status} within {within:?}: {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn last_prompt(mock: &MockLlm) -> String {
-    let req = mock.requests().last().cloned().unwrap();
-    let msgs = req.body["messages"].as_array().unwrap();
-    msgs.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap_or_default().to_string()
-}
-
 /// Starts everything and waits until the bot is READY on the gateway.
 async fn running(backend: Backend, reply: &str) -> (MockLlm, FakeDiscord, TestApp, i64) {
     let mock = MockLlm::start().await;
@@ -78,7 +55,7 @@ async fn running(backend: Backend, reply: &str) -> (MockLlm, FakeDiscord, TestAp
     let app = app(backend, &mock, &dc).await;
     let id = create_bot(&app).await;
     dc.wait_ready(Duration::from_secs(10)).await;
-    wait_status(&app, id, "running", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(5)).await;
     (mock, dc, app, id)
 }
 
@@ -102,7 +79,7 @@ both_backends!(a_dm_is_answered_and_a_guild_channel_only_when_mentioned, |backen
     let mention = dc.mention(GUILD_CHANNEL, USER, "what is up?");
     let posted = dc.wait_posted(GUILD_CHANNEL, 1, REPLY_WITHIN).await;
     assert_eq!(posted[0].reply_to.as_deref(), Some(mention.as_str()), "a guild reply quotes the message");
-    assert_eq!(last_prompt(&mock), "what is up?");
+    assert_eq!(mock.last_user_prompt(), "what is up?");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(dc.posted_to(GUILD_CHANNEL).len(), 1, "the unmentioned and the bot's message got no reply");
     assert_eq!(mock.request_count(), 2, "only the DM and the mention reached the agent");
@@ -173,7 +150,7 @@ both_backends!(a_dropped_connection_resumes_and_replayed_messages_are_answered_o
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(dc.posted_to(DM).len(), 3, "three messages, three replies: replays answered once");
     assert_eq!(mock.request_count(), 3);
-    assert_eq!(bot(&app, id).await["status"], "running");
+    assert_eq!(app.bot(id).await["status"], "running");
     app.stop().await;
 });
 
@@ -231,7 +208,7 @@ both_backends!(close_4004_puts_the_bot_in_error_and_it_does_not_reconnect, |back
     dc.close_on_identify(4004);
     let app = app(backend, &mock, &dc).await;
     let id = create_bot(&app).await;
-    let b = wait_status(&app, id, "error", Duration::from_secs(10)).await;
+    let b = app.wait_bot_status(id, "error", Duration::from_secs(10)).await;
     let why = b["lastError"].as_str().unwrap();
     assert!(why.contains("4004"), "{why}");
     assert!(!b.to_string().contains(TOKEN));
@@ -239,7 +216,7 @@ both_backends!(close_4004_puts_the_bot_in_error_and_it_does_not_reconnect, |back
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(dc.connections(), connections, "no reconnect after 4004");
     assert_eq!(dc.identifies().len(), 1);
-    assert_eq!(bot(&app, id).await["status"], "error");
+    assert_eq!(app.bot(id).await["status"], "error");
     app.stop().await;
 });
 
@@ -250,7 +227,7 @@ both_backends!(disabling_a_discord_bot_stops_it_within_5_s_and_it_resumes_after,
     let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"isEnabled": false})).await;
     assert_eq!(status, 200);
     let t = Instant::now();
-    wait_status(&app, id, "stopped", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "stopped", Duration::from_secs(5)).await;
     while dc.open_connections() > 0 {
         assert!(t.elapsed() < Duration::from_secs(5), "the gateway connection outlived the disable");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -287,15 +264,7 @@ both_backends!(a_killed_holder_is_taken_over_and_the_session_resumed_from_its_cu
     let (holder, epoch) = a.deps.store.bot_lease_holder(id).await.unwrap().unwrap();
     // The holder has recorded both sends before it dies (a death between a
     // post and its record is covered by the nonce, not by this test).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, sent) = app.get("/api/deliveries?status=sent").await;
-        if sent.as_array().unwrap().len() == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{sent}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_sent_deliveries(2).await;
 
     // kill -9: nothing released. A message arrives while no bridge is connected.
     a.crash().await;

@@ -58,29 +58,6 @@ async fn create_bot(app: &TestApp) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
-async fn bot(app: &TestApp, id: i64) -> Value {
-    let (_, bots) = app.get("/api/bots").await;
-    bots.as_array().unwrap().iter().find(|b| b["id"] == id).cloned().unwrap_or(Value::Null)
-}
-
-async fn wait_status(app: &TestApp, id: i64, status: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let b = bot(app, id).await;
-        if b["status"] == status {
-            return b;
-        }
-        assert!(Instant::now() < deadline, "bot {id} not {status} within {within:?}: {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn last_prompt(mock: &MockLlm) -> String {
-    let req = mock.requests().last().cloned().unwrap();
-    let msgs = req.body["messages"].as_array().unwrap();
-    msgs.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap_or_default().to_string()
-}
-
 async fn running(backend: Backend, reply: &str) -> (MockLlm, FakeSlack, TestApp, i64) {
     let mock = MockLlm::start().await;
     mock.set_default(MockReply::text(reply));
@@ -88,7 +65,7 @@ async fn running(backend: Backend, reply: &str) -> (MockLlm, FakeSlack, TestApp,
     let app = app(backend, &mock, &sl).await;
     let id = create_bot(&app).await;
     sl.wait_connected(1, Duration::from_secs(10)).await;
-    wait_status(&app, id, "running", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(5)).await;
     (mock, sl, app, id)
 }
 
@@ -106,7 +83,7 @@ both_backends!(a_dm_is_answered_and_a_channel_only_when_mentioned_in_the_thread,
     let ts = sl.mention(CHANNEL, USER, "what is up?");
     let posted = sl.wait_posted(CHANNEL, 1, REPLY_WITHIN).await;
     assert_eq!(posted[0].thread_ts.as_deref(), Some(ts.as_str()), "answered in the message's thread");
-    assert_eq!(last_prompt(&mock), "what is up?", "the mention is stripped before routing");
+    assert_eq!(mock.last_user_prompt(), "what is up?", "the mention is stripped before routing");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sl.posted_to(CHANNEL).len(), 1, "one reply for the mention, none for the rest");
     assert_eq!(mock.request_count(), 2);
@@ -216,7 +193,7 @@ both_backends!(the_app_token_setting_is_validated_and_a_wrong_one_is_reported, |
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["settings"], Value::Null);
     let id = created["id"].as_i64().unwrap();
-    let b = wait_status(&app, id, "error", Duration::from_secs(8)).await;
+    let b = app.wait_bot_status(id, "error", Duration::from_secs(8)).await;
     assert!(b["lastError"].as_str().unwrap().contains("SLACK_APP_TOKEN"), "{b}");
 
     // Pointing it at the bot token's variable: Slack refuses the token type.
@@ -225,7 +202,7 @@ both_backends!(the_app_token_setting_is_validated_and_a_wrong_one_is_reported, |
     assert_eq!(patched["settings"]["appToken"], BOT_VAR);
     let deadline = Instant::now() + Duration::from_secs(10);
     let b = loop {
-        let b = bot(&app, id).await;
+        let b = app.bot(id).await;
         if b["lastError"].as_str().is_some_and(|e| e.contains("not_allowed_token_type")) {
             break b;
         }
@@ -237,7 +214,7 @@ both_backends!(the_app_token_setting_is_validated_and_a_wrong_one_is_reported, |
     // The right variable: running. `null` clears the setting again.
     let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"settings": {"appToken": APP_VAR}})).await;
     assert_eq!(status, 200);
-    wait_status(&app, id, "running", Duration::from_secs(8)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
     let (status, cleared) = app.patch(&format!("/api/bots/{id}"), json!({"settings": null})).await;
     assert_eq!(status, 200);
     assert_eq!(cleared["settings"], Value::Null);
@@ -249,7 +226,7 @@ both_backends!(disabling_a_slack_bot_closes_its_connection_within_5_s, |backend|
     let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"isEnabled": false})).await;
     assert_eq!(status, 200);
     let t = Instant::now();
-    wait_status(&app, id, "stopped", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "stopped", Duration::from_secs(5)).await;
     while sl.open_connections() > 0 {
         assert!(t.elapsed() < Duration::from_secs(5), "the socket outlived the disable");
         tokio::time::sleep(Duration::from_millis(20)).await;

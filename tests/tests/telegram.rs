@@ -45,30 +45,6 @@ async fn create_bot(app: &TestApp, agent: i64) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
-async fn bot(app: &TestApp, id: i64) -> Value {
-    let (_, bots) = app.get("/api/bots").await;
-    bots.as_array().unwrap().iter().find(|b| b["id"] == id).cloned().unwrap_or(Value::Null)
-}
-
-async fn wait_status(app: &TestApp, id: i64, status: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let b = bot(app, id).await;
-        if b["status"] == status {
-            return b;
-        }
-        assert!(Instant::now() < deadline, "bot {id} not {status} within {within:?}: {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The last user message the LLM was asked to answer.
-fn last_prompt(mock: &MockLlm) -> String {
-    let req = mock.requests().last().cloned().unwrap();
-    let msgs = req.body["messages"].as_array().unwrap();
-    msgs.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap_or_default().to_string()
-}
-
 both_backends!(a_dm_is_answered_and_a_group_only_when_mentioned, |backend| async move {
     let mock = MockLlm::start().await;
     mock.set_default(MockReply::text("Hello from the agent"));
@@ -76,7 +52,7 @@ both_backends!(a_dm_is_answered_and_a_group_only_when_mentioned, |backend| async
     let app = app(backend, &mock, &tg, true).await;
     let id = create_bot(&app, agent(&app).await).await;
     tg.wait_polling(Duration::from_secs(8)).await;
-    wait_status(&app, id, "running", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(5)).await;
 
     // A DM is answered, with a typing indicator while the agent works.
     tg.dm(501, "hi there");
@@ -92,7 +68,7 @@ both_backends!(a_dm_is_answered_and_a_group_only_when_mentioned, |backend| async
     assert!(mention > 0);
     let sent = tg.wait_sent(-900, 1, REPLY_WITHIN).await;
     assert!(sent[0].reply_to.is_some(), "a group reply quotes the message");
-    assert_eq!(last_prompt(&mock), "what is up?");
+    assert_eq!(mock.last_user_prompt(), "what is up?");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(tg.sent_to(-900).len(), 1, "the unmentioned message got no reply");
     assert_eq!(mock.request_count(), 2, "only the DM and the mention reached the agent");
@@ -206,7 +182,7 @@ both_backends!(a_restart_or_a_redelivery_answers_nothing_twice, |backend| async 
     let update = tg.dm(801, "first");
     tg.wait_sent(801, 1, REPLY_WITHIN).await;
     first.stop().await;
-    assert_eq!(bot(&app, id).await["status"], "stopped");
+    assert_eq!(app.bot(id).await["status"], "stopped");
 
     // While no bridge runs, a message arrives; Telegram also redelivers the
     // first update (as if the cursor write had been lost in a crash).
@@ -233,7 +209,7 @@ both_backends!(two_bridges_hold_a_bot_once_and_the_survivor_takes_over, |backend
     let app = app(backend, &mock, &tg, false).await;
     let id = create_bot(&app, agent(&app).await).await;
     let a = app.spawn_bridge().await;
-    wait_status(&app, id, "running", Duration::from_secs(8)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
     let b = app.spawn_bridge().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     for i in 0..3 {
@@ -247,15 +223,7 @@ both_backends!(two_bridges_hold_a_bot_once_and_the_survivor_takes_over, |backend
     // survivor send that chunk again — sendMessage has no idempotency key;
     // RELIABILITY.md says so. Crashing inside that window made this test
     // flaky under load: 5 replies for 4 messages, once in a CI run.)
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, sent) = app.get("/api/deliveries?status=sent").await;
-        if sent.as_array().unwrap().len() == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{sent}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_sent_deliveries(3).await;
 
     // The holder dies without a word; the other takes the bot over in time.
     a.crash().await;
@@ -279,11 +247,11 @@ both_backends!(disabling_a_bot_stops_it_within_5_s_and_loses_nothing, |backend| 
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, true).await;
     let id = create_bot(&app, agent(&app).await).await;
-    wait_status(&app, id, "running", Duration::from_secs(8)).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
     let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"isEnabled": false})).await;
     assert_eq!(status, 200);
     let t = Instant::now();
-    wait_status(&app, id, "stopped", Duration::from_secs(5)).await;
+    app.wait_bot_status(id, "stopped", Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(t.elapsed())).await;
     let polls_before = tg.polls().len();
     tg.dm(1001, "are you off?");
@@ -323,7 +291,7 @@ both_backends!(bots_report_status_and_refuse_a_second_bot_on_one_token, |backend
     assert_eq!(seeded["defaultAgentId"], Value::Null);
     let id = seeded["id"].as_i64().unwrap();
     // The fake knows another token: the bot reports the refusal, not the token.
-    let b = wait_status(&app, id, "error", Duration::from_secs(8)).await;
+    let b = app.wait_bot_status(id, "error", Duration::from_secs(8)).await;
     let why = b["lastError"].as_str().unwrap();
     assert!(why.contains("401"), "{why}");
     assert!(!b.to_string().contains(TOKEN));
@@ -340,7 +308,7 @@ both_backends!(bots_report_status_and_refuse_a_second_bot_on_one_token, |backend
         app.post("/api/bots", json!({"name": "x", "platform": "telegram", "token": "NOT_SET_ANYWHERE"})).await;
     assert_eq!(status, 201);
     let other = other["id"].as_i64().unwrap();
-    let b = wait_status(&app, other, "error", Duration::from_secs(8)).await;
+    let b = app.wait_bot_status(other, "error", Duration::from_secs(8)).await;
     assert!(b["lastError"].as_str().unwrap().contains("NOT_SET_ANYWHERE"), "{b}");
     // Deleted by the user: not seeded again at the next start.
     let (status, _) = app.delete(&format!("/api/bots/{id}")).await;
