@@ -2,28 +2,27 @@
 
 use std::sync::Arc;
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::agent::{Agent, AgentFields};
 
-#[derive(FromRow)]
-struct AgentRow {
-    id: i64,
-    slug: String,
-    name: String,
-    role: String,
-    description: String,
-    model: String,
-    system_prompt: String,
-    allowed_tools: String,
-    temperature: f64,
-    max_tokens: i64,
-    is_active: Flag,
-    created_by: Option<String>,
-    reasoning_effort: Option<String>,
-    show_thinking: Flag,
+any_row! {
+    struct AgentRow {
+        id: i64,
+        slug: String,
+        name: String,
+        role: String,
+        description: String,
+        model: String,
+        system_prompt: String,
+        allowed_tools: String,
+        temperature: f64,
+        max_tokens: i64,
+        is_active: Flag,
+        created_by: Option<String>,
+        reasoning_effort: Option<String>,
+        show_thinking: Flag,
+    }
 }
 
 impl TryFrom<AgentRow> for Agent {

@@ -6,8 +6,6 @@
 //! The REST endpoints for memory and skills keep their own methods elsewhere;
 //! the names here are distinct on purpose (`prompt_memory`, `touch_facts`, …).
 
-use sqlx::FromRow;
-
 use super::queue::StoredMessage;
 use super::{DbError, Flag, Result, Store, classify, from_json, sql};
 use crate::clock::now_ms;
@@ -15,15 +13,17 @@ use crate::clock::now_ms;
 /// The category whose facts are always in the prompt.
 pub const STICKY: &str = "sticky";
 
-/// A memory fact as the prompt builder sees it.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct PromptFact {
-    pub id: i64,
-    pub category: String,
-    pub content: String,
-    pub confidence: f64,
-    pub access_count: i64,
-    pub last_accessed: Option<i64>,
+any_row! {
+    /// A memory fact as the prompt builder sees it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PromptFact {
+        pub id: i64,
+        pub category: String,
+        pub content: String,
+        pub confidence: f64,
+        pub access_count: i64,
+        pub last_accessed: Option<i64>,
+    }
 }
 
 /// The agent's memory as a prompt shows it ([`Store::prompt_memory`]).
@@ -46,24 +46,27 @@ pub struct MatchableSkill {
     pub required_tools: Vec<String>,
 }
 
-#[derive(FromRow)]
-struct SkillRow {
-    id: i64,
-    name: String,
-    display_name: String,
-    content: String,
-    trigger_keywords: String,
-    trigger_patterns: String,
-    required_tools: String,
-    is_enabled: Flag,
+any_row! {
+    struct SkillRow {
+        id: i64,
+        name: String,
+        display_name: String,
+        content: String,
+        trigger_keywords: String,
+        trigger_patterns: String,
+        required_tools: String,
+        is_enabled: Flag,
+    }
 }
 
-/// A stored compaction summary.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct CompactionSummary {
-    pub id: i64,
-    pub summary: String,
-    pub created_at: i64,
+any_row! {
+    /// A stored compaction summary.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct CompactionSummary {
+        pub id: i64,
+        pub summary: String,
+        pub created_at: i64,
+    }
 }
 
 /// A conversation's counters, its latest compaction and its messages after a
@@ -79,17 +82,18 @@ pub struct ConversationTail {
     pub messages: Vec<StoredMessage>,
 }
 
-#[derive(FromRow)]
-struct TailRow {
-    agent_id: i64,
-    message_count: i64,
-    total_tokens: i64,
-    last_compaction_id: Option<i64>,
-    id: Option<i64>,
-    role: Option<String>,
-    content: Option<String>,
-    token_estimate: Option<i64>,
-    created_at: Option<i64>,
+any_row! {
+    struct TailRow {
+        agent_id: i64,
+        message_count: i64,
+        total_tokens: i64,
+        last_compaction_id: Option<i64>,
+        id: Option<i64>,
+        role: Option<String>,
+        content: Option<String>,
+        token_estimate: Option<i64>,
+        created_at: Option<i64>,
+    }
 }
 
 /// What [`Store::store_compaction`] writes.

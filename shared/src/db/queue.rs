@@ -14,8 +14,6 @@
 //! - per conversation, a job is claimable only when no earlier job of the same
 //!   conversation is pending or running, so replies come in message order.
 
-use sqlx::FromRow;
-
 use super::{DbError, Dialect, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::job::{FailOutcome, Job, JobPayload, NewJob};
@@ -24,27 +22,28 @@ use crate::domain::usage::UsageRecord;
 const JOB_COLUMNS: &str = "id, agent_id, conversation_id, kind, priority, status, payload, result, error, attempts, \
      max_attempts, run_after, locked_by, lease_expires_at, workflow_id, webhook_id, created_at, started_at, completed_at";
 
-#[derive(FromRow)]
-struct JobRow {
-    id: i64,
-    agent_id: i64,
-    conversation_id: Option<String>,
-    kind: String,
-    priority: i64,
-    status: String,
-    payload: String,
-    result: Option<String>,
-    error: Option<String>,
-    attempts: i64,
-    max_attempts: i64,
-    run_after: i64,
-    locked_by: Option<String>,
-    lease_expires_at: Option<i64>,
-    workflow_id: Option<i64>,
-    webhook_id: Option<i64>,
-    created_at: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
+any_row! {
+    struct JobRow {
+        id: i64,
+        agent_id: i64,
+        conversation_id: Option<String>,
+        kind: String,
+        priority: i64,
+        status: String,
+        payload: String,
+        result: Option<String>,
+        error: Option<String>,
+        attempts: i64,
+        max_attempts: i64,
+        run_after: i64,
+        locked_by: Option<String>,
+        lease_expires_at: Option<i64>,
+        workflow_id: Option<i64>,
+        webhook_id: Option<i64>,
+        created_at: i64,
+        started_at: Option<i64>,
+        completed_at: Option<i64>,
+    }
 }
 
 impl TryFrom<JobRow> for Job {
@@ -677,14 +676,16 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-/// A stored message.
-#[derive(Debug, Clone, FromRow, PartialEq)]
-pub struct StoredMessage {
-    pub id: i64,
-    pub role: String,
-    pub content: String,
-    pub token_estimate: i64,
-    pub created_at: i64,
+any_row! {
+    /// A stored message.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StoredMessage {
+        pub id: i64,
+        pub role: String,
+        pub content: String,
+        pub token_estimate: i64,
+        pub created_at: i64,
+    }
 }
 
 /// A new job's row; [`insert_job`] and [`insert_job_lane`] bind it alike.
