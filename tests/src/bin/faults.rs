@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo build --workspace --bins && target/debug/faults [--quick] [--only a,b]`
 //! Scenarios: kill-worker, effects-kill, sigterm-all, nats-outage,
-//! provider-chaos, scheduler-kill, postgres-restart. Exits non-zero when any scenario lost,
+//! provider-chaos, scheduler-kill, postgres-restart, bridge-kill. Exits non-zero when any scenario lost,
 //! duplicated or left a job non-final.
 
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test program fails loudly
@@ -29,7 +29,7 @@ use arvis_shared::bus::Bus;
 use arvis_shared::bus::events::JobReady;
 use arvis_shared::db::Store;
 use arvis_shared::db::queue::ChatRequest;
-use arvis_testkit::{Chaos, MockLlm, MockReply};
+use arvis_testkit::{Chaos, FakeTelegram, MockLlm, MockReply};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,9 @@ const API_KEY: &str = "faults-dashboard-key-5f1c0e9a7b";
 const OPENAI_KEY: &str = "sk-faults-openai-key-93ab41d2c7";
 const JWT_SECRET: &str = "faults-jwt-secret-0d7e2b9c44aa81f3";
 const WEB_KEY: &str = "faults-web-key-6c2d90e1b7";
-const SECRETS: [&str; 4] = [API_KEY, OPENAI_KEY, JWT_SECRET, WEB_KEY];
+/// The Telegram bot's token in bridge-kill (`TELEGRAM_BOT_TOKEN_1`).
+const TG_TOKEN: &str = "424242:faults-telegram-token-8e1f3a";
+const SECRETS: [&str; 5] = [API_KEY, OPENAI_KEY, JWT_SECRET, WEB_KEY, TG_TOKEN];
 
 fn bin_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
@@ -56,6 +58,8 @@ fn now_ms() -> i64 {
 struct Proc {
     name: String,
     child: Child,
+    /// Where its stdout and stderr go.
+    log: PathBuf,
 }
 
 impl Proc {
@@ -292,7 +296,8 @@ impl Cluster {
 
     fn start_nats(&mut self) {
         self.nats = None;
-        let log = File::create(self.logs.join(format!("nats-{}.log", self.seq))).unwrap();
+        let log_path = self.logs.join(format!("nats-{}.log", self.seq));
+        let log = File::create(&log_path).unwrap();
         self.seq += 1;
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.nats_port.to_string(), "-js", "-sd"])
@@ -301,7 +306,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("nats-server on the PATH");
-        self.nats = Some(Proc { name: "nats-server".into(), child });
+        self.nats = Some(Proc { name: "nats-server".into(), child, log: log_path });
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.nats_port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
@@ -310,11 +315,20 @@ impl Cluster {
     }
 
     fn spawn(&mut self, bin: &str) -> Proc {
-        let log = File::create(self.logs.join(format!("{bin}-{}.log", self.seq))).unwrap();
+        self.spawn_with(bin, &[])
+    }
+
+    /// [`Cluster::spawn`] with some variables of its own (a second bridge's address).
+    fn spawn_with(&mut self, bin: &str, own_env: &[(&str, String)]) -> Proc {
+        let log_path = self.logs.join(format!("{bin}-{}.log", self.seq));
+        let log = File::create(&log_path).unwrap();
         self.seq += 1;
         let mut cmd = Command::new(bin_dir().join(bin));
         cmd.current_dir(self.work.path()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in own_env {
             cmd.env(k, v);
         }
         let child = cmd
@@ -322,7 +336,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{bin}: {e} (build the bins: cargo build --workspace --bins)"));
-        Proc { name: bin.to_string(), child }
+        Proc { name: bin.to_string(), child, log: log_path }
     }
 
     async fn wait_gateway(&self) {
@@ -724,7 +738,7 @@ async fn kill_worker(ctx: &Ctx) -> Outcome {
     o
 }
 
-/// 7. Every worker killed (-9) while replies are stored but their effects not
+/// Scenario 7: every worker killed (-9) while replies are stored but their effects not
 /// yet applied (issue #17, point 5). Each chat's echoed reply carries a
 /// delegation and a memory fact with the chat's token; the workers pause
 /// `WORKER_EFFECTS_DELAY_MS` between the reply and its effects, so that a
@@ -839,6 +853,185 @@ async fn effects_kill(ctx: &Ctx) -> Outcome {
         o.notes.push("no kill landed between a reply and its effects".into());
     }
     o.ok = o.ok && facts_lost + delegations_lost + delegations_doubled + left_unapplied == 0 && !stranded.is_empty();
+    c.close().await;
+    o
+}
+
+/// The connector holder (`bridge-<uuid>`) a bridge's log names.
+fn bridge_holder(p: &Proc) -> Option<String> {
+    let text = std::fs::read_to_string(&p.log).ok()?;
+    let line = text.lines().find(|l| l.contains("connectors started"))?;
+    let at = line.find("bridge-")?;
+    Some(line[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
+}
+
+/// Scenario 8: the ws-bridge holding a Telegram bot killed (-9) under inbound load
+/// (issue #19): two bridges, one bot (lease `BOT_LEASE_MS=2000`), DMs pushed
+/// into the loopback Bot API at a steady rate from 25 users, the holder
+/// killed and replaced. Every DM must be answered exactly once at the fake
+/// (the echoed text identifies the answer); a second answer is counted apart
+/// when it is the documented at-least-once window — the dead holder's send
+/// of that chunk reached Telegram at most 2 s before the kill and was sent
+/// again after it (`sendMessage` has no idempotency key) — and as duplicated
+/// otherwise.
+async fn bridge_kill(ctx: &Ctx) -> Outcome {
+    let mock = MockLlm::start().await;
+    mock.set_default(MockReply::slow(Duration::from_millis(200), MockReply::Echo));
+    let tg = Arc::new(FakeTelegram::start(TG_TOKEN).await);
+    let mut c = Cluster::start(
+        "bridge-kill",
+        &ctx.logs,
+        &ctx.pg_admin,
+        &mock,
+        2,
+        1,
+        &[("TELEGRAM_API_URL", &tg.url), ("TELEGRAM_BOT_TOKEN_1", TG_TOKEN), ("BOT_LEASE_MS", "2000")],
+    )
+    .await;
+    let second = c.spawn_with("arvis-ws-bridge", &[("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port()))]);
+    let mut bridges: Vec<Proc> = c.bridge.take().into_iter().chain([second]).collect();
+    let bot = c
+        .api_post(
+            "/api/bots",
+            json!({"name": "tg", "platform": "telegram", "token": "TELEGRAM_BOT_TOKEN_1", "defaultAgentId": c.agent_id}),
+        )
+        .await;
+    let bot_id = bot["id"].as_i64().unwrap();
+    tg.wait_polling(Duration::from_secs(20)).await;
+    let (rate, kills) = if ctx.quick { (5u64, 1) } else { (8, 3) };
+
+    // The load: DMs from 25 users, each text unique.
+    let pushed: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let load = {
+        let (tg, pushed, stop) = (tg.clone(), pushed.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
+            for i in 0..rate * 600 {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let user = 5000 + (i % 25) as i64;
+                let text = format!("tg #{i} {}", hex::encode(rand::random::<[u8; 6]>()));
+                tg.dm(user, &text);
+                pushed.lock().unwrap().push((user, text));
+            }
+        })
+    };
+    let mut o = Outcome {
+        scenario: "bridge-kill".into(),
+        load: format!("{rate} Telegram DMs/s from 25 users, 2 bridges, 1 bot, BOT_LEASE_MS 2000"),
+        faults: format!("{kills}× kill -9 of the bridge holding the bot"),
+        ..Default::default()
+    };
+    let mut kill_at: Vec<Instant> = Vec::new();
+    let mut takeovers: Vec<String> = Vec::new();
+    let mut epochs: Vec<i64> = Vec::new();
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let holder = c.store.bot_lease_holder(bot_id).await.ok().flatten();
+        let Some((holder, epoch)) = holder else {
+            o.notes.push("no bridge held the bot when a kill was due".into());
+            continue;
+        };
+        epochs.push(epoch);
+        let Some(i) = bridges.iter().position(|b| bridge_holder(b).as_deref() == Some(holder.as_str())) else {
+            o.notes.push(format!("holder {holder} is no bridge of this run"));
+            continue;
+        };
+        let sent_before = tg.sent_count();
+        bridges[i].signal("-KILL");
+        let killed = Instant::now();
+        bridges[i].wait_exit(Duration::from_secs(5));
+        kill_at.push(killed);
+        // A replacement, so that two bridges run again (the survivor takes over meanwhile).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        bridges[i] = c.spawn_with("arvis-ws-bridge", &[("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port()))]);
+        // Takeover: the first answer sent after the kill (DMs keep coming).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tg.sent_count() <= sent_before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let first_after = tg.sent().into_iter().filter(|s| s.at > killed).map(|s| s.at).min();
+        takeovers.push(match first_after {
+            Some(at) => format!("{:.1} s", (at - killed).as_secs_f64()),
+            None => "none within 20 s".into(),
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.cancel();
+    let _ = load.await;
+    let pushed = pushed.lock().unwrap().clone();
+    // Every DM answered (bounded), then a little longer for any late second answer.
+    let expected = |text: &str| format!("echo: {text}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent: std::collections::HashSet<(String, String)> =
+            tg.sent().into_iter().map(|s| (s.chat_id, s.text)).collect();
+        let unanswered = pushed.iter().filter(|(u, t)| !sent.contains(&(u.to_string(), expected(t)))).count();
+        if unanswered == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let non_final = c.wait_final(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut answers: std::collections::HashMap<(String, String), Vec<Instant>> = Default::default();
+    for s in tg.sent() {
+        answers.entry((s.chat_id, s.text)).or_default().push(s.at);
+    }
+    let (mut lost, mut doubled, mut window) = (0i64, 0i64, 0i64);
+    for (user, text) in &pushed {
+        let Some(times) = answers.get(&(user.to_string(), expected(text))) else {
+            lost += 1;
+            continue;
+        };
+        let mut times = times.clone();
+        times.sort();
+        for extra in &times[1..] {
+            // The documented window: the first send reached the fake at most
+            // 2 s before a kill, this one after it.
+            let in_window = kill_at
+                .iter()
+                .any(|k| times[0] <= *k && k.duration_since(times[0]) <= Duration::from_secs(2) && *extra > *k);
+            if in_window {
+                window += 1;
+            } else {
+                doubled += 1;
+            }
+        }
+    }
+    let recorded = c.count("SELECT COUNT(*) FROM inbound_messages").await;
+    o.sent = pushed.len() as i64;
+    o.completed = c.count("SELECT COUNT(*) FROM jobs WHERE status = 'completed'").await;
+    o.failed = c.count("SELECT COUNT(*) FROM jobs WHERE status = 'failed'").await;
+    o.stored = answers.len() as i64;
+    o.lost = lost + non_final;
+    o.duplicated = doubled;
+    o.non_final = non_final;
+    let final_epoch = c.store.bot_lease_holder(bot_id).await.ok().flatten().map(|(_, e)| e);
+    o.notes.push(format!(
+        "DMs recorded by the intake: {recorded} of {}; answers at the fake: {}; second answers inside the \
+         documented at-least-once send window: {window}",
+        pushed.len(),
+        tg.sent_count()
+    ));
+    o.notes.push(format!(
+        "first answer after each kill (takeover): {takeovers:?}; lease epochs at the kills {epochs:?}, at the end {final_epoch:?}"
+    ));
+    o.notes.push(format!(
+        "409 conflicts at the fake (the new holder's poll ending the dead one's open poll): {}",
+        tg.conflicts()
+    ));
+    o.ok = o.lost == 0
+        && o.duplicated == 0
+        && o.failed == 0
+        && recorded == pushed.len() as i64
+        && kill_at.len() == kills
+        && !pushed.is_empty();
+    drop(bridges);
     c.close().await;
     o
 }
@@ -1146,7 +1339,7 @@ fn secrets_in_logs(logs: &Path) -> Outcome {
     Outcome {
         scenario: "secrets-in-logs".into(),
         load: format!("{files} log files, {lines} lines"),
-        faults: "4 configured secrets searched".into(),
+        faults: format!("{} configured secrets searched", SECRETS.len()),
         lost: hits,
         ok: hits == 0 && lines > 0,
         notes: vec![format!("{hits} lines with a secret")],
@@ -1173,8 +1366,9 @@ async fn main() {
         "provider-chaos",
         "scheduler-kill",
         "postgres-restart",
+        "bridge-kill",
     ];
-    let quick_set = ["kill-worker", "effects-kill", "sigterm-all", "nats-outage"];
+    let quick_set = ["kill-worker", "effects-kill", "sigterm-all", "nats-outage", "bridge-kill"];
     let wants = |name: &str| match &only {
         Some(o) => o.iter().any(|x| x == name),
         None => !quick || quick_set.contains(&name),
@@ -1192,11 +1386,13 @@ async fn main() {
         let o = match name {
             "kill-worker" => kill_worker(&ctx).await,
             "effects-kill" => effects_kill(&ctx).await,
+            "bridge-kill" => bridge_kill(&ctx).await,
             "sigterm-all" => sigterm_all(&ctx).await,
             "nats-outage" => nats_outage(&ctx).await,
             "provider-chaos" => provider_chaos(&ctx).await,
             "scheduler-kill" => scheduler_kill(&ctx).await,
-            _ => postgres_restart(&ctx).await,
+            "postgres-restart" => postgres_restart(&ctx).await,
+            other => panic!("unknown scenario {other}"),
         };
         o.print_json();
         results.push(o);
