@@ -29,6 +29,7 @@ use arvis_shared::bus::Bus;
 use arvis_shared::bus::events::JobReady;
 use arvis_shared::db::Store;
 use arvis_shared::db::queue::ChatRequest;
+use arvis_testkit::fake_discord::FakeDiscord;
 use arvis_testkit::{Chaos, FakeTelegram, MockLlm, MockReply};
 use serde_json::json;
 use sqlx::PgPool;
@@ -40,7 +41,9 @@ const JWT_SECRET: &str = "faults-jwt-secret-0d7e2b9c44aa81f3";
 const WEB_KEY: &str = "faults-web-key-6c2d90e1b7";
 /// The Telegram bot's token in bridge-kill (`TELEGRAM_BOT_TOKEN_1`).
 const TG_TOKEN: &str = "424242:faults-telegram-token-8e1f3a";
-const SECRETS: [&str; 5] = [API_KEY, OPENAI_KEY, JWT_SECRET, WEB_KEY, TG_TOKEN];
+/// The Discord bot's token in bridge-kill (`DISCORD_BOT_TOKEN_1`).
+const DC_TOKEN: &str = "faults-discord-token-MTA0.c9d2e7";
+const SECRETS: [&str; 6] = [API_KEY, OPENAI_KEY, JWT_SECRET, WEB_KEY, TG_TOKEN, DC_TOKEN];
 
 fn bin_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
@@ -865,19 +868,23 @@ fn bridge_holder(p: &Proc) -> Option<String> {
     Some(line[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
 }
 
-/// Scenario 8: the ws-bridge holding a Telegram bot killed (-9) under inbound load
-/// (issue #19): two bridges, one bot (lease `BOT_LEASE_MS=2000`), DMs pushed
-/// into the loopback Bot API at a steady rate from 25 users, the holder
-/// killed and replaced. Every DM must be answered exactly once at the fake
-/// (the echoed text identifies the answer); a second answer is counted apart
-/// when it is the documented at-least-once window — the dead holder's send
-/// of that chunk reached Telegram at most 2 s before the kill and was sent
-/// again after it (`sendMessage` has no idempotency key) — and as duplicated
-/// otherwise.
+/// Scenario 8: the ws-bridge holding the bots killed (-9) under inbound load
+/// (issue #19): two bridges, a Telegram and a Discord bot (leases
+/// `BOT_LEASE_MS=2000`) against the test kit's loopback Bot API and Discord
+/// gateway, DMs pushed at a steady rate (alternately Telegram and Discord,
+/// 25 users each), a holder killed and replaced each round. Every DM must be
+/// answered exactly once at its fake (the echoed text identifies the answer).
+/// A second Telegram answer is counted apart when it is the documented
+/// at-least-once window — the dead holder's send of that chunk reached the
+/// fake at most 2 s before the kill and was sent again after it
+/// (`sendMessage` has no idempotency key) — and as duplicated otherwise;
+/// Discord's `nonce` + `enforce_nonce` leave no such window, so every second
+/// Discord answer is a duplicate.
 async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let mock = MockLlm::start().await;
     mock.set_default(MockReply::slow(Duration::from_millis(200), MockReply::Echo));
     let tg = Arc::new(FakeTelegram::start(TG_TOKEN).await);
+    let dc = Arc::new(FakeDiscord::start(DC_TOKEN).await);
     let mut c = Cluster::start(
         "bridge-kill",
         &ctx.logs,
@@ -885,26 +892,37 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
         &mock,
         2,
         1,
-        &[("TELEGRAM_API_URL", &tg.url), ("TELEGRAM_BOT_TOKEN_1", TG_TOKEN), ("BOT_LEASE_MS", "2000")],
+        &[
+            ("TELEGRAM_API_URL", &tg.url),
+            ("TELEGRAM_BOT_TOKEN_1", TG_TOKEN),
+            ("DISCORD_API_URL", &dc.url),
+            ("DISCORD_BOT_TOKEN_1", DC_TOKEN),
+            ("BOT_LEASE_MS", "2000"),
+        ],
     )
     .await;
     let second = c.spawn_with("arvis-ws-bridge", &[("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port()))]);
     let mut bridges: Vec<Proc> = c.bridge.take().into_iter().chain([second]).collect();
-    let bot = c
-        .api_post(
-            "/api/bots",
-            json!({"name": "tg", "platform": "telegram", "token": "TELEGRAM_BOT_TOKEN_1", "defaultAgentId": c.agent_id}),
-        )
-        .await;
-    let bot_id = bot["id"].as_i64().unwrap();
+    let mut bots = Vec::new();
+    for (platform, var) in [("telegram", "TELEGRAM_BOT_TOKEN_1"), ("discord", "DISCORD_BOT_TOKEN_1")] {
+        let bot = c
+            .api_post(
+                "/api/bots",
+                json!({"name": platform, "platform": platform, "token": var, "defaultAgentId": c.agent_id}),
+            )
+            .await;
+        bots.push((platform, bot["id"].as_i64().unwrap()));
+    }
     tg.wait_polling(Duration::from_secs(20)).await;
-    let (rate, kills) = if ctx.quick { (5u64, 1) } else { (8, 3) };
+    dc.wait_ready(Duration::from_secs(20)).await;
+    let (rate, kills) = if ctx.quick { (6u64, 1) } else { (10, 4) };
 
-    // The load: DMs from 25 users, each text unique.
-    let pushed: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
+    // The load: DMs alternately to each platform, from 25 users each, every text unique.
+    type Pushed = (&'static str, String, String);
+    let pushed: Arc<Mutex<Vec<Pushed>>> = Arc::default();
     let stop = CancellationToken::new();
     let load = {
-        let (tg, pushed, stop) = (tg.clone(), pushed.clone(), stop.clone());
+        let (tg, dc, pushed, stop) = (tg.clone(), dc.clone(), pushed.clone(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
             for i in 0..rate * 600 {
@@ -912,52 +930,80 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                let user = 5000 + (i % 25) as i64;
-                let text = format!("tg #{i} {}", hex::encode(rand::random::<[u8; 6]>()));
-                tg.dm(user, &text);
-                pushed.lock().unwrap().push((user, text));
+                let user = (i / 2) % 25;
+                let text = format!("dm #{i} {}", hex::encode(rand::random::<[u8; 6]>()));
+                let entry = if i % 2 == 0 {
+                    let chat = 5000 + user as i64;
+                    tg.dm(chat, &text);
+                    ("telegram", chat.to_string(), text)
+                } else {
+                    let channel = format!("4000000000000{user:05}");
+                    dc.dm(&channel, &format!("6000000000000{user:05}"), &text);
+                    ("discord", channel, text)
+                };
+                pushed.lock().unwrap().push(entry);
             }
         })
     };
+    // Every answer at either fake: (platform, channel, text) → when.
+    let answers = || {
+        let mut all: Vec<(&'static str, String, String, Instant)> =
+            tg.sent().into_iter().map(|s| ("telegram", s.chat_id, s.text, s.at)).collect();
+        all.extend(dc.posted().into_iter().map(|p| ("discord", p.channel_id, p.content, p.at)));
+        all
+    };
     let mut o = Outcome {
         scenario: "bridge-kill".into(),
-        load: format!("{rate} Telegram DMs/s from 25 users, 2 bridges, 1 bot, BOT_LEASE_MS 2000"),
-        faults: format!("{kills}× kill -9 of the bridge holding the bot"),
+        load: format!("{rate} DMs/s (Telegram + Discord, 25 users each), 2 bridges, 2 bots, BOT_LEASE_MS 2000"),
+        faults: format!("{kills}× kill -9 of a bridge holding a bot"),
         ..Default::default()
     };
     let mut kill_at: Vec<Instant> = Vec::new();
     let mut takeovers: Vec<String> = Vec::new();
-    let mut epochs: Vec<i64> = Vec::new();
-    for _ in 0..kills {
+    let mut epochs: Vec<String> = Vec::new();
+    for k in 0..kills {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let holder = c.store.bot_lease_holder(bot_id).await.ok().flatten();
-        let Some((holder, epoch)) = holder else {
-            o.notes.push("no bridge held the bot when a kill was due".into());
+        // Alternately the Telegram bot's holder and the Discord bot's.
+        let (platform, bot_id) = bots[k % bots.len()];
+        let Some((holder, _)) = c.store.bot_lease_holder(bot_id).await.ok().flatten() else {
+            o.notes.push(format!("no bridge held the {platform} bot when a kill was due"));
             continue;
         };
-        epochs.push(epoch);
         let Some(i) = bridges.iter().position(|b| bridge_holder(b).as_deref() == Some(holder.as_str())) else {
             o.notes.push(format!("holder {holder} is no bridge of this run"));
             continue;
         };
-        let sent_before = tg.sent_count();
+        let mut held = Vec::new();
+        for (p, id) in &bots {
+            if let Some((h, epoch)) = c.store.bot_lease_holder(*id).await.ok().flatten()
+                && h == holder
+            {
+                held.push((*p, epoch));
+            }
+        }
         bridges[i].signal("-KILL");
         let killed = Instant::now();
         bridges[i].wait_exit(Duration::from_secs(5));
         kill_at.push(killed);
+        epochs.push(held.iter().map(|(p, e)| format!("{p} (epoch {e})")).collect::<Vec<_>>().join(" + "));
         // A replacement, so that two bridges run again (the survivor takes over meanwhile).
         tokio::time::sleep(Duration::from_secs(1)).await;
         bridges[i] = c.spawn_with("arvis-ws-bridge", &[("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port()))]);
-        // Takeover: the first answer sent after the kill (DMs keep coming).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tg.sent_count() <= sent_before && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Takeover: the first answer on each platform the dead bridge held, after the kill.
+        for (p, _) in &held {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let first = loop {
+                let first = answers().into_iter().filter(|a| a.0 == *p && a.3 > killed).map(|a| a.3).min();
+                if first.is_some() || Instant::now() > deadline {
+                    break first;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            takeovers.push(match first {
+                Some(at) => format!("{p} {:.1} s", (at - killed).as_secs_f64()),
+                None => format!("{p}: none within 20 s"),
+            });
         }
-        let first_after = tg.sent().into_iter().filter(|s| s.at > killed).map(|s| s.at).min();
-        takeovers.push(match first_after {
-            Some(at) => format!("{:.1} s", (at - killed).as_secs_f64()),
-            None => "none within 20 s".into(),
-        });
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop.cancel();
@@ -967,9 +1013,9 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let expected = |text: &str| format!("echo: {text}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let sent: std::collections::HashSet<(String, String)> =
-            tg.sent().into_iter().map(|s| (s.chat_id, s.text)).collect();
-        let unanswered = pushed.iter().filter(|(u, t)| !sent.contains(&(u.to_string(), expected(t)))).count();
+        let seen: std::collections::HashSet<(&str, String, String)> =
+            answers().into_iter().map(|a| (a.0, a.1, a.2)).collect();
+        let unanswered = pushed.iter().filter(|(p, ch, t)| !seen.contains(&(*p, ch.clone(), expected(t)))).count();
         if unanswered == 0 || Instant::now() > deadline {
             break;
         }
@@ -978,24 +1024,26 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let non_final = c.wait_final(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let mut answers: std::collections::HashMap<(String, String), Vec<Instant>> = Default::default();
-    for s in tg.sent() {
-        answers.entry((s.chat_id, s.text)).or_default().push(s.at);
+    let all = answers();
+    let mut by_dm: std::collections::HashMap<(&str, String, String), Vec<Instant>> = Default::default();
+    for (p, ch, text, at) in &all {
+        by_dm.entry((*p, ch.clone(), text.clone())).or_default().push(*at);
     }
     let (mut lost, mut doubled, mut window) = (0i64, 0i64, 0i64);
-    for (user, text) in &pushed {
-        let Some(times) = answers.get(&(user.to_string(), expected(text))) else {
+    for (p, ch, text) in &pushed {
+        let Some(times) = by_dm.get(&(*p, ch.clone(), expected(text))) else {
             lost += 1;
             continue;
         };
         let mut times = times.clone();
         times.sort();
         for extra in &times[1..] {
-            // The documented window: the first send reached the fake at most
-            // 2 s before a kill, this one after it.
-            let in_window = kill_at
-                .iter()
-                .any(|k| times[0] <= *k && k.duration_since(times[0]) <= Duration::from_secs(2) && *extra > *k);
+            // Telegram's documented window: the first send reached the fake
+            // at most 2 s before a kill, this one after it.
+            let in_window = *p == "telegram"
+                && kill_at
+                    .iter()
+                    .any(|k| times[0] <= *k && k.duration_since(times[0]) <= Duration::from_secs(2) && *extra > *k);
             if in_window {
                 window += 1;
             } else {
@@ -1007,23 +1055,33 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
     o.sent = pushed.len() as i64;
     o.completed = c.count("SELECT COUNT(*) FROM jobs WHERE status = 'completed'").await;
     o.failed = c.count("SELECT COUNT(*) FROM jobs WHERE status = 'failed'").await;
-    o.stored = answers.len() as i64;
+    o.stored = by_dm.len() as i64;
     o.lost = lost + non_final;
     o.duplicated = doubled;
     o.non_final = non_final;
-    let final_epoch = c.store.bot_lease_holder(bot_id).await.ok().flatten().map(|(_, e)| e);
+    let per = |p: &str| pushed.iter().filter(|d| d.0 == p).count();
+    let mut final_epochs = Vec::new();
+    for (p, id) in &bots {
+        final_epochs.push((*p, c.store.bot_lease_holder(*id).await.ok().flatten().map(|(_, e)| e)));
+    }
     o.notes.push(format!(
-        "DMs recorded by the intake: {recorded} of {}; answers at the fake: {}; second answers inside the \
-         documented at-least-once send window: {window}",
-        pushed.len(),
-        tg.sent_count()
+        "DMs: {} Telegram + {} Discord; recorded by the intake: {recorded}; answers at the fakes: {}; \
+         second Telegram answers inside the documented at-least-once send window: {window}",
+        per("telegram"),
+        per("discord"),
+        all.len()
     ));
     o.notes.push(format!(
-        "first answer after each kill (takeover): {takeovers:?}; lease epochs at the kills {epochs:?}, at the end {final_epoch:?}"
+        "the killed bridges held: {}; first answer after each kill: {}; epochs at the end: {}",
+        epochs.join("; "),
+        takeovers.join(", "),
+        final_epochs.iter().map(|(p, e)| format!("{p} {}", e.unwrap_or(0))).collect::<Vec<_>>().join(", ")
     ));
     o.notes.push(format!(
-        "409 conflicts at the fake (the new holder's poll ending the dead one's open poll): {}",
-        tg.conflicts()
+        "Telegram 409 conflicts: {}; Discord IDENTIFYs {}, RESUMEs {}",
+        tg.conflicts(),
+        dc.identifies().len(),
+        dc.resumes().len()
     ));
     o.ok = o.lost == 0
         && o.duplicated == 0
