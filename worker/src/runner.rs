@@ -293,7 +293,10 @@ pub async fn sweep_effects(ctx: &RunCtx) -> usize {
             }
         };
         if apply_effects(ctx, agent.as_ref(), &job).await {
-            tracing::warn!(job_id = id, "applied the effects of a reply whose worker stopped before applying them");
+            tracing::warn!(
+                job_id = id,
+                "applied the effects of a reply its own worker did not apply (it stopped, or its apply failed)"
+            );
             applied += 1;
         }
     }
