@@ -185,7 +185,7 @@ impl EffectsTx {
         Ok(agent)
     }
 
-    /// [`Store::create_workflow_from_action`] in this transaction.
+    /// Inserts a workflow the conductor asked for (`CREATE_CRON`); returns its id.
     pub async fn create_workflow_from_action(&mut self, w: &ActionWorkflow) -> Result<i64> {
         let mut sp = savepoint(&mut self.tx).await?;
         let result = super::memory_ctx::insert_action_workflow(&mut *sp, w).await;

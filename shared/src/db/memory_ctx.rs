@@ -370,11 +370,6 @@ impl Store {
         Ok(CompactionDone { compaction_id, messages_before: before, messages_after: after, tokens_saved })
     }
 
-    /// Inserts a workflow the conductor asked for; returns its id.
-    pub async fn create_workflow_from_action(&self, w: &ActionWorkflow) -> Result<i64> {
-        insert_action_workflow(self.w(), w).await
-    }
-
     /// How many workflows exist (tests and diagnostics).
     pub async fn count_workflows_for_agent(&self, agent_id: i64) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE agent_id = $1")
@@ -430,7 +425,9 @@ pub(crate) async fn upsert_state<'e>(
     Ok(())
 }
 
-/// [`Store::create_workflow_from_action`] through `ex`.
+/// Inserts a workflow the conductor asked for, through `ex`; returns its id
+/// (the conductor's `CREATE_CRON`, applied with its reply's other effects:
+/// [`super::effects::EffectsTx::create_workflow_from_action`]).
 pub(crate) async fn insert_action_workflow<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     w: &ActionWorkflow,
