@@ -150,6 +150,7 @@ async fn answer(deps: &Deps, job: &Job, deltas: &[&str]) -> i64 {
             reply: &reply,
             conversation_id: job.conversation_id.as_deref(),
             usage: &[],
+            effects: None,
         })
         .await
         .unwrap();

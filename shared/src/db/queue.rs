@@ -10,7 +10,9 @@
 //!   to pending (or fails them when their attempts are used up);
 //! - finishing is conditional on still holding the lease, and the reply is
 //!   written in the same transaction (with a unique index on `messages.job_id`),
-//!   so a late or duplicate finisher never stores a second reply;
+//!   so a late or duplicate finisher never stores a second reply; the reply's
+//!   effects (its tags) are recorded in that same write and applied exactly
+//!   once afterwards ([`super::effects`]);
 //! - per conversation, a job is claimable only when no earlier job of the same
 //!   conversation is pending or running, so replies come in message order.
 
@@ -122,6 +124,11 @@ pub struct Finish<'a> {
     /// as the reply — and also when the lease was lost, because the calls
     /// were made and billed either way.
     pub usage: &'a [UsageRecord],
+    /// The reply's effects (its tags: memory, state, delegations, conductor
+    /// actions) as JSON, recorded on the job in the same write and applied
+    /// later exactly once ([`super::effects`]); `None` when the reply had no
+    /// tags, which keeps the finish a single write.
+    pub effects: Option<&'a str>,
 }
 
 /// What [`Store::finish_job`] did.
@@ -577,6 +584,7 @@ impl Store {
 
     async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Finished> {
         let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
+        let effects = f.effects.map(str::to_string);
         let conversation_id = f.conversation_id.map(str::to_string);
         let usage = f.usage.to_vec();
         self.lane()?
@@ -618,9 +626,10 @@ impl Store {
                 let done = sp
                     .prepare_cached(
                         "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, completed_at = ?2, \
-                         locked_by = NULL, lease_expires_at = NULL WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
+                         locked_by = NULL, lease_expires_at = NULL, effects = ?5 \
+                         WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
                     )?
-                    .execute(rusqlite::params![reply, now, job_id, worker_id])?;
+                    .execute(rusqlite::params![reply, now, job_id, worker_id, effects])?;
                 if done == 0 {
                     sp.commit()?;
                     return Ok(Finished::LeaseLost); // only the usage was written
@@ -799,12 +808,13 @@ async fn complete_job<'e>(
 ) -> Result<sqlx::any::AnyQueryResult> {
     sqlx::query(
         "UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
-         lease_expires_at = NULL WHERE id = $3 AND status = 'running' AND locked_by = $4",
+         lease_expires_at = NULL, effects = $5 WHERE id = $3 AND status = 'running' AND locked_by = $4",
     )
     .bind(f.reply)
     .bind(now)
     .bind(f.job_id)
     .bind(f.worker_id)
+    .bind(f.effects)
     .execute(ex)
     .await
     .map_err(classify)
