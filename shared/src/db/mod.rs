@@ -42,6 +42,7 @@ pub mod bots;
 pub mod cache;
 pub mod checkpoint;
 pub mod conversations;
+pub mod dashboard;
 pub mod hot;
 pub mod jobs;
 pub mod lane;
