@@ -107,8 +107,11 @@
 
       function resume() {
         if (finished || jobId === null) { button.disabled = false; return; }
+        // Deltas from here on would leave a gap in the text: keep what came
+        // and wait for the whole reply instead.
+        if (reply) reply.div.dataset.resumed = "true";
         var source = new EventSource(form.dataset.chatResume + jobId + "/events");
-        ["delta", "reply", "failed"].forEach(function (name) {
+        ["reply", "failed"].forEach(function (name) {
           source.addEventListener(name, function (e) {
             onEvent({ event: name, data: e.data });
             if (finished) { source.close(); button.disabled = false; }

@@ -113,7 +113,8 @@ impl TestApp {
     }
 }
 
-fn form_encode(s: &str) -> String {
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
@@ -160,16 +161,36 @@ pub mod seed {
     /// assistant, in time order, the newest a minute old, one a minute apart, so they spread over ~7 days at
     /// 10 000); returns the conversation id.
     pub async fn messages(app: &TestApp, agent_id: i64, count: i64) -> String {
+        let channel = format!("seed-{:08x}", rand::random::<u32>());
+        messages_in(app, agent_id, "dashboard", &channel, "closed", count).await
+    }
+
+    /// [`messages`] in the agent's dashboard chat (what `/chat/{id}` shows).
+    pub async fn dashboard_chat(app: &TestApp, agent_id: i64, count: i64) -> String {
+        let channel = arvis_shared::domain::conversation::dashboard_channel(agent_id);
+        messages_in(app, agent_id, "dashboard", &channel, "active", count).await
+    }
+
+    async fn messages_in(
+        app: &TestApp,
+        agent_id: i64,
+        platform: &str,
+        channel: &str,
+        status: &str,
+        count: i64,
+    ) -> String {
         let pool = app.db.pool().await;
         let id = format!("conv_seed{:08x}", rand::random::<u32>());
         let t = now();
         sqlx::query(
             "INSERT INTO conversations (id, agent_id, platform, channel_id, status, message_count, total_tokens, \
-             started_at, last_message_at) VALUES ($1, $2, 'dashboard', $3, 'closed', $4, 0, $5, $6)",
+             started_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
         )
         .bind(&id)
         .bind(agent_id)
-        .bind(format!("seed-{id}"))
+        .bind(platform)
+        .bind(channel)
+        .bind(status)
         .bind(count)
         .bind(t - count * 60_000)
         .bind(t)

@@ -5,7 +5,7 @@
 
 #![expect(clippy::unwrap_used)]
 
-use arvis_testkit::dashboard::seed;
+use arvis_testkit::dashboard::{form_encode, seed};
 use arvis_testkit::{Backend, TestApp, both_backends};
 use serde_json::json;
 
@@ -165,5 +165,246 @@ both_backends!(without_a_password_the_pages_are_open_and_login_goes_home, |backe
     let login = app.page("/login").await;
     assert_eq!((login.status, login.headers["location"].to_str().unwrap()), (303, "/"));
     assert!(!app.page("/").await.contains("action=\"/logout\""), "nothing to log out of");
+    app.stop().await;
+});
+
+// --- chat
+
+/// The events of an SSE body: `(event, data)` in order.
+fn sse_events(body: &str) -> Vec<(String, serde_json::Value)> {
+    body.split("\n\n")
+        .filter_map(|frame| {
+            let event = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+async fn stream(app: &TestApp, agent: i64, message: &str) -> (u16, String) {
+    let resp = app
+        .client
+        .post(app.url(&format!("/chat/{agent}/stream")))
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("message={}", form_encode(message)))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+both_backends!(the_chat_page_renders_an_empty_and_a_10000_message_history, |backend: Backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let id = agent(&app, "talker").await;
+    let picker = app.page("/chat").await;
+    picker.assert_shell();
+    assert!(picker.contains(&format!("href=\"/chat/{id}\"")), "{}", picker.html);
+    let empty = app.page(&format!("/chat/{id}")).await;
+    empty.assert_shell().assert_no_injected_script();
+    assert!(empty.contains("No messages yet"));
+    assert!(empty.contains(&format!("data-chat-stream=\"/chat/{id}/stream\"")));
+
+    seed::dashboard_chat(&app, id, 10_000).await;
+    let full = app.page(&format!("/chat/{id}")).await;
+    full.assert_shell();
+    assert_eq!(full.count("<div class=\"msg "), 100, "one page of history");
+    assert!(full.contains("seeded message 10000<"), "the newest on the first page");
+    assert!(full.contains("Page 1 of 100"));
+    let oldest = app.page(&format!("/chat/{id}?page=100")).await;
+    assert!(oldest.contains("seeded message 1<") && !oldest.contains("seeded message 101<"));
+    assert_eq!(app.page("/chat/999999").await.status, 404);
+    app.stop().await;
+});
+
+both_backends!(a_chat_reply_streams_as_server_sent_events_and_resumes, |backend: Backend| async move {
+    let mock = arvis_testkit::MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let (_, body) = app.post("/api/agents", json!({"slug": "s", "name": "S", "model": "openai/gpt-4o-mini"})).await;
+    let id = body["id"].as_i64().unwrap();
+    mock.push(arvis_testkit::MockReply::text("Here is <script>alert(1)</script> **bold**"));
+    let (status, text) = stream(&app, id, "hi").await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_events(&text);
+    assert_eq!(events[0].0, "accepted", "{text}");
+    let job = events[0].1["jobId"].as_i64().unwrap();
+    let deltas: String =
+        events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
+    assert!(events.iter().filter(|(e, _)| e == "delta").count() > 1, "streamed in pieces: {text}");
+    assert_eq!(deltas, "Here is <script>alert(1)</script> **bold**", "deltas are the raw text, shown as text");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "reply");
+    let html = data["html"].as_str().unwrap();
+    assert_eq!(html, "<p>Here is &lt;script&gt;alert(1)&lt;/script&gt; <strong>bold</strong></p>");
+
+    // Reconnecting after the end: the whole reply, from the job row.
+    let resumed = app.client.get(app.url(&format!("/chat/{id}/jobs/{job}/events"))).send().await.unwrap();
+    assert_eq!(resumed.status(), 200);
+    let events = sse_events(&resumed.text().await.unwrap());
+    assert_eq!(events.first().map(|e| e.0.as_str()), Some("resumed"));
+    assert_eq!(events.last().unwrap().1["html"], html);
+    // Another agent's job is not readable through this agent's URL.
+    assert_eq!(
+        app.client.get(app.url(&format!("/chat/{}/jobs/{job}/events", id + 1))).send().await.unwrap().status(),
+        404
+    );
+
+    // The history shows the reply rendered, escaped.
+    let page = app.page(&format!("/chat/{id}")).await;
+    page.assert_no_injected_script();
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; <strong>bold</strong>"), "{}", page.html);
+
+    // Refusals come back as the API's {"error"}.
+    let (status, text) = stream(&app, id, "   ").await;
+    assert_eq!(status, 400);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["error"], "the message is empty");
+    assert_eq!(stream(&app, 999_999, "hi").await.0, 404);
+    // Cross-origin: refused before anything is stored.
+    let forged = app
+        .client
+        .post(app.url(&format!("/chat/{id}/stream")))
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("message=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let (_, history) = app.get(&format!("/api/agents/{id}/history")).await;
+    assert!(!history.to_string().contains("forged"));
+    app.stop().await;
+});
+
+// --- agents
+
+both_backends!(the_agents_list_renders_one_and_10000_agents, |backend: Backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let one = app.page("/agents").await;
+    one.assert_shell();
+    assert_eq!(one.count("<td><a href=\"/agents/"), 1, "the conductor alone");
+    assert!(one.contains("conductor"));
+    seed::agents(&app, 10_000).await;
+    let page = app.page("/agents").await;
+    page.assert_shell();
+    assert_eq!(page.count("<td><a href=\"/agents/"), 50);
+    assert!(page.contains("Page 1 of 201 · 10001 items"), "{}", page.html);
+    let last = app.page("/agents?page=201").await;
+    assert_eq!(last.count("<td><a href=\"/agents/"), 1);
+    assert!(last.contains("Bulk agent 10000<"));
+    assert_eq!(app.page("/agents?page=junk").await.status, 200, "a bad page number shows the first page");
+    app.stop().await;
+});
+
+both_backends!(agents_are_created_edited_and_refused_with_the_apis_message, |backend: Backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let fields = |slug: &'static str, max: &'static str| {
+        vec![
+            ("name", "Writer"),
+            ("slug", slug),
+            ("role", "creative"),
+            ("model", "openai/gpt-6-luna"),
+            ("allowedTools", "calculate, get_time"),
+            ("temperature", "0.3"),
+            ("maxTokens", max),
+            ("systemPrompt", "You write."),
+            ("isActive", "on"),
+        ]
+    };
+    let refused = app.post_form("/agents/new", &fields("writer", "0"), &[]).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.contains("id=\"maxTokens-error\" role=\"alert\">maxTokens must be between 1 and 1000000</span>"),
+        "{}",
+        refused.html
+    );
+    assert!(refused.contains("value=\"writer\""), "the form keeps what was typed");
+    let created = app.post_form("/agents/new", &fields("writer", "2048"), &[]).await;
+    assert_eq!(created.status, 303, "{}", created.html);
+    let location = created.headers["location"].to_str().unwrap().to_string();
+    let id: i64 = location.trim_start_matches("/agents/").parse().unwrap();
+    let (_, agents) = app.get("/api/agents").await;
+    let agent = agents.as_array().unwrap().iter().find(|a| a["id"] == id).unwrap().clone();
+    assert_eq!(agent["maxTokens"], 2048);
+    assert_eq!(agent["allowedTools"], json!(["calculate", "get_time"]));
+    assert_eq!(agent["role"], "creative");
+    assert_eq!(agent["createdBy"], "dashboard");
+
+    let duplicate = app.post_form("/agents/new", &fields("writer", "2048"), &[]).await;
+    assert_eq!(duplicate.status, 409);
+    assert!(duplicate.contains("id=\"slug-error\" role=\"alert\">an agent with this slug already exists</span>"));
+
+    // Edit: unticking "active" pauses it; the new model is stored.
+    let edit = [
+        ("name", "Writer 2"),
+        ("slug", "writer"),
+        ("role", "creative"),
+        ("model", "openai/gpt-5"),
+        ("temperature", "1"),
+        ("maxTokens", "100"),
+    ];
+    let saved = app.post_form(&format!("/agents/{id}"), &edit, &[]).await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let (_, agents) = app.get("/api/agents").await;
+    let agent = agents.as_array().unwrap().iter().find(|a| a["id"] == id).unwrap().clone();
+    assert_eq!(
+        (agent["name"].as_str(), agent["model"].as_str(), agent["isActive"].as_bool()),
+        (Some("Writer 2"), Some("openai/gpt-5"), Some(false))
+    );
+    let bad = [("name", "W"), ("slug", "writer"), ("role", "boss"), ("temperature", "1"), ("maxTokens", "100")];
+    let refused = app.post_form(&format!("/agents/{id}"), &bad, &[]).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.contains("id=\"role-error\" role=\"alert\">role must be one of"), "{}", refused.html);
+    let not_a_number =
+        [("name", "W"), ("slug", "writer"), ("role", "creative"), ("temperature", "hot"), ("maxTokens", "100")];
+    let refused = app.post_form(&format!("/agents/{id}"), &not_a_number, &[]).await;
+    assert!(refused.contains("id=\"temperature-error\" role=\"alert\">temperature must be a number"));
+
+    // The conductor cannot be deleted: the API's message on its page.
+    let (_, settings) = app.get("/api/settings").await;
+    let conductor = settings["conductorAgentId"].as_i64().unwrap();
+    let refused = app.post_form(&format!("/agents/{conductor}/delete"), &[], &[]).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.contains("cannot delete the active conductor"), "{}", refused.html);
+    let deleted = app.post_form(&format!("/agents/{id}/delete"), &[], &[]).await;
+    assert_eq!((deleted.status, deleted.headers["location"].to_str().unwrap()), (303, "/agents"));
+    assert_eq!(app.page(&format!("/agents/{id}")).await.status, 404);
+    app.stop().await;
+});
+
+both_backends!(an_agent_page_pages_10000_facts_and_conversations, |backend: Backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let id = agent(&app, "memo").await;
+    let empty = app.page(&format!("/agents/{id}")).await;
+    empty.assert_shell().assert_no_injected_script();
+    assert!(empty.contains("No memory facts yet") && empty.contains("No conversations yet"));
+
+    seed::memory(&app, id, 10_000).await;
+    seed::conversations(&app, id, 10_000).await;
+    let page = app.page(&format!("/agents/{id}")).await;
+    page.assert_shell();
+    assert!(page.contains("Memory (10000)") && page.contains("Conversations (10000)"));
+    assert_eq!(page.count("/delete\" data-confirm=\"Delete this memory fact?\""), 50);
+    assert_eq!(page.count("<td><a href=\"/api/conversations/conv_bulk"), 50);
+    assert_eq!(page.count("Page 1 of 200 · 10000 items"), 2);
+    let later = app.page(&format!("/agents/{id}?mpage=3&cpage=200")).await;
+    assert!(later.contains("Page 3 of 200") && later.contains("Page 200 of 200"));
+    assert!(later.contains("conv_bulk10000<"), "the oldest conversation on the last page");
+
+    // Delete one fact through the page.
+    let facts = app.deps.store.list_memory(Some(id)).await.unwrap();
+    let fact = facts[0].id;
+    let done = app.post_form(&format!("/agents/{id}/memory/{fact}/delete"), &[], &[]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(app.deps.store.agent_memory_page(id, 1, 0).await.unwrap().1, 9_999);
+    // A fact of another agent is not deletable through this one's URL.
+    assert_eq!(
+        app.post_form(&format!("/agents/{}/memory/{}/delete", id + 100, facts[1].id), &[], &[]).await.status,
+        404
+    );
     app.stop().await;
 });

@@ -63,6 +63,12 @@ impl Pager {
     /// query string of its own; `param` the page parameter's name (a page
     /// with two lists gives them different ones).
     pub fn render(&self, base: &str, param: &str) -> Markup {
+        self.render_labelled(base, param, "← Previous", "Next →")
+    }
+
+    /// [`Pager::render`] with other link texts (a chat pages back in time:
+    /// "Newer" / "Older").
+    pub fn render_labelled(&self, base: &str, param: &str, prev: &str, next: &str) -> Markup {
         let href = |page: i64| {
             let sep = if base.contains('?') { '&' } else { '?' };
             format!("{base}{sep}{param}={page}")
@@ -71,11 +77,11 @@ impl Pager {
             @if self.pages() > 1 {
                 nav.pager aria-label="Pages of this list" {
                     @if self.page > 1 {
-                        a rel="prev" href=(href(self.page - 1)) { "← Previous" }
+                        a rel="prev" href=(href(self.page - 1)) { (prev) }
                     }
                     span { "Page " (self.page) " of " (self.pages()) " · " (self.total) " items" }
                     @if self.page < self.pages() {
-                        a rel="next" href=(href(self.page + 1)) { "Next →" }
+                        a rel="next" href=(href(self.page + 1)) { (next) }
                     }
                 }
             }

@@ -7,6 +7,7 @@ use sqlx::FromRow;
 
 use super::{Result, Store};
 use crate::clock::to_rfc3339;
+use crate::domain::memory::MemoryEntry;
 
 /// One day's length in milliseconds: the activity chart's bucket.
 pub const DAY_MS: i64 = 86_400_000;
@@ -73,7 +74,55 @@ struct ConversationRow {
     last_message_at: i64,
 }
 
+#[derive(FromRow)]
+struct FactRow {
+    id: i64,
+    agent_id: i64,
+    conversation_id: Option<String>,
+    category: String,
+    content: String,
+    created_at: i64,
+}
+
 impl Store {
+    /// One page of an agent's memory facts, newest first, and how many it has
+    /// (`GET /api/memory` stops at 1000; a page can go to the last).
+    pub async fn agent_memory_page(&self, agent_id: i64, limit: i64, offset: i64) -> Result<(Vec<MemoryEntry>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memory_facts WHERE agent_id = $1")
+            .bind(agent_id)
+            .fetch_one(self.r())
+            .await?;
+        let rows: Vec<FactRow> = sqlx::query_as(
+            "SELECT id, agent_id, conversation_id, category, content, created_at FROM memory_facts \
+             WHERE agent_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 + 0 OFFSET $3",
+        )
+        .bind(agent_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.r())
+        .await?;
+        let facts = rows
+            .into_iter()
+            .map(|r| MemoryEntry {
+                id: r.id,
+                agent_id: r.agent_id,
+                conversation_id: r.conversation_id,
+                key: r.category,
+                value: r.content,
+                created_at: to_rfc3339(r.created_at),
+            })
+            .collect();
+        Ok((facts, total))
+    }
+
+    /// The agent a memory fact belongs to; `None` when there is no such fact.
+    pub async fn memory_fact_agent(&self, fact_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT agent_id FROM memory_facts WHERE id = $1")
+            .bind(fact_id)
+            .fetch_optional(self.r())
+            .await?)
+    }
+
     /// Messages since `since_ms` and the failed-job count, in one round trip.
     pub async fn overview_counts(&self, since_ms: i64) -> Result<OverviewCounts> {
         let (messages_since, failed_jobs): (i64, i64) = sqlx::query_as(
