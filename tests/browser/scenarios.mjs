@@ -118,6 +118,26 @@ const scenarios = {
     return { text };
   },
 
+  // The stream breaks after the message was taken in: the page resumes the
+  // run by its job id and shows the whole reply. The break is made by
+  // playwright's request routing (the real response, cut after its first
+  // event), so it happens at the same point on every run.
+  async a_dropped_stream_resumes_the_reply(page) {
+    await login(page);
+    await page.route("**/chat/*/stream", async (route) => {
+      const response = await route.fetch();
+      const body = await response.text();
+      const first = body.split("\n\n")[0] + "\n\n";
+      check(first.includes("event: accepted"), "the stream starts with accepted: " + first);
+      await route.fulfill({ response, body: first });
+    });
+    const bubble = await chat(page, process.env.AGENT_ID, "are you still there");
+    check((await bubble.getAttribute("data-resumed")) === "true", "the reply came through the resume URL");
+    check(!(await bubble.getAttribute("data-deltas")), "no delta reached the page before the cut");
+    const text = (await bubble.locator(".body").textContent()).trim();
+    return { text };
+  },
+
   // A page on another origin posts a form and a fetch with the user's cookie: refused.
   async cross_origin_post_is_refused(page) {
     await login(page);

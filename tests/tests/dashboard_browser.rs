@@ -2,7 +2,10 @@
 //! `tests/browser/scenarios.mjs` (playwright-core). Each test starts the
 //! platform in-process (gateway with `DASHBOARD_PASSWORD`, a worker, a
 //! loopback OpenAI-format provider that streams word by word), runs one
-//! scenario, and then checks through the API what the browser did.
+//! scenario, and then checks through the API what the browser did. Scenarios:
+//! log in + create an agent + chat with the reply streaming in; a reply with
+//! `<script>` renders as text; a dropped stream resumes by job id without
+//! losing the reply; cross-origin form and fetch refused; logout revokes.
 //!
 //! Why Node + playwright-core rather than fantoccini over chromedriver: one
 //! npm package with no dependencies (14 MB, `npm ci` in about a second),
@@ -128,6 +131,24 @@ both_backends!(a_reply_containing_script_renders_as_text, |backend: Backend| asy
     ));
     let facts = run_scenario(&app, "script_reply_renders_as_text", &[("AGENT_ID", agent["id"].to_string())]).await;
     assert!(facts["text"].as_str().unwrap().contains("<script>window.__pwned=1</script>"), "{facts}");
+    app.stop().await;
+});
+
+both_backends!(a_reply_is_not_lost_when_the_stream_drops, |backend: Backend| async move {
+    let (app, mock) = start(backend).await;
+    let cookie = session(&app).await;
+    let (_, agent) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/agents",
+            Some(json!({"slug": "steady", "name": "Steady", "model": "openai/gpt-4o-mini"})),
+            &[("cookie", &cookie)],
+        )
+        .await;
+    mock.push(MockReply::text("Still here, and the **whole** reply made it"));
+    let facts =
+        run_scenario(&app, "a_dropped_stream_resumes_the_reply", &[("AGENT_ID", agent["id"].to_string())]).await;
+    assert_eq!(facts["text"], "Still here, and the whole reply made it", "rendered, complete: {facts}");
     app.stop().await;
 });
 
