@@ -59,6 +59,12 @@ const scenarios = {
     // The skip link is the first stop of the keyboard.
     await page.keyboard.press("Tab");
     check((await page.evaluate(() => document.activeElement.textContent)) === "Skip to content", "skip link first");
+    // htmx loaded under the CSP and read its settings from the meta tag; the
+    // overview's refresh swaps its fragment in place.
+    const config = await page.evaluate(() => window.htmx && [htmx.config.allowEval, htmx.config.includeIndicatorStyles]);
+    check(JSON.stringify(config) === "[false,false]", "htmx configured without eval: " + JSON.stringify(config));
+    await page.evaluate(() => htmx.ajax("GET", "/ui/overview", { target: "#overview-live", swap: "outerHTML" }));
+    await page.waitForSelector("#overview-live dl.stats");
 
     await page.goto(BASE + "/agents");
     await page.click("a[href='/agents/new']");
