@@ -3,6 +3,8 @@
 //! 1. Public paths ([`crate::auth::is_public`]) pass.
 //! 2. With credentials configured, a request without a valid API key or
 //!    session is refused with 401.
+//!    A dashboard page ([`crate::dashboard::is_page`]) is sent to `/login`
+//!    instead (303), coming back to the page after.
 //! 3. **Cross-origin writes are refused (403)** unless the API key
 //!    authenticated them. A browser attaches the session cookie to any request
 //!    to our address, whichever page made it, and `SameSite=Lax` does not help
@@ -24,6 +26,7 @@ use axum::response::{IntoResponse as _, Response};
 use arvis_shared::credentials::{Presented, Principal};
 
 use crate::auth::is_public;
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,18 +42,56 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         Err(e) => return ApiError::from(e).into_response(),
     };
     if auth.enabled() && principal.is_none() {
+        if dashboard::is_page(request.uri().path()) {
+            return to_login(&request);
+        }
         return ApiError::unauthorized("authentication required: log in or send X-API-Key").into_response();
     }
     let by_key = principal == Some(Principal::ApiKey);
     if !by_key && changes_state(request.method()) && cross_origin(request.headers()) {
         tracing::warn!(path = %request.uri().path(), "refused a cross-origin write from a browser");
-        return ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "cross-origin request refused: use the dashboard's own origin, or send the API key",
-        )
-        .into_response();
+        if dashboard::is_page(request.uri().path()) {
+            return dashboard::layout::error_page(axum::http::StatusCode::FORBIDDEN, CROSS_ORIGIN_REFUSED);
+        }
+        return ApiError::new(axum::http::StatusCode::FORBIDDEN, CROSS_ORIGIN_REFUSED).into_response();
     }
     next.run(request).await
+}
+
+const CROSS_ORIGIN_REFUSED: &str = "cross-origin request refused: use the dashboard's own origin, or send the API key";
+
+/// A dashboard page without a session: to the login form, coming back after.
+/// An htmx request (a fragment refresh after the session ended) is told to
+/// load the login page as a whole, not to swap it into the fragment.
+fn to_login(request: &Request) -> Response {
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let target = if request.method() == Method::GET && !request.headers().contains_key("hx-request") {
+        format!("/login?next={}", url_encode(path_and_query))
+    } else {
+        "/login".to_string()
+    };
+    let mut response = if request.headers().contains_key("hx-request") {
+        axum::http::StatusCode::UNAUTHORIZED.into_response()
+    } else {
+        dashboard::layout::see_other(&target)
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&target) {
+        response.headers_mut().insert("hx-redirect", v);
+    }
+    response
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn changes_state(method: &Method) -> bool {

@@ -109,9 +109,11 @@ fn login_key(ip: IpAddr) -> String {
     format!("login:{ip}")
 }
 
-/// Paths that never need credentials (`/metrics` too when `METRICS_PUBLIC=true`).
+/// Paths that never need credentials (`/metrics` too when `METRICS_PUBLIC=true`;
+/// the dashboard's login form and static assets).
 pub fn is_public(path: &str, metrics_public: bool) -> bool {
     matches!(path, "/api/health" | "/api/auth/login" | "/api/auth/logout" | "/healthz" | "/readyz")
         || path.starts_with("/webhook/")
+        || crate::dashboard::is_public(path)
         || (metrics_public && path == "/metrics")
 }

@@ -2,6 +2,8 @@
 //!
 //! Layout:
 //! - [`run`]: serve until the shutdown token fires, then drain.
+//! - [`dashboard`]: the web UI at `/` (server-rendered pages over the same
+//!   store and route functions as the API).
 //! - [`build`]: the router and its OpenAPI document, from `routes/*`.
 //! - `auth`: credentials (password, API key, sessions) and the login limiter;
 //!   `access`: the guard every request passes (authentication, cross-origin
@@ -16,6 +18,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -29,7 +32,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -112,7 +115,14 @@ pub fn build(state: AppState) -> Router {
         let _ = state.openapi.set(json);
     }
     router
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .merge(dashboard::router())
+        .fallback(|uri: axum::http::Uri| async move {
+            // A browser on a mistyped page URL gets a page, scripts the API's JSON.
+            if dashboard::is_page(uri.path()) {
+                return dashboard::layout::error_page(StatusCode::NOT_FOUND, "There is no such page.");
+            }
+            ApiError::not_found("no such route").into_response()
+        })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn(record_http_metrics))
@@ -139,12 +149,24 @@ async fn record_http_metrics(request: axum::extract::Request, next: axum::middle
     response
 }
 
+/// The Content-Security-Policy of every response (the dashboard's pages
+/// above all): scripts only from our own origin — no inline script, no
+/// `eval` —, styles likewise (no `style=` attributes), no plugins, no framing,
+/// forms and fetches to ourselves only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Headers on every response. `no-store` unless the handler chose a cache
+/// policy itself (the dashboard's content-hashed assets are immutable).
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 

@@ -12,6 +12,7 @@
 //! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
 //! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
+//! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
@@ -19,6 +20,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+pub mod dashboard;
 pub mod db;
 pub mod fake_discord;
 pub mod fake_slack;

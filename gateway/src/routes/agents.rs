@@ -67,11 +67,16 @@ async fn create_agent(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewAgent>,
 ) -> ApiResult<(StatusCode, Json<Agent>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, body).await?)))
+}
+
+/// Creates an agent: the REST handler's and the dashboard's one path.
+pub async fn create(state: &AppState, body: NewAgent) -> ApiResult<Agent> {
     let settings = state.deps.store.settings().await?;
     let fields = body.into_fields(&settings.default_model)?;
     let agent = state.deps.store.create_agent(&fields).await.map_err(duplicate_slug)?;
-    changed(&state, agent.id).await;
-    Ok((StatusCode::CREATED, Json(agent)))
+    changed(state, agent.id).await;
+    Ok(agent)
 }
 
 /// Update any agent field; send only the fields to change.
@@ -83,6 +88,11 @@ async fn update_agent(
     AppPath(id): AppPath<i64>,
     AppJson(patch): AppJson<AgentPatch>,
 ) -> ApiResult<Json<Agent>> {
+    Ok(Json(update(&state, id, patch).await?))
+}
+
+/// Applies a patch to an agent (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, patch: AgentPatch) -> ApiResult<Agent> {
     let store = &state.deps.store;
     let current = store.get_agent(id).await?.ok_or_else(|| ApiError::not_found("agent not found"))?;
     let fields = patch.apply(&current)?;
@@ -91,8 +101,8 @@ async fn update_agent(
         .await
         .map_err(duplicate_slug)?
         .ok_or_else(|| ApiError::not_found("agent not found"))?;
-    changed(&state, id).await;
-    Ok(Json(agent))
+    changed(state, id).await;
+    Ok(agent)
 }
 
 /// Delete an agent with its conversations, memory, workflows and webhooks.
@@ -101,6 +111,12 @@ async fn update_agent(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_agent(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes an agent unless it is the active conductor (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     let store = &state.deps.store;
     if store.settings().await?.conductor_agent_id == Some(id) {
         return Err(ApiError::conflict("cannot delete the active conductor; set another conductorAgentId first"));
@@ -108,6 +124,6 @@ async fn delete_agent(State(state): State<AppState>, AppPath(id): AppPath<i64>) 
     if !store.delete_agent(id).await? {
         return Err(ApiError::not_found("agent not found"));
     }
-    changed(&state, id).await;
-    Ok(Ok::json())
+    changed(state, id).await;
+    Ok(())
 }

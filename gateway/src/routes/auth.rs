@@ -41,35 +41,46 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     AppJson(body): AppJson<Login>,
 ) -> ApiResult<impl IntoResponse> {
+    let cookie = start_session(&state, peer.ip(), &body.password).await?;
+    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
+}
+
+/// Checks the password (throttled per client address) and opens a session;
+/// returns its `Set-Cookie` value. The REST login and the dashboard's login
+/// form both come here.
+pub async fn start_session(state: &AppState, ip: std::net::IpAddr, password: &str) -> ApiResult<String> {
     let auth = &state.auth;
     if !auth.password_enabled() {
         return Err(ApiError::bad_request("password login is not enabled (DASHBOARD_PASSWORD is not set)"));
     }
-    let ip = peer.ip();
     if let Some(wait) = auth.login_blocked(ip).await? {
         return Err(ApiError::too_many("too many failed logins; try again later", wait));
     }
-    if !auth.check_password(&body.password) {
+    if !auth.check_password(password) {
         auth.record_login_failure(ip).await?;
         tracing::warn!(client = %ip, "failed dashboard login");
         return Err(ApiError::unauthorized("invalid password"));
     }
     let token = auth.issue_token().await.map_err(ApiError::internal)?;
     let secure = if auth.cookie_secure { "; Secure" } else { "" };
-    let cookie =
-        format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}", SESSION_TTL.as_secs());
-    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
+    Ok(format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}", SESSION_TTL.as_secs()))
 }
 
 /// Ends the session (its token is refused from now on, by every gateway and
 /// the WebSocket bridge) and clears the cookie. Safe to call without a session.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()), responses((status = 200, body = Ok)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    let presented = arvis_shared::credentials::Presented::from_headers(&headers);
+    let cookie = end_sessions(&state, &headers).await?;
+    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
+}
+
+/// Ends the sessions the request presents (cookie and bearer); returns the
+/// `Set-Cookie` value that clears the cookie (REST and dashboard logout).
+pub async fn end_sessions(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    let presented = arvis_shared::credentials::Presented::from_headers(headers);
     for token in [presented.cookie, presented.bearer].into_iter().flatten() {
         state.auth.end_session(&token).await?;
     }
     let secure = if state.auth.cookie_secure { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
-    Ok((AppendHeaders([(SET_COOKIE, cookie)]), Ok::json()))
+    Ok(format!("{COOKIE_NAME}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"))
 }

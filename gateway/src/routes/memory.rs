@@ -41,8 +41,14 @@ async fn list_memory(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_memory(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes one memory entry (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     if !state.deps.store.delete_memory(id).await? {
         return Err(ApiError::not_found("memory entry not found"));
     }
-    Ok(Ok::json())
+    Ok(())
 }

@@ -45,6 +45,7 @@ pub mod bots;
 pub mod cache;
 pub mod checkpoint;
 pub mod conversations;
+pub mod dashboard;
 pub mod effects;
 pub mod hot;
 pub mod jobs;
