@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -95,6 +95,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::logs::router())
         .merge(routes::settings::router())
         .merge(routes::chat::router())
+        .merge(routes::keys::router())
+        .merge(routes::v1::router())
         .merge(routes::openapi::router())
         .merge(routes::webhook_in::router())
         .merge(routes::ops::router())
@@ -112,8 +114,24 @@ pub fn build(state: AppState) -> Router {
         let _ = state.openapi.set(json);
     }
     router
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
+        .fallback(|uri: axum::http::Uri| async move {
+            if routes::v1::is_v1(uri.path()) {
+                return routes::v1::error::V1Error::not_found(format!("no such route: {}", uri.path())).into_response();
+            }
+            ApiError::not_found("no such route").into_response()
+        })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            if routes::v1::is_v1(uri.path()) {
+                return routes::v1::error::V1Error::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request_error",
+                    None,
+                    "method not allowed",
+                )
+                .into_response();
+            }
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response()
+        })
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(axum::middleware::map_response(security_headers))

@@ -1,7 +1,7 @@
 //! The chat intake: the one way a message from outside becomes an agent run.
 //!
-//! Every chat entry point — REST chat, the WebSocket bridge, and next the
-//! platform connectors and `/v1/chat/completions` — hands an [`Incoming`]
+//! Every chat entry point — REST chat, the WebSocket bridge, the platform
+//! connectors and `/v1/chat/completions` — hands an [`Incoming`]
 //! message to [`Intake`], which
 //! 1. checks it against the limits of [`crate::domain::limits`] (one set of
 //!    rules, one set of error texts, whichever door the message came in by);
@@ -58,6 +58,10 @@ pub struct Incoming {
     pub is_dm: bool,
     /// The platform's id of this message, for de-duplication.
     pub external_id: Option<String>,
+    /// A stateless `/v1/chat/completions` request: its transcript goes with
+    /// the job, and the worker answers it instead of the stored conversation.
+    /// `content` is then the transcript's last user message (what is stored).
+    pub api: Option<crate::domain::job::ApiChat>,
 }
 
 /// Why a message was not taken in. [`IntakeError::user_message`] is the text
@@ -158,6 +162,7 @@ impl Intake {
             priority: route.priority,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             external_id: msg.external_id,
+            api: msg.api,
         };
         let enqueued: Enqueued = self.store.enqueue_chat(&request).await.map_err(|e| match e {
             // The agent was deleted between routing and the write.

@@ -37,6 +37,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod api_keys;
 pub mod bot_leases;
 pub mod bots;
 pub mod cache;

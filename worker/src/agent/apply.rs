@@ -148,6 +148,7 @@ async fn delegate(store: &Store, agent: &Agent, job: &Job, slug: &str, task: &st
         message_id: None,
         user_name: None,
         extra: json!({ DEPTH_KEY: depth, "delegatedBy": agent.slug, "parentJobId": job.id }),
+        api: None,
     };
     match store.enqueue(&NewJob::new(target.id, JobKind::Delegation, priority::DELEGATION, payload)).await {
         Ok(id) => {
