@@ -911,6 +911,8 @@ async fn cron_burst(report: &mut Report, workflows: usize) {
                 platform: None,
                 is_enabled: true,
                 next_run_at: Some(due),
+                daily_budget_usd: None,
+                monthly_budget_usd: None,
             })
             .await
             .unwrap();

@@ -281,6 +281,8 @@ async fn create_agent(store: &Store, fields: &Fields, applied: &mut Applied) -> 
         created_by: Some("conductor".into()),
         reasoning_effort: None,
         show_thinking: None,
+        daily_budget_usd: None,
+        monthly_budget_usd: None,
     };
     let default_model = store.settings().await?.default_model;
     let agent_fields = new.into_fields(&default_model)?;
@@ -320,6 +322,8 @@ async fn update_agent(
         is_active: bool_field(fields, "is_active")?,
         reasoning_effort: None,
         show_thinking: None,
+        daily_budget_usd: None,
+        monthly_budget_usd: None,
     };
     let agent_fields = patch.apply(&current)?;
     let agent = match store.update_agent(current.id, &agent_fields).await {

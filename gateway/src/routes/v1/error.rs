@@ -128,6 +128,7 @@ impl From<IntakeError> for V1Error {
                 V1Error::new(StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found"), route.to_string())
                     .with_param("model")
             }
+            IntakeError::OverBudget(over) => V1Error::insufficient_quota(over.to_string()),
             IntakeError::Unavailable(db) => db.into(),
         }
     }
