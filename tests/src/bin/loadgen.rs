@@ -20,6 +20,8 @@ use serde_json::json;
 
 #[path = "loadgen_scenarios/telegram_inbound.rs"]
 mod telegram_inbound;
+#[path = "loadgen_scenarios/v1_stream.rs"]
+mod v1_stream;
 
 struct Row {
     scenario: String,
@@ -1003,6 +1005,9 @@ async fn main() {
     }
     if wants("telegram-inbound") {
         telegram_inbound::telegram_inbound(&mut report, secs).await;
+    }
+    if wants("v1-stream") {
+        v1_stream::v1_stream(&mut report, secs).await;
     }
     if wants("idle-rss") {
         idle_rss(&mut report).await;
