@@ -227,3 +227,39 @@ both_backends!(a_queued_run_whose_agent_went_over_budget_meanwhile_does_not_star
     assert_eq!(mock.request_count(), 1);
     app.stop().await;
 });
+
+both_backends!(
+    the_websocket_refuses_a_message_to_an_agent_over_budget_with_the_numbers,
+    |backend: Backend| async move {
+        use futures::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        let mock = MockLlm::start().await;
+        let app = TestApp::builder(backend)
+            .with_worker()
+            .with_bridge()
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+            .start()
+            .await;
+        let id = agent(&app, "broke", "openai/gpt-4o-mini", json!({"monthlyBudgetUsd": 0})).await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.ws_addr.unwrap())).await.unwrap();
+        let frame = json!({"type": "message", "content": "hi", "agentId": id});
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+        let error = loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            if v["type"] != "connected" {
+                break v;
+            }
+        };
+        assert_eq!(error["type"], "error", "{error}");
+        let text = error["error"].as_str().unwrap();
+        assert!(
+            text.contains("agent broke's monthly budget of $0.00 is used up ($0.00 spent this month, UTC)"),
+            "{text}"
+        );
+        assert_eq!(mock.request_count(), 0);
+        app.stop().await;
+    }
+);
