@@ -7,12 +7,17 @@
 //!   `access`: the guard every request passes (authentication, cross-origin
 //!   writes); `error`: the `{"error": …}` type; `extract`: extractors that
 //!   reject with it.
+//! - `routes/v1/`: the OpenAI-compatible API (`/v1/models`,
+//!   `/v1/chat/completions`), with its own error type in OpenAI's shape;
+//!   `routes/keys.rs`: its API keys.
 //!
 //! A request's path: router → access guard → extractor → handler → a `shared`
 //! service (the chat intake) or `Store` method → bus signal after commit →
 //! JSON response.
 //!
-//! Modules depend downward only: routes → access → state → auth → shared.
+//! Modules depend downward only: routes → access → state → auth → shared
+//! (one exception: `access` uses the `/v1` error type and key lookup, which
+//! live with the `/v1` routes).
 
 pub mod access;
 pub mod auth;

@@ -297,6 +297,8 @@ both_backends!(every_v1_failure_is_in_openais_error_shape, |backend: Backend| as
     let (status, body) = post(json!({"model": "helper", "messages": user("")})).await;
     assert_eq!(status, 400, "{body}");
     assert_openai_error(&body, "invalid_request_error", None);
+    let (status, body) = post(json!({"model": "helper", "messages": user("hi"), "user": "a\nb"})).await;
+    assert_eq!((status, &body["error"]["param"]), (400, &json!("user")), "{body}");
 
     // The providers fail: 502 with the reason.
     mock.set_default(MockReply::status(400));
@@ -391,3 +393,45 @@ both_backends!(
         app.stop().await;
     }
 );
+
+both_backends!(a_slow_run_is_a_504_and_a_failed_stream_ends_with_an_error_event, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_worker()
+        .env("DASHBOARD_API_KEY", ADMIN)
+        .env("CHAT_TIMEOUT_SECS", "1")
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    create_agent(&app, "helper").await;
+
+    // Longer than CHAT_TIMEOUT_SECS: 504, and the run still finishes and is stored.
+    mock.push(MockReply::slow(Duration::from_millis(1500), MockReply::text("late but stored")));
+    let body = json!({"model": "helper", "messages": user("slow one")});
+    let (status, answer) = v1(&app, &app.base, Method::POST, "/v1/chat/completions", ADMIN, Some(body)).await;
+    assert_eq!(status, 504, "{answer}");
+    assert_openai_error(&answer, "api_error", Some("timeout"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, sessions) = admin(&app, Method::GET, "/api/sessions", None).await;
+        let done = sessions.as_array().unwrap().iter().any(|s| s["lastMessage"] == "late but stored");
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the timed-out run was not stored: {sessions}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A run that fails while streaming: an error event in OpenAI's shape, then [DONE].
+    mock.push(MockReply::status(400));
+    let body = json!({"model": "helper", "messages": user("fail"), "stream": true});
+    let resp = app.client.post(app.url("/v1/chat/completions")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(*events.last().unwrap(), "data: [DONE]", "{text}");
+    let error: Value = serde_json::from_str(events[events.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    assert_openai_error(&error, "api_error", Some("upstream_error"));
+    app.stop().await;
+});

@@ -121,7 +121,11 @@ impl From<DbError> for V1Error {
 impl From<IntakeError> for V1Error {
     fn from(e: IntakeError) -> V1Error {
         match e {
-            IntakeError::Invalid(invalid) => V1Error::invalid(invalid.0).with_param("messages"),
+            IntakeError::Invalid(invalid) => {
+                // The intake's rules name the field: the end user's id, or the message.
+                let param = if invalid.0.starts_with("userId") { "user" } else { "messages" };
+                V1Error::invalid(invalid.0).with_param(param)
+            }
             // Unknown, deleted or paused: not a model this caller can use now.
             IntakeError::Route(RouteError::UnknownAgent(id)) => V1Error::model_not_found(&id.to_string()),
             IntakeError::Route(route) => {
