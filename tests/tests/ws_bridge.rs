@@ -383,6 +383,7 @@ async fn the_dashboard_session_cookie_authenticates() {
     let now = now_ms() / 1000;
 
     // A token signed with another secret is no session.
+    arvis_shared::jwt_crypto::install();
     let forged = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({"role": "admin", "iat": now, "exp": now + 3600}),
