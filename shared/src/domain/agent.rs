@@ -104,9 +104,11 @@ pub struct NewAgent {
     pub show_thinking: Option<bool>,
     /// Extension: spend limit per UTC day in USD (≥ 0); omitted or null = none.
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub daily_budget_usd: Option<f64>,
     /// Extension: spend limit per UTC calendar month in USD (≥ 0); omitted or null = none.
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub monthly_budget_usd: Option<f64>,
 }
 
@@ -146,11 +148,11 @@ pub struct AgentPatch {
     pub show_thinking: Option<bool>,
     /// Extension: spend limit per UTC day in USD; `null` removes it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
     pub daily_budget_usd: Option<Option<f64>>,
     /// Extension: spend limit per UTC calendar month in USD; `null` removes it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
     pub monthly_budget_usd: Option<Option<f64>>,
 }
 

@@ -90,11 +90,18 @@ pub struct ApiKeyView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     /// Agent slugs the key may use; absent or `null`: all.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub agents: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub monthly_budget_usd: Option<f64>,
     /// RFC 3339 time after which the key is refused.
     #[serde(default)]
@@ -105,14 +112,19 @@ pub struct NewApiKey {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     /// `null`: every agent.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
     pub agents: Option<Option<Vec<String>>>,
     /// `null`: no budget.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
     pub monthly_budget_usd: Option<Option<f64>>,
     /// `null`: never expires.
     #[serde(default, deserialize_with = "super::nullable::field")]

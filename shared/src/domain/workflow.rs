@@ -59,9 +59,11 @@ pub struct NewWorkflow {
     pub is_enabled: Option<bool>,
     /// Extension: spend limit per UTC day in USD (≥ 0).
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub daily_budget_usd: Option<f64>,
     /// Extension: spend limit per UTC calendar month in USD (≥ 0).
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub monthly_budget_usd: Option<f64>,
 }
 
@@ -94,11 +96,11 @@ pub struct WorkflowPatch {
     pub is_enabled: Option<bool>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
     pub daily_budget_usd: Option<Option<f64>>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
     pub monthly_budget_usd: Option<Option<f64>>,
 }
 
