@@ -103,7 +103,8 @@ async fn update_key(
 
 /// Revoke a key: refused from the next request on, on every gateway.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", params(("id" = i64, Path)),
-    responses((status = 200, body = super::Ok), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn delete_key(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
     if !state.deps.store.delete_api_key(id).await? {
         return Err(ApiError::not_found("API key not found"));

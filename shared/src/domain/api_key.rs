@@ -98,13 +98,14 @@ pub struct NewApiKey {
     pub name: String,
     /// Agent slugs the key may use; absent or `null`: all.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(schema_with = slug_list)]
     pub agents: Option<Vec<String>>,
     #[serde(default)]
     #[schema(minimum = 0.0)]
     pub monthly_budget_usd: Option<f64>,
     /// RFC 3339 time after which the key is refused.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -120,7 +121,7 @@ pub struct ApiKeyPatch {
     pub name: Option<String>,
     /// `null`: every agent.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    #[schema(schema_with = slug_list)]
     pub agents: Option<Option<Vec<String>>>,
     /// `null`: no budget.
     #[serde(default, deserialize_with = "super::nullable::field")]
@@ -128,10 +129,19 @@ pub struct ApiKeyPatch {
     pub monthly_budget_usd: Option<Option<f64>>,
     /// `null`: never expires.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
     /// `false` disables the key (refused at once, kept in the list).
     pub is_enabled: Option<bool>,
+}
+
+/// `agents`: up to [`MAX_AGENTS`] agent slugs, or `null`.
+fn slug_list() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[a-z0-9_-]{1,64}$")))
+        .max_items(Some(MAX_AGENTS))
 }
 
 /// A validated key, ready to be written.

@@ -152,15 +152,20 @@ async fn get_model(State(state): State<AppState>, caller: Caller, Path(id): Path
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatCompletionRequest {
     /// The agent's slug.
+    #[schema(min_length = 1)]
     pub model: String,
-    /// system / developer / user / assistant turns; content is a string or an array of text parts.
-    #[schema(value_type = Vec<Object>)]
+    /// system / developer / user / assistant turns; content is a string or an
+    /// array of text parts; the last is the user's.
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub messages: Vec<Value>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
     pub stream: Option<bool>,
