@@ -58,6 +58,20 @@ if ! [ -f "$browser_stamp" ] || ! cmp -s "$browser_lock" "$browser_stamp"; then
     cp "$browser_lock" "$browser_stamp"
 fi
 
+# --- Python: the official `openai` SDK, for the /v1 client test
+# (tests/tests/openai_sdk.rs runs tests/python/openai_client.py with it). A
+# venv under target/, pip only when the pinned version is not there yet.
+OPENAI_VERSION="${OPENAI_VERSION:-3.51.0}"
+VENV=target/openai-venv
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+    echo "test.sh: installing openai==$OPENAI_VERSION into $VENV"
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "openai==$OPENAI_VERSION"
+fi
+
 # --- The tests.
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

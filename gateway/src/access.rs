@@ -17,6 +17,13 @@
 //!    credentials configured, loopback only): a web page the user visits must
 //!    not create agents on their machine. Scripts and servers send neither
 //!    header and are unaffected; so is anything holding the API key.
+//!
+//! `/v1` (the OpenAI-compatible API) has its own branch, [`guard_v1`]: it
+//! also takes the keys of `/api/keys` (`Bearer arvis_sk_…`, read from the
+//! database on every request so a revocation holds at once on every replica),
+//! hands the handler a [`Caller`], and answers every refusal in OpenAI's
+//! error shape. (This is the one place `access` reaches into `routes`: the
+//! `/v1` error type and key lookup live with the `/v1` routes.)
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -25,15 +32,22 @@ use axum::response::{IntoResponse as _, Response};
 
 use arvis_shared::credentials::{Presented, Principal};
 
+use arvis_shared::domain::api_key::KEY_PREFIX;
+
 use crate::auth::is_public;
 use crate::dashboard;
 use crate::error::ApiError;
+use crate::routes::v1::error::V1Error;
+use crate::routes::v1::{Caller, is_v1};
 use crate::state::AppState;
 
 /// Middleware: authentication, then the cross-origin rule.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if is_public(request.uri().path(), state.deps.config.metrics_public) {
         return next.run(request).await;
+    }
+    if is_v1(request.uri().path()) {
+        return guard_v1(state, request, next).await;
     }
     let auth = &state.auth;
     let presented = Presented::from_headers(request.headers());
@@ -92,6 +106,51 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The guard of `/v1`: an `arvis_sk_` bearer must be a usable key of
+/// `/api/keys`; otherwise the API's own credentials apply (the dashboard key,
+/// a session; nothing when the API is open). The cross-origin rule holds for
+/// sessions carried by the cookie, as everywhere.
+async fn guard_v1(state: AppState, mut request: Request, next: Next) -> Response {
+    let presented = Presented::from_headers(request.headers());
+    let caller = match presented.bearer.as_deref().filter(|b| b.starts_with(KEY_PREFIX)) {
+        Some(key) => match crate::routes::keys::authenticate(&state.deps.store, key).await {
+            Ok(Some(key)) => Caller::Key(key),
+            Ok(None) => {
+                return V1Error::invalid_key("Incorrect API key provided: the key is unknown, disabled or expired.")
+                    .into_response();
+            }
+            Err(e) => return V1Error::from(e).into_response(),
+        },
+        None => {
+            let principal = match state.auth.principal(&presented).await {
+                Ok(p) => p,
+                Err(e) => return V1Error::from(e).into_response(),
+            };
+            if state.auth.enabled() && principal.is_none() {
+                return V1Error::invalid_key(
+                    "You didn't provide a valid API key: send Authorization: Bearer arvis_sk_… (see POST /api/keys).",
+                )
+                .into_response();
+            }
+            let by_cookie = matches!(principal, Some(Principal::Session { via_cookie: true, .. }))
+                || (principal.is_none() && !state.auth.enabled());
+            if by_cookie && changes_state(request.method()) && cross_origin(request.headers()) {
+                tracing::warn!(path = %request.uri().path(), "refused a cross-origin /v1 write from a browser");
+                return V1Error::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "invalid_request_error",
+                    Some("cross_origin"),
+                    "cross-origin request refused: send an API key",
+                )
+                .into_response();
+            }
+            Caller::Admin
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 fn changes_state(method: &Method) -> bool {

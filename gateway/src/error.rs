@@ -99,6 +99,7 @@ impl From<IntakeError> for ApiError {
             IntakeError::Invalid(invalid) => invalid.into(),
             IntakeError::Route(RouteError::UnknownAgent(_)) => ApiError::not_found("agent not found"),
             IntakeError::Route(route) => ApiError::conflict(route.to_string()),
+            IntakeError::OverBudget(over) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, over.to_string()),
             IntakeError::Unavailable(db) => db.into(),
         }
     }

@@ -9,12 +9,17 @@
 //!   `access`: the guard every request passes (authentication, cross-origin
 //!   writes); `error`: the `{"error": …}` type; `extract`: extractors that
 //!   reject with it.
+//! - `routes/v1/`: the OpenAI-compatible API (`/v1/models`,
+//!   `/v1/chat/completions`), with its own error type in OpenAI's shape;
+//!   `routes/keys.rs`: its API keys.
 //!
 //! A request's path: router → access guard → extractor → handler → a `shared`
 //! service (the chat intake) or `Store` method → bus signal after commit →
 //! JSON response.
 //!
-//! Modules depend downward only: routes → access → state → auth → shared.
+//! Modules depend downward only: routes → access → state → auth → shared
+//! (one exception: `access` uses the `/v1` error type and key lookup, which
+//! live with the `/v1` routes).
 
 pub mod access;
 pub mod auth;
@@ -98,6 +103,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::logs::router())
         .merge(routes::settings::router())
         .merge(routes::chat::router())
+        .merge(routes::keys::router())
+        .merge(routes::v1::router())
         .merge(routes::openapi::router())
         .merge(routes::webhook_in::router())
         .merge(routes::ops::router())
@@ -117,13 +124,27 @@ pub fn build(state: AppState) -> Router {
     router
         .merge(dashboard::router())
         .fallback(|uri: axum::http::Uri| async move {
+            if routes::v1::is_v1(uri.path()) {
+                return routes::v1::error::V1Error::not_found(format!("no such route: {}", uri.path())).into_response();
+            }
             // A browser on a mistyped page URL gets a page, scripts the API's JSON.
             if dashboard::is_page(uri.path()) {
                 return dashboard::layout::error_page(StatusCode::NOT_FOUND, "There is no such page.");
             }
             ApiError::not_found("no such route").into_response()
         })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            if routes::v1::is_v1(uri.path()) {
+                return routes::v1::error::V1Error::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request_error",
+                    None,
+                    "method not allowed",
+                )
+                .into_response();
+            }
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response()
+        })
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(axum::middleware::map_response(security_headers))

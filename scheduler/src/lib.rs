@@ -32,7 +32,11 @@ use arvis_shared::bus::Bus;
 use arvis_shared::bus::events::{ConfigChanged, JobReady};
 use arvis_shared::bus::subjects;
 use arvis_shared::clock::now_ms;
+use std::collections::HashMap;
+
+use arvis_shared::budget::{self, BudgetError};
 use arvis_shared::db::scheduling::{ClaimOutcome, DuePlan, DueWorkflow, WorkflowRun};
+use arvis_shared::db::usage::Spender;
 use arvis_shared::db::{DbError, Store};
 use arvis_shared::domain::job::{JobKind, JobPayload, NewJob, priority};
 use arvis_shared::domain::schedule;
@@ -66,6 +70,9 @@ pub struct TickReport {
     pub fired: Vec<(i64, i64)>,
     /// Workflows whose due time this tick claimed but skipped (flood guard).
     pub skipped: Vec<i64>,
+    /// Workflows whose due time this tick claimed but did not run: a budget
+    /// of the workflow or of its agent is used up.
+    pub over_budget: Vec<i64>,
     /// Workflows whose first due time this tick set.
     pub initialised: Vec<i64>,
     /// Due times another replica claimed first (or that changed meanwhile).
@@ -174,15 +181,16 @@ pub const CLAIM_BATCH: i64 = 256;
 /// so one broken workflow is logged and retried without holding back the rest.
 pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<TickReport, DbError> {
     let mut report = TickReport::default();
+    let blocked = std::sync::Arc::new(over_budget(store).await?);
     for wf in store.unscheduled_workflows().await? {
-        if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
+        if let Err(error) = tick_one(store, bus, &wf, now, tz, &blocked, &mut report).await {
             tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
             report.failed.push(wf.id);
         }
     }
     loop {
-        let zone = tz.clone();
-        match store.claim_due_workflow_runs(now, CLAIM_BATCH, move |wf| plan(wf, now, &zone)).await {
+        let (zone, budgets) = (tz.clone(), blocked.clone());
+        match store.claim_due_workflow_runs(now, CLAIM_BATCH, move |wf| plan(wf, now, &zone, &budgets)).await {
             Ok(batch) => {
                 let mut progressed = false;
                 for (wf, outcome) in &batch {
@@ -196,7 +204,7 @@ pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<T
             Err(error) => {
                 tracing::warn!(%error, "claiming a batch of due workflows failed; claiming one at a time");
                 for wf in store.due_workflows(now).await? {
-                    if let Err(error) = tick_one(store, bus, &wf, now, tz, &mut report).await {
+                    if let Err(error) = tick_one(store, bus, &wf, now, tz, &blocked, &mut report).await {
                         tracing::warn!(workflow_id = wf.id, %error, "scheduling a workflow failed; retrying next tick");
                         report.failed.push(wf.id);
                     }
@@ -209,14 +217,59 @@ pub async fn tick(store: &Store, bus: &Bus, now: i64, tz: &TimeZone) -> Result<T
     Ok(report)
 }
 
-/// What to do with a due workflow: run it and move on to its next due time,
-/// or — when its schedule no longer parses — postpone it by an hour.
-fn plan(wf: &DueWorkflow, now: i64, tz: &TimeZone) -> DuePlan {
+/// The budgets used up at the start of a tick: workflow id → why, agent id →
+/// why. Read once per tick (two sums per budgeted workflow or agent; nothing
+/// when no budget is set), before the claim transactions, which must not wait
+/// on reads.
+#[derive(Debug, Default)]
+pub struct Blocked {
+    pub workflows: HashMap<i64, String>,
+    pub agents: HashMap<i64, String>,
+}
+
+async fn over_budget(store: &Store) -> Result<Blocked, DbError> {
+    let mut blocked = Blocked::default();
+    let check = async |who: Spender, owner: String, daily: Option<f64>, monthly: Option<f64>| match budget::check(
+        store,
+        who,
+        &owner,
+        &budget::limits(daily, monthly),
+        0.0,
+    )
+    .await
+    {
+        Ok(()) => Ok(None),
+        Err(BudgetError::Over(over)) => Ok(Some(over.to_string())),
+        Err(BudgetError::Db(e)) => Err(e),
+    };
+    for (id, name, daily, monthly) in store.budgeted_workflows().await? {
+        if let Some(why) = check(Spender::Workflow(id), format!("workflow {name}"), daily, monthly).await? {
+            blocked.workflows.insert(id, why);
+        }
+    }
+    let agents = store.agents().await?;
+    for a in agents.iter().filter(|a| a.daily_budget_usd.is_some() || a.monthly_budget_usd.is_some()) {
+        let owner = format!("agent {}", a.slug);
+        if let Some(why) = check(Spender::Agent(a.id), owner, a.daily_budget_usd, a.monthly_budget_usd).await? {
+            blocked.agents.insert(a.id, why);
+        }
+    }
+    Ok(blocked)
+}
+
+/// What to do with a due workflow: run it and move on to its next due time;
+/// skip it when a budget of it or its agent is used up; or — when its
+/// schedule no longer parses — postpone it by an hour.
+fn plan(wf: &DueWorkflow, now: i64, tz: &TimeZone, blocked: &Blocked) -> DuePlan {
     let next = wf.next_run_at.and_then(|due| {
         let parsed = schedule::parse(&wf.schedule).ok()?;
         next_due_after(&parsed, due, now, tz)
     });
+    let over = blocked.workflows.get(&wf.id).or_else(|| blocked.agents.get(&wf.agent_id));
     match next {
+        Some(next_run_at) if let Some(reason) = over => {
+            DuePlan::OverBudget { next_run_at, reason: format!("run skipped: {reason}") }
+        }
         Some(next_run_at) => DuePlan::Fire { next_run_at, job: Box::new(workflow_job(wf)) },
         None => DuePlan::Postpone { next_run_at: now + BAD_SCHEDULE_RETRY_MS },
     }
@@ -244,6 +297,11 @@ async fn record(bus: &Bus, wf: &DueWorkflow, due: i64, outcome: ClaimOutcome, re
         ClaimOutcome::Postponed => {
             tracing::warn!(workflow_id = wf.id, "workflow schedule does not parse; retrying in an hour")
         }
+        ClaimOutcome::OverBudget => {
+            tracing::warn!(workflow_id = wf.id, due_at = due, "workflow run skipped: a budget is used up");
+            metrics::counter!("arvis_scheduler_budget_skips_total").increment(1);
+            report.over_budget.push(wf.id);
+        }
         ClaimOutcome::Lost => report.lost += 1,
     }
 }
@@ -256,6 +314,7 @@ async fn tick_one(
     wf: &DueWorkflow,
     now: i64,
     tz: &TimeZone,
+    blocked: &Blocked,
     report: &mut TickReport,
 ) -> Result<(), DbError> {
     let Some(due) = wf.next_run_at else {
@@ -268,7 +327,7 @@ async fn tick_one(
         }
         return Ok(());
     };
-    let outcome = match plan(wf, now, tz) {
+    let outcome = match plan(wf, now, tz, blocked) {
         DuePlan::Postpone { next_run_at } => match store.postpone_workflow_run(wf.id, due, next_run_at).await? {
             true => ClaimOutcome::Postponed,
             false => ClaimOutcome::Lost,
@@ -276,6 +335,9 @@ async fn tick_one(
         DuePlan::Fire { next_run_at, job } => {
             let run = WorkflowRun { workflow_id: wf.id, due_at: due, next_run_at, job: &job, now };
             store.claim_and_enqueue_workflow_run(&run).await?
+        }
+        DuePlan::OverBudget { next_run_at, reason } => {
+            store.skip_workflow_run_over_budget(wf.id, due, next_run_at, &reason).await?
         }
     };
     record(bus, wf, due, outcome, report).await;

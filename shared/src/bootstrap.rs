@@ -61,6 +61,8 @@ pub async fn ensure_conductor(store: &Store, default_model: &str) -> anyhow::Res
                     created_by: Some("system".into()),
                     reasoning_effort: None,
                     show_thinking: false,
+                    daily_budget_usd: None,
+                    monthly_budget_usd: None,
                 })
                 .await?
         }

@@ -1,11 +1,13 @@
 //! The chat intake: the one way a message from outside becomes an agent run.
 //!
-//! Every chat entry point — REST chat, the WebSocket bridge, and next the
-//! platform connectors and `/v1/chat/completions` — hands an [`Incoming`]
+//! Every chat entry point — REST chat, the WebSocket bridge, the platform
+//! connectors and `/v1/chat/completions` — hands an [`Incoming`]
 //! message to [`Intake`], which
 //! 1. checks it against the limits of [`crate::domain::limits`] (one set of
 //!    rules, one set of error texts, whichever door the message came in by);
-//! 2. routes it ([`crate::routing`]: explicit agent, binding, mention, …);
+//! 2. routes it ([`crate::routing`]: explicit agent, binding, mention, …),
+//!    and refuses it when the agent's daily or monthly budget is used up
+//!    ([`crate::budget`]; nothing is stored);
 //! 3. stores the user message and the job that answers it in one transaction
 //!    ([`Store::enqueue_chat`]), opening the conversation if needed and taking a
 //!    platform message id in only once (a redelivered message is reported as
@@ -58,6 +60,10 @@ pub struct Incoming {
     pub is_dm: bool,
     /// The platform's id of this message, for de-duplication.
     pub external_id: Option<String>,
+    /// A stateless `/v1/chat/completions` request: its transcript goes with
+    /// the job, and the worker answers it instead of the stored conversation.
+    /// `content` is then the transcript's last user message (what is stored).
+    pub api: Option<crate::domain::job::ApiChat>,
 }
 
 /// Why a message was not taken in. [`IntakeError::user_message`] is the text
@@ -70,6 +76,9 @@ pub enum IntakeError {
     /// No agent can take it: unknown or paused agent, a read-only channel, no conductor.
     #[error(transparent)]
     Route(RouteError),
+    /// The agent's budget is used up (the text names it, with the numbers).
+    #[error(transparent)]
+    OverBudget(crate::budget::OverBudget),
     /// The database could not route or store it; the sender should try again.
     #[error("the message could not be stored: {0}")]
     Unavailable(#[source] DbError),
@@ -81,6 +90,7 @@ impl IntakeError {
         match self {
             IntakeError::Invalid(e) => e.to_string(),
             IntakeError::Route(e) => e.to_string(),
+            IntakeError::OverBudget(e) => e.to_string(),
             IntakeError::Unavailable(_) => "the message could not be stored; try again".into(),
         }
     }
@@ -148,6 +158,7 @@ impl Intake {
     pub async fn accept(&self, msg: Incoming) -> Result<Accepted, IntakeError> {
         check(&msg)?;
         let route = self.route(&msg).await?;
+        self.check_budget(route.agent_id).await?;
         let request = ChatRequest {
             agent_id: route.agent_id,
             platform: msg.platform,
@@ -158,6 +169,7 @@ impl Intake {
             priority: route.priority,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             external_id: msg.external_id,
+            api: msg.api,
         };
         let enqueued: Enqueued = self.store.enqueue_chat(&request).await.map_err(|e| match e {
             // The agent was deleted between routing and the write.
@@ -214,6 +226,24 @@ impl Intake {
     pub async fn watch(&self, platform: &str, channel_id: &str, job_id: i64) -> RunWatch {
         let events = self.subscribe(platform, channel_id).await;
         RunWatch::new(self.store.clone(), events, job_id)
+    }
+
+    /// Refuses a message to an agent whose budget is used up. No query for
+    /// an agent without a budget (the agent comes from the store's cache).
+    async fn check_budget(&self, agent_id: i64) -> Result<(), IntakeError> {
+        let Some(agent) = self.store.get_agent(agent_id).await.map_err(IntakeError::Unavailable)? else {
+            return Ok(()); // deleted meanwhile: the write reports it
+        };
+        let limits = crate::budget::limits(agent.daily_budget_usd, agent.monthly_budget_usd);
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let who = crate::db::usage::Spender::Agent(agent_id);
+        match crate::budget::check(&self.store, who, &format!("agent {}", agent.slug), &limits, 0.0).await {
+            Ok(()) => Ok(()),
+            Err(crate::budget::BudgetError::Over(over)) => Err(IntakeError::OverBudget(over)),
+            Err(crate::budget::BudgetError::Db(e)) => Err(IntakeError::Unavailable(e)),
+        }
     }
 
     async fn route(&self, msg: &Incoming) -> Result<Route, IntakeError> {

@@ -26,6 +26,7 @@
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
+pub mod budget;
 pub mod bus;
 pub mod clock;
 pub mod config;

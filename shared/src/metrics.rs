@@ -7,7 +7,9 @@
 //! `job_duration_seconds{status}`, `provider_calls_total{provider,model,outcome}`,
 //! `provider_call_duration_seconds{provider,model}`, `tokens_total{direction,provider,model}`,
 //! `cost_microdollars_total{provider,model}`, `accounts_rate_limited`, `queue_depth`,
-//! `jobs_running`, `ws_connections`, `scheduler_fires_total`, `scheduler_skips_total`.
+//! `jobs_running`, `ws_connections`, `scheduler_fires_total`, `scheduler_skips_total`,
+//! `scheduler_budget_skips_total`, `budget_spent_usd{scope,name,period}` and
+//! `budget_limit_usd{scope,name,period}` (scope agent / key / workflow, period day / month, UTC).
 
 use std::sync::OnceLock;
 
@@ -53,6 +55,10 @@ pub async fn render(store: &Store) -> String {
             metrics::gauge!("arvis_accounts_rate_limited").set(g.rate_limited_accounts as f64);
         }
         Err(error) => tracing::warn!(%error, "cannot read queue gauges for /metrics"),
+    }
+    match crate::budget::report(store).await {
+        Ok(report) => report.set_gauges(),
+        Err(error) => tracing::warn!(%error, "cannot read budget gauges for /metrics"),
     }
     handle.render()
 }

@@ -65,6 +65,7 @@ both_backends!(a_platform_message_is_taken_in_once, |backend| async move {
         priority: 5,
         max_attempts: 3,
         external_id: external.map(str::to_string),
+        api: None,
     };
     let first = store.enqueue_chat(&request("chat-1", Some("update-1"))).await.unwrap();
     assert!(!first.duplicate);
@@ -102,6 +103,7 @@ both_backends!(concurrent_redeliveries_store_one_message, |backend| async move {
                     priority: 5,
                     max_attempts: 3,
                     external_id: Some("1234567890123456789".into()),
+                    api: None,
                 })
                 .await
                 .unwrap()

@@ -24,6 +24,7 @@ fn chat(agent_id: i64, channel: &str, text: &str) -> ChatRequest {
         priority: 5,
         max_attempts: 3,
         external_id: None,
+        api: None,
     }
 }
 
@@ -332,6 +333,7 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         cost_usd: Some(0.25),
         duration_ms: 7,
         created_at: 1_000,
+        api_key_id: None,
     };
     // Stored with the reply: one usage row, the account's rest cleared and its message counted.
     let e = store.enqueue_chat(&chat(a, "c", "hello")).await.unwrap();

@@ -23,6 +23,8 @@ fn fields(slug: &str, name: &str, active: bool) -> AgentFields {
         created_by: None,
         reasoning_effort: None,
         show_thinking: false,
+        daily_budget_usd: None,
+        monthly_budget_usd: None,
     }
 }
 

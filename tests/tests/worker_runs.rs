@@ -34,6 +34,7 @@ fn chat_request(agent_id: i64, channel: &str, text: &str) -> ChatRequest {
         priority: 5,
         max_attempts: 3,
         external_id: None,
+        api: None,
     }
 }
 

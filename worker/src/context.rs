@@ -77,4 +77,9 @@ impl Bill {
     pub fn calls(&self) -> Vec<UsageRecord> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
+
+    /// What the calls so far cost (unpriced ones count 0), not yet stored.
+    pub fn cost(&self) -> f64 {
+        self.calls.lock().map(|c| c.iter().filter_map(|u| u.cost_usd).sum()).unwrap_or(0.0)
+    }
 }

@@ -152,6 +152,7 @@ pub async fn call(
                     cost_usd,
                     duration_ms,
                     created_at: now_ms(),
+                    api_key_id: job.payload.api.as_ref().and_then(|a| a.key_id),
                 };
                 tracing::debug!(job_id = job.id, account = %account.name, %model, duration_ms, "model call served");
                 bill.add(usage);

@@ -32,6 +32,9 @@ fn db(e: impl std::fmt::Display) -> JobError {
 
 /// Builds the first request of a run.
 pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job, bill: &Bill) -> Result<Prepared, JobError> {
+    if let Some(api) = &job.payload.api {
+        return prepare_api(ctx, agent, job, api).await;
+    }
     let store = &ctx.deps.store;
     let conversation_id = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
     let mut conversation = match conversation_id {
@@ -75,6 +78,49 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job, bill: &Bill) -> Res
             tools: agent::tools::specs(&agent.allowed_tools),
             max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
             temperature: agent.temperature,
+            effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
+            show_thinking: agent.show_thinking,
+        },
+        tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
+    })
+}
+
+/// The first request of a `/v1` run: the client's transcript is the history
+/// (the API is stateless, so nothing stored is read or compacted), and its
+/// system messages follow the agent's own prompt — which keeps the agent's
+/// identity, rules, memory and skills first. Turns that do not fit the
+/// model's window are dropped oldest first, as for a stored conversation.
+async fn prepare_api(
+    ctx: &RunCtx,
+    agent: &Agent,
+    job: &Job,
+    api: &arvis_shared::domain::job::ApiChat,
+) -> Result<Prepared, JobError> {
+    let store = &ctx.deps.store;
+    let mut system = agent::prompt::system_prompt(store, agent, &job.payload.prompt).await.map_err(db)?;
+    for extra in api.system.iter().filter(|s| !s.trim().is_empty()) {
+        system.push_str("\n\n");
+        system.push_str(extra);
+    }
+    let window = ctx.prices.context_window(&agent.model);
+    let turns: Vec<(crate::llm::Role, &str)> = api
+        .messages
+        .iter()
+        .map(|t| {
+            let role = if t.role == "assistant" { crate::llm::Role::Assistant } else { crate::llm::Role::User };
+            (role, t.content.as_str())
+        })
+        .collect();
+    let messages = agent::budget::fit_transcript(&turns, window, &system);
+    let max_tokens = api.max_tokens.unwrap_or(if agent.max_tokens > 0 { agent.max_tokens } else { 4096 });
+    Ok(Prepared {
+        request: LlmRequest {
+            model: split_model(&agent.model).1.to_string(),
+            system,
+            messages,
+            tools: agent::tools::specs(&agent.allowed_tools),
+            max_tokens,
+            temperature: api.temperature.unwrap_or(agent.temperature),
             effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
             show_thinking: agent.show_thinking,
         },

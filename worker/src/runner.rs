@@ -316,6 +316,10 @@ pub async fn run(ctx: &RunCtx, job: &Job, bill: &Bill) -> Result<Answer, JobErro
         return Err(JobError::permanent("the job has nothing to answer", "empty prompt"));
     }
     publish(&ctx.deps, job, ReplyKind::Typing, String::new(), None).await;
+    let budgets = Budgets::of(ctx, &agent, job).await?;
+    if let Some(over) = budgets.over(ctx, bill).await? {
+        return Ok(Answer { reply: format!("I did not start: {over}."), agent, parsed: ParsedReply::default() });
+    }
     let prepared = crate::pipeline::prepare(ctx, &agent, job, bill).await?;
     let mut request = prepared.request;
 
@@ -332,6 +336,15 @@ pub async fn run(ctx: &RunCtx, job: &Job, bill: &Bill) -> Result<Answer, JobErro
     // with the reply only when the agent asks for it.
     let mut thinking = String::new();
     for round in 1..=MAX_TOOL_ROUNDS {
+        // Before every model call after the first (compaction included): a run
+        // that crossed a limit stops here, with a reply saying so, and is
+        // stored like any other (its calls billed with it).
+        if (round > 1 || bill.cost() > 0.0)
+            && let Some(over) = budgets.over(ctx, bill).await?
+        {
+            last = Some(format!("I stopped before calling the model again: {over}."));
+            break;
+        }
         let served = crate::failover::call(ctx, &agent, job, &mut request, &mut on_delta, bill).await?;
         let response = served.response;
         if !response.thinking.trim().is_empty() {
@@ -376,6 +389,64 @@ pub async fn run(ctx: &RunCtx, job: &Job, bill: &Bill) -> Result<Answer, JobErro
     let (reply, parsed) = crate::pipeline::finish(&agent, &final_text)?;
     let reply = if agent.show_thinking { crate::pipeline::with_thinking(reply, &thinking) } else { reply };
     Ok(Answer { reply, agent, parsed })
+}
+
+/// The budgets a run counts against — its agent's, its API key's (a `/v1`
+/// run), its workflow's — read once when the run starts; the spend is read
+/// again at every check.
+struct Budgets {
+    checks: Vec<(arvis_shared::db::usage::Spender, String, Vec<arvis_shared::budget::Limit>)>,
+}
+
+impl Budgets {
+    async fn of(ctx: &RunCtx, agent: &Agent, job: &Job) -> Result<Budgets, JobError> {
+        use arvis_shared::budget::limits;
+        use arvis_shared::db::usage::Spender;
+        let db = |e| JobError::retryable("the worker could not reach its database", e);
+        let store = &ctx.deps.store;
+        let mut checks = Vec::new();
+        let agent_limits = limits(agent.daily_budget_usd, agent.monthly_budget_usd);
+        if !agent_limits.is_empty() {
+            checks.push((Spender::Agent(agent.id), format!("agent {}", agent.slug), agent_limits));
+        }
+        if let Some(key_id) = job.payload.api.as_ref().and_then(|a| a.key_id)
+            && let Some(key) = store.api_key(key_id).await.map_err(db)?
+            && key.monthly_budget_usd.is_some()
+        {
+            checks.push((
+                Spender::ApiKey(key.id),
+                format!("API key {}", key.name),
+                limits(None, key.monthly_budget_usd),
+            ));
+        }
+        if let Some(wf_id) = job.workflow_id
+            && let Some((wf, _)) = store.get_workflow(wf_id).await.map_err(db)?
+        {
+            let wf_limits = limits(wf.daily_budget_usd, wf.monthly_budget_usd);
+            if !wf_limits.is_empty() {
+                checks.push((Spender::Workflow(wf.id), format!("workflow {}", wf.name), wf_limits));
+            }
+        }
+        Ok(Budgets { checks })
+    }
+
+    /// The first budget used up, counting the run's unstored calls.
+    async fn over(&self, ctx: &RunCtx, bill: &Bill) -> Result<Option<arvis_shared::budget::OverBudget>, JobError> {
+        if self.checks.is_empty() {
+            return Ok(None);
+        }
+        let pending = bill.cost();
+        for (who, owner, limits) in &self.checks {
+            match arvis_shared::budget::check(&ctx.deps.store, *who, owner, limits, pending).await {
+                Ok(()) => {}
+                Err(arvis_shared::budget::BudgetError::Over(over)) => return Ok(Some(over)),
+                Err(arvis_shared::budget::BudgetError::Db(e)) => {
+                    return Err(JobError::retryable("the worker could not reach its database", e));
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 async fn forward_deltas(deps: Deps, job: Job, mut rx: mpsc::UnboundedReceiver<String>) {

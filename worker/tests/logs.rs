@@ -31,6 +31,7 @@ both_backends!(a_split_worker_writes_its_job_lines_to_the_logs_table, |backend: 
         priority: 5,
         max_attempts: 3,
         external_id: None,
+        api: None,
     };
     let job_id = store.enqueue_chat(&request).await.unwrap().job_id;
     // No signal on purpose: the worker's poll finds the job.

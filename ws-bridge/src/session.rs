@@ -259,6 +259,7 @@ impl Session {
             agent_id: m.agent_id,
             is_dm: true,
             external_id: None,
+            api: None,
         };
         // Joined before the message is stored, so its reply events reach this socket.
         if !self.join(&channel) {

@@ -151,6 +151,9 @@ impl AgentForm {
             is_active: Some(self.is_active.is_some()),
             created_by: Some("dashboard".into()),
             show_thinking: Some(self.show_thinking.is_some()),
+            // Budgets are set through the API (`dailyBudgetUsd`, `monthlyBudgetUsd`).
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
         })
     }
 
@@ -168,6 +171,9 @@ impl AgentForm {
             system_prompt: Some(self.system_prompt),
             is_active: Some(self.is_active.is_some()),
             show_thinking: Some(self.show_thinking.is_some()),
+            // Not on the form: a budget set through the API is kept.
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
         })
     }
 }

@@ -48,12 +48,13 @@ pub fn dashboard_channel(agent_id: i64) -> String {
 }
 
 /// Send a message to an agent and wait for its reply (up to `CHAT_TIMEOUT_SECS`).
-/// 404 for an unknown agent, 409 for a paused one, 502 when the run failed, 504
+/// 404 for an unknown agent, 409 for a paused one, 429 when its budget is used
+/// up (the message names the budget and the spend), 502 when the run failed, 504
 /// when it takes longer (the run goes on; its reply is stored in the conversation).
 #[utoipa::path(post, path = "/api/agents/{id}/chat", tag = "agents", params(("id" = i64, Path)), request_body = ChatBody,
     responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 502, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 504, body = ErrorBody)))]
 async fn chat(
     State(state): State<AppState>,

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use arvis_shared::budget::BudgetReport;
 use arvis_shared::clock::now_ms;
 use arvis_shared::domain::usage::{UsageReport, period_ms};
 
@@ -26,12 +27,26 @@ pub struct UsageQuery {
     pub period: Option<String>,
 }
 
-/// Usage breakdown over the last day, week or month.
+/// `GET /api/usage`: the reference's report, plus each agent's, API key's
+/// and budgeted workflow's spend against its budgets (an extension).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageWithBudgets {
+    #[serde(flatten)]
+    pub report: UsageReport,
+    /// Extension: spend this UTC day and month against the budgets, whatever `period` says.
+    pub budgets: BudgetReport,
+}
+
+/// Usage breakdown over the last day, week or month, and spend against budgets.
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(UsageQuery),
-    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn usage(State(state): State<AppState>, AppQuery(q): AppQuery<UsageQuery>) -> ApiResult<Json<UsageReport>> {
+    responses((status = 200, body = UsageWithBudgets), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn usage(State(state): State<AppState>, AppQuery(q): AppQuery<UsageQuery>) -> ApiResult<Json<UsageWithBudgets>> {
     let window = period_ms(q.period.as_deref())?;
-    Ok(Json(state.deps.store.usage_report(now_ms() - window).await?))
+    let store = &state.deps.store;
+    let report = store.usage_report(now_ms() - window).await?;
+    let budgets = arvis_shared::budget::report(store).await?;
+    Ok(Json(UsageWithBudgets { report, budgets }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

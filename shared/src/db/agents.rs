@@ -22,6 +22,8 @@ any_row! {
         created_by: Option<String>,
         reasoning_effort: Option<String>,
         show_thinking: Flag,
+        daily_budget_usd: Option<f64>,
+        monthly_budget_usd: Option<f64>,
     }
 }
 
@@ -43,12 +45,15 @@ impl TryFrom<AgentRow> for Agent {
             created_by: r.created_by,
             reasoning_effort: r.reasoning_effort,
             show_thinking: r.show_thinking.0,
+            daily_budget_usd: r.daily_budget_usd,
+            monthly_budget_usd: r.monthly_budget_usd,
         })
     }
 }
 
 const COLUMNS: &str = "id, slug, name, role, description, model, system_prompt, allowed_tools, \
-                       temperature, max_tokens, is_active, created_by, reasoning_effort, show_thinking";
+                       temperature, max_tokens, is_active, created_by, reasoning_effort, show_thinking, \
+                       daily_budget_usd, monthly_budget_usd";
 
 impl Store {
     /// Every agent, by id, from the read-through cache ([`super::cache`]): at
@@ -165,7 +170,8 @@ pub(crate) async fn insert_agent<'e>(
     let row: AgentRow = sqlx::query_as(sql(format!(
         "INSERT INTO agents (slug, name, role, description, model, system_prompt, allowed_tools, \
          temperature, max_tokens, is_active, created_by, created_at, updated_at, reasoning_effort, \
-         show_thinking) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
+         show_thinking, daily_budget_usd, monthly_budget_usd) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16) \
          RETURNING {COLUMNS}"
     )))
     .bind(&f.slug)
@@ -182,6 +188,8 @@ pub(crate) async fn insert_agent<'e>(
     .bind(now)
     .bind(&f.reasoning_effort)
     .bind(f.show_thinking)
+    .bind(f.daily_budget_usd)
+    .bind(f.monthly_budget_usd)
     .fetch_one(ex)
     .await
     .map_err(classify)?;
@@ -197,7 +205,8 @@ pub(crate) async fn replace_agent<'e>(
     let row: Option<AgentRow> = sqlx::query_as(sql(format!(
         "UPDATE agents SET slug = $1, name = $2, role = $3, description = $4, model = $5, \
          system_prompt = $6, allowed_tools = $7, temperature = $8, max_tokens = $9, is_active = $10, \
-         updated_at = $11, reasoning_effort = $13, show_thinking = $14 WHERE id = $12 RETURNING {COLUMNS}"
+         updated_at = $11, reasoning_effort = $13, show_thinking = $14, daily_budget_usd = $15, \
+         monthly_budget_usd = $16 WHERE id = $12 RETURNING {COLUMNS}"
     )))
     .bind(&f.slug)
     .bind(&f.name)
@@ -213,6 +222,8 @@ pub(crate) async fn replace_agent<'e>(
     .bind(id)
     .bind(&f.reasoning_effort)
     .bind(f.show_thinking)
+    .bind(f.daily_budget_usd)
+    .bind(f.monthly_budget_usd)
     .fetch_optional(ex)
     .await
     .map_err(classify)?;

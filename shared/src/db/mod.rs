@@ -40,6 +40,7 @@ mod row;
 
 pub mod accounts;
 pub mod agents;
+pub mod api_keys;
 pub mod bot_leases;
 pub mod bots;
 pub mod cache;

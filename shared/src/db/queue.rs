@@ -90,6 +90,8 @@ pub struct ChatRequest {
     /// message id, an e-mail `Message-ID`): a second message with the same
     /// (platform, channel, id) is not stored again — [`Enqueued::duplicate`].
     pub external_id: Option<String>,
+    /// A `/v1` run's transcript, carried in the job's payload.
+    pub api: Option<crate::domain::job::ApiChat>,
 }
 
 /// What [`Store::enqueue_chat`] wrote — or, for a duplicate, found.
@@ -596,9 +598,9 @@ impl Store {
                     sp.prepare_cached(
                         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, \
                          input_tokens, output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, \
-                         cache_write_tokens) VALUES \
+                         cache_write_tokens, api_key_id) VALUES \
                          ((SELECT id FROM accounts WHERE id = ?1), (SELECT id FROM agents WHERE id = ?2), \
-                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     )?
                     .execute(rusqlite::params![
                         u.account_id,
@@ -613,7 +615,8 @@ impl Store {
                         u.duration_ms,
                         u.created_at,
                         u.cache_read_tokens,
-                        u.cache_write_tokens
+                        u.cache_write_tokens,
+                        u.api_key_id
                     ])?;
                     if let Some(account_id) = u.account_id {
                         sp.prepare_cached(
@@ -712,6 +715,7 @@ fn chat_job(req: ChatRequest, conversation_id: &str, message_id: i64) -> NewJob 
         message_id: Some(message_id),
         user_name: req.user_name,
         extra: serde_json::Value::Null,
+        api: req.api,
     };
     let mut job = NewJob::new(req.agent_id, crate::domain::job::JobKind::Message, req.priority, payload);
     job.conversation_id = Some(conversation_id.to_string());

@@ -62,6 +62,10 @@ pub enum ClaimOutcome {
     Lost,
     /// The due time was moved on without a run (the schedule no longer parses).
     Postponed,
+    /// This claimer won the due time, but a budget of the workflow or its
+    /// agent is used up: no job; `skipped_runs` was incremented and
+    /// `last_error` says which budget.
+    OverBudget,
 }
 
 /// What the scheduler decided for one due workflow of a batch claim.
@@ -72,6 +76,9 @@ pub enum DuePlan {
     Fire { next_run_at: i64, job: Box<NewJob> },
     /// Move its due time on without running it.
     Postpone { next_run_at: i64 },
+    /// Move its due time on without running it, counted as a skipped run,
+    /// with `reason` (the budget used up) as the workflow's last error.
+    OverBudget { next_run_at: i64, reason: String },
 }
 
 const DUE_COLUMNS: &str = "id, agent_id, name, schedule, prompt, channel_id, platform, next_run_at";
@@ -199,6 +206,9 @@ impl Store {
                         ClaimOutcome::Lost
                     }
                 }
+                DuePlan::OverBudget { next_run_at, reason } => {
+                    skip_over_budget(&mut tx, wf.id, due_at, next_run_at, &reason).await?
+                }
                 DuePlan::Fire { next_run_at, job } => {
                     let run = WorkflowRun { workflow_id: wf.id, due_at, next_run_at, job: &job, now };
                     fire(&mut tx, &run, unfinished.get(&wf.id).copied()).await?
@@ -251,6 +261,31 @@ impl Store {
         let outcome = fire(&mut tx, run, unfinished).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Claims one due time without running it: a budget is used up (the
+    /// batch's fallback, like [`Store::claim_and_enqueue_workflow_run`]).
+    pub async fn skip_workflow_run_over_budget(
+        &self,
+        workflow_id: i64,
+        due_at: i64,
+        next_run_at: i64,
+        reason: &str,
+    ) -> Result<ClaimOutcome> {
+        let mut tx = self.begin_write().await?;
+        let outcome = skip_over_budget(&mut tx, workflow_id, due_at, next_run_at, reason).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Enabled workflows with a budget: (id, name, daily, monthly).
+    pub async fn budgeted_workflows(&self) -> Result<Vec<(i64, String, Option<f64>, Option<f64>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, daily_budget_usd, monthly_budget_usd FROM workflows WHERE is_enabled \
+             AND (daily_budget_usd IS NOT NULL OR monthly_budget_usd IS NOT NULL) ORDER BY id",
+        )
+        .fetch_all(self.r())
+        .await?)
     }
 
     /// How many due times of a workflow the flood guard skipped.
@@ -307,6 +342,15 @@ fn claim_batch_sqlite(
                 true => ClaimOutcome::Postponed,
                 false => ClaimOutcome::Lost,
             },
+            DuePlan::OverBudget { next_run_at, reason } => {
+                match move_due(wf.id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1")? {
+                    true => {
+                        conn.prepare_cached(SET_LAST_ERROR)?.execute(rusqlite::params![reason, wf.id])?;
+                        ClaimOutcome::OverBudget
+                    }
+                    false => ClaimOutcome::Lost,
+                }
+            }
             DuePlan::Fire { next_run_at, mut job } => match unfinished.get(&wf.id) {
                 Some(&unfinished_job_id) => {
                     match move_due(wf.id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1")? {
@@ -314,7 +358,7 @@ fn claim_batch_sqlite(
                         false => ClaimOutcome::Lost,
                     }
                 }
-                None => match move_due(wf.id, due_at, next_run_at, ", last_run_at = $3")? {
+                None => match move_due(wf.id, due_at, next_run_at, ", last_run_at = $3, last_error = NULL")? {
                     true => {
                         job.workflow_id = Some(wf.id);
                         ClaimOutcome::Enqueued { job_id: insert_job_lane(conn, &job, now)? }
@@ -341,7 +385,7 @@ async fn fire(tx: &mut Tx<'_>, run: &WorkflowRun<'_>, unfinished: Option<i64>) -
                 false => ClaimOutcome::Lost,
             }
         }
-        None => match move_due_time(&mut **tx, id, due, next, ", last_run_at = $3").await? {
+        None => match move_due_time(&mut **tx, id, due, next, ", last_run_at = $3, last_error = NULL").await? {
             true => {
                 let mut job = run.job.clone();
                 job.workflow_id = Some(id);
@@ -350,6 +394,30 @@ async fn fire(tx: &mut Tx<'_>, run: &WorkflowRun<'_>, unfinished: Option<i64>) -
             false => ClaimOutcome::Lost,
         },
     })
+}
+
+/// Why a workflow's last due time was not run (`?1` the text, `?2` the workflow).
+const SET_LAST_ERROR: &str = "UPDATE workflows SET last_error = ?1 WHERE id = ?2";
+
+/// Claims a due time without a run (a budget is used up): moved on, counted
+/// as skipped, the reason stored; Lost when the due time is no longer there.
+async fn skip_over_budget(
+    tx: &mut Tx<'_>,
+    workflow_id: i64,
+    due_at: i64,
+    next_run_at: i64,
+    reason: &str,
+) -> Result<ClaimOutcome> {
+    if !move_due_time(&mut **tx, workflow_id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1").await? {
+        return Ok(ClaimOutcome::Lost);
+    }
+    sqlx::query("UPDATE workflows SET last_error = $1 WHERE id = $2")
+        .bind(reason)
+        .bind(workflow_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    Ok(ClaimOutcome::OverBudget)
 }
 
 /// The conditional move of a due time (`also` adds `SET` clauses; `$3` is the

@@ -15,9 +15,9 @@ pub(crate) async fn insert_usage_row<'e>(
 ) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-         output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens) \
+         output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens, api_key_id) \
          SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 RETURNING id",
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 RETURNING id",
     )
     .bind(u.account_id)
     .bind(u.agent_id)
@@ -32,6 +32,7 @@ pub(crate) async fn insert_usage_row<'e>(
     .bind(u.created_at)
     .bind(u.cache_read_tokens)
     .bind(u.cache_write_tokens)
+    .bind(u.api_key_id)
     .fetch_one(ex)
     .await
     .map_err(classify)
@@ -170,5 +171,65 @@ impl Store {
                 })
                 .collect(),
         })
+    }
+}
+
+/// Whose spend [`Store::spend_since`] sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spender {
+    Agent(i64),
+    ApiKey(i64),
+    /// The calls of the workflow's runs (usage → job → workflow).
+    Workflow(i64),
+}
+
+impl Store {
+    /// Cost (USD) of the calls made at or after `since_ms` by one agent, key
+    /// or workflow. Unpriced calls (NULL cost) count as 0: a budget bounds
+    /// what is known to be spent, and an unpriced model would otherwise stop
+    /// an agent for ever.
+    pub async fn spend_since(&self, who: Spender, since_ms: i64) -> Result<f64> {
+        let (text, id) = match who {
+            Spender::Agent(id) => (
+                "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage \
+                 WHERE agent_id = $1 AND created_at >= $2",
+                id,
+            ),
+            Spender::ApiKey(id) => (
+                "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage \
+                 WHERE api_key_id = $1 AND created_at >= $2",
+                id,
+            ),
+            Spender::Workflow(id) => (
+                "SELECT CAST(COALESCE(SUM(u.cost_usd), 0) AS DOUBLE PRECISION) FROM usage u \
+                 JOIN jobs j ON j.id = u.job_id WHERE j.workflow_id = $1 AND u.created_at >= $2",
+                id,
+            ),
+        };
+        Ok(sqlx::query_scalar(text).bind(id).bind(since_ms).fetch_one(self.r()).await?)
+    }
+
+    /// Spend per API key since `since_ms` (keys with no call are absent).
+    pub async fn spend_by_key_since(&self, since_ms: i64) -> Result<std::collections::HashMap<i64, f64>> {
+        let rows: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT api_key_id, CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage \
+             WHERE api_key_id IS NOT NULL AND created_at >= $1 GROUP BY api_key_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.r())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Spend per agent since `since_ms` (agents with no call are absent).
+    pub async fn spend_by_agent_since(&self, since_ms: i64) -> Result<std::collections::HashMap<i64, f64>> {
+        let rows: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT agent_id, CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage \
+             WHERE agent_id IS NOT NULL AND created_at >= $1 GROUP BY agent_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.r())
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 }

@@ -17,6 +17,10 @@ any_row! {
         is_enabled: Flag,
         last_run_at: Option<i64>,
         next_run_at: Option<i64>,
+        daily_budget_usd: Option<f64>,
+        monthly_budget_usd: Option<f64>,
+        skipped_runs: i64,
+        last_error: Option<String>,
     }
 }
 
@@ -36,6 +40,10 @@ impl WorkflowRow {
                 is_enabled: self.is_enabled.0,
                 last_run_at: opt_rfc3339(self.last_run_at),
                 next_run_at: opt_rfc3339(self.next_run_at),
+                daily_budget_usd: self.daily_budget_usd,
+                monthly_budget_usd: self.monthly_budget_usd,
+                skipped_runs: self.skipped_runs,
+                last_error: self.last_error,
             },
             next,
         )
@@ -43,7 +51,8 @@ impl WorkflowRow {
 }
 
 const WF_SELECT: &str = "SELECT w.id, w.name, w.agent_id, a.name AS agent_name, w.schedule, w.prompt, w.channel_id, \
-     w.platform, w.is_enabled, w.last_run_at, w.next_run_at FROM workflows w JOIN agents a ON a.id = w.agent_id";
+     w.platform, w.is_enabled, w.last_run_at, w.next_run_at, w.daily_budget_usd, w.monthly_budget_usd, \
+     w.skipped_runs, w.last_error FROM workflows w JOIN agents a ON a.id = w.agent_id";
 
 impl Store {
     pub async fn list_workflows(&self) -> Result<Vec<Workflow>> {
@@ -63,7 +72,8 @@ impl Store {
     pub async fn create_workflow(&self, f: &WorkflowFields) -> Result<Workflow> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
-             next_run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+             next_run_at, created_at, updated_at, daily_budget_usd, monthly_budget_usd) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
         )
         .bind(&f.name)
         .bind(f.agent_id)
@@ -74,6 +84,8 @@ impl Store {
         .bind(f.is_enabled)
         .bind(f.next_run_at)
         .bind(now_ms())
+        .bind(f.daily_budget_usd)
+        .bind(f.monthly_budget_usd)
         .fetch_one(self.w())
         .await
         .map_err(classify)?;
@@ -83,7 +95,8 @@ impl Store {
     pub async fn update_workflow(&self, id: i64, f: &WorkflowFields) -> Result<Option<Workflow>> {
         let done = sqlx::query(
             "UPDATE workflows SET name = $1, agent_id = $2, schedule = $3, prompt = $4, channel_id = $5, \
-             platform = $6, is_enabled = $7, next_run_at = $8, updated_at = $9 WHERE id = $10",
+             platform = $6, is_enabled = $7, next_run_at = $8, updated_at = $9, daily_budget_usd = $11, \
+             monthly_budget_usd = $12 WHERE id = $10",
         )
         .bind(&f.name)
         .bind(f.agent_id)
@@ -95,6 +108,8 @@ impl Store {
         .bind(f.next_run_at)
         .bind(now_ms())
         .bind(id)
+        .bind(f.daily_budget_usd)
+        .bind(f.monthly_budget_usd)
         .execute(self.w())
         .await
         .map_err(classify)?;

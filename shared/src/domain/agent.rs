@@ -51,6 +51,10 @@ pub struct Agent {
     pub reasoning_effort: Option<String>,
     /// Extension: show the model's readable thinking with the reply (default false).
     pub show_thinking: bool,
+    /// Extension: the most the agent may spend per UTC day (USD); `null` = no limit.
+    pub daily_budget_usd: Option<f64>,
+    /// Extension: the most the agent may spend per UTC calendar month (USD); `null` = no limit.
+    pub monthly_budget_usd: Option<f64>,
 }
 
 /// `POST /api/agents` body. `slug` and `name` are required.
@@ -98,6 +102,14 @@ pub struct NewAgent {
     /// Extension: show the model's readable thinking with the reply (default false).
     #[serde(default)]
     pub show_thinking: Option<bool>,
+    /// Extension: spend limit per UTC day in USD (≥ 0); omitted or null = none.
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub daily_budget_usd: Option<f64>,
+    /// Extension: spend limit per UTC calendar month in USD (≥ 0); omitted or null = none.
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub monthly_budget_usd: Option<f64>,
 }
 
 /// `PATCH /api/agents/{id}` body: only the fields to change.
@@ -134,6 +146,14 @@ pub struct AgentPatch {
     pub reasoning_effort: Option<Option<String>>,
     /// Extension: show the model's readable thinking with the reply.
     pub show_thinking: Option<bool>,
+    /// Extension: spend limit per UTC day in USD; `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
+    pub daily_budget_usd: Option<Option<f64>>,
+    /// Extension: spend limit per UTC calendar month in USD; `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
+    pub monthly_budget_usd: Option<Option<f64>>,
 }
 
 /// A complete, validated agent definition ready to be written.
@@ -152,6 +172,8 @@ pub struct AgentFields {
     pub created_by: Option<String>,
     pub reasoning_effort: Option<String>,
     pub show_thinking: bool,
+    pub daily_budget_usd: Option<f64>,
+    pub monthly_budget_usd: Option<f64>,
 }
 
 impl NewAgent {
@@ -171,6 +193,8 @@ impl NewAgent {
             created_by: self.created_by,
             reasoning_effort: self.reasoning_effort,
             show_thinking: self.show_thinking.unwrap_or(false),
+            daily_budget_usd: self.daily_budget_usd,
+            monthly_budget_usd: self.monthly_budget_usd,
         };
         fields.validate()?;
         Ok(fields)
@@ -194,6 +218,8 @@ impl AgentPatch {
             created_by: current.created_by.clone(),
             reasoning_effort: super::nullable::apply(self.reasoning_effort, &current.reasoning_effort),
             show_thinking: self.show_thinking.unwrap_or(current.show_thinking),
+            daily_budget_usd: super::nullable::apply(self.daily_budget_usd, &current.daily_budget_usd),
+            monthly_budget_usd: super::nullable::apply(self.monthly_budget_usd, &current.monthly_budget_usd),
         };
         fields.validate()?;
         Ok(fields)
@@ -247,6 +273,8 @@ impl AgentFields {
         {
             return Err(Invalid::new(format!("reasoningEffort must be one of: {}", REASONING_EFFORTS.join(", "))));
         }
+        super::api_key::check_budget("dailyBudgetUsd", self.daily_budget_usd)?;
+        super::api_key::check_budget("monthlyBudgetUsd", self.monthly_budget_usd)?;
         Ok(())
     }
 }

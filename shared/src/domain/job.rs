@@ -120,6 +120,40 @@ pub struct JobPayload {
     /// Anything else (webhook payload, workflow id…).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub extra: Value,
+    /// A stateless `/v1/chat/completions` run: the client's transcript, used
+    /// by the worker instead of the stored conversation. Absent for every
+    /// other door, whose history is the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiChat>,
+}
+
+/// What an OpenAI-compatible client sent with a chat completion: its own
+/// system messages (placed after the agent's prompt), its conversation, and
+/// the sampling settings it asked for. Frozen in the job like the prompt, so a
+/// retry on another worker sends the model the same thing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiChat {
+    /// The API key the run is billed to (`None`: the dashboard key or session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<i64>,
+    /// The client's system (and developer) messages, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
+    /// The user and assistant turns, oldest first; the last is the user's.
+    pub messages: Vec<ApiTurn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+/// One turn of an [`ApiChat`] transcript.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiTurn {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
 }
 
 /// A job row.

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod agent;
+pub mod api_key;
 pub mod bot;
 pub mod connectors;
 pub mod conversation;

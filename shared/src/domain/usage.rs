@@ -31,6 +31,8 @@ pub struct UsageRecord {
     pub duration_ms: i64,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// The `/v1` API key the run was made with (its budget counts this call).
+    pub api_key_id: Option<i64>,
 }
 
 /// The values of `?period=`, for the OpenAPI document.

@@ -20,6 +20,14 @@ pub struct Workflow {
     pub is_enabled: bool,
     pub last_run_at: Option<String>,
     pub next_run_at: Option<String>,
+    /// Extension: spend limit of the workflow's runs per UTC day (USD); `null` = none.
+    pub daily_budget_usd: Option<f64>,
+    /// Extension: spend limit per UTC calendar month (USD); `null` = none.
+    pub monthly_budget_usd: Option<f64>,
+    /// Extension: due times not run (the previous run unfinished, or a budget used up).
+    pub skipped_runs: i64,
+    /// Extension: why the last due time was not run (`null` after a run that was queued).
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -49,6 +57,14 @@ pub struct NewWorkflow {
     pub platform: Option<String>,
     #[serde(default)]
     pub is_enabled: Option<bool>,
+    /// Extension: spend limit per UTC day in USD (≥ 0).
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub daily_budget_usd: Option<f64>,
+    /// Extension: spend limit per UTC calendar month in USD (≥ 0).
+    #[serde(default)]
+    #[schema(minimum = 0.0)]
+    pub monthly_budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -78,6 +94,14 @@ pub struct WorkflowPatch {
     #[schema(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,50}$")]
     pub platform: Option<Option<String>>,
     pub is_enabled: Option<bool>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
+    pub daily_budget_usd: Option<Option<f64>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable::field")]
+    #[schema(value_type = Option<f64>, minimum = 0.0)]
+    pub monthly_budget_usd: Option<Option<f64>>,
 }
 
 /// A complete, validated workflow ready to be written.
@@ -92,6 +116,8 @@ pub struct WorkflowFields {
     pub is_enabled: bool,
     /// Next due time (ms) when enabled.
     pub next_run_at: Option<i64>,
+    pub daily_budget_usd: Option<f64>,
+    pub monthly_budget_usd: Option<f64>,
 }
 
 impl NewWorkflow {
@@ -106,6 +132,8 @@ impl NewWorkflow {
             platform: self.platform,
             is_enabled: self.is_enabled.unwrap_or(true),
             next_run_at: None,
+            daily_budget_usd: self.daily_budget_usd,
+            monthly_budget_usd: self.monthly_budget_usd,
         };
         f.next_run_at = f.validate(now_ms, tz)?;
         Ok(f)
@@ -133,6 +161,8 @@ impl WorkflowPatch {
             platform: super::nullable::apply(self.platform, &current.platform),
             is_enabled: self.is_enabled.unwrap_or(current.is_enabled),
             next_run_at: None,
+            daily_budget_usd: super::nullable::apply(self.daily_budget_usd, &current.daily_budget_usd),
+            monthly_budget_usd: super::nullable::apply(self.monthly_budget_usd, &current.monthly_budget_usd),
         };
         let next = f.validate(now_ms, tz)?;
         f.next_run_at = match (f.is_enabled, reschedule, current_next_ms) {
@@ -167,6 +197,8 @@ impl WorkflowFields {
                 return Err(Invalid::new("platform must be a lowercase name like discord or web"));
             }
         }
+        super::api_key::check_budget("dailyBudgetUsd", self.daily_budget_usd)?;
+        super::api_key::check_budget("monthlyBudgetUsd", self.monthly_budget_usd)?;
         let parsed = schedule::parse(&self.schedule)?;
         Ok(if self.is_enabled { parsed.next_after_in(now_ms, tz) } else { None })
     }

@@ -498,6 +498,7 @@ impl Load {
                     priority: 5,
                     max_attempts,
                     external_id: None,
+                    api: None,
                 };
                 // Every fourth chat goes through the WebSocket bridge; when it
                 // is down (or the ack does not come) the chat is not counted.

@@ -20,6 +20,8 @@ use serde_json::json;
 
 #[path = "loadgen_scenarios/telegram_inbound.rs"]
 mod telegram_inbound;
+#[path = "loadgen_scenarios/v1_stream.rs"]
+mod v1_stream;
 
 struct Row {
     scenario: String,
@@ -912,6 +914,8 @@ async fn cron_burst(report: &mut Report, workflows: usize) {
                 platform: None,
                 is_enabled: true,
                 next_run_at: Some(due),
+                daily_budget_usd: None,
+                monthly_budget_usd: None,
             })
             .await
             .unwrap();
@@ -1002,6 +1006,9 @@ async fn main() {
     }
     if wants("telegram-inbound") {
         telegram_inbound::telegram_inbound(&mut report, secs).await;
+    }
+    if wants("v1-stream") {
+        v1_stream::v1_stream(&mut report, secs).await;
     }
     if wants("idle-rss") {
         idle_rss(&mut report).await;

@@ -209,6 +209,7 @@ async fn delegate(
         message_id: None,
         user_name: None,
         extra: json!({ DEPTH_KEY: depth, "delegatedBy": agent.slug, "parentJobId": job.id }),
+        api: None,
     };
     match store.enqueue(&NewJob::new(target.id, JobKind::Delegation, priority::DELEGATION, payload)).await {
         Ok(id) => {
@@ -341,6 +342,8 @@ async fn create_agent(store: &mut EffectsTx, fields: &Fields, applied: &mut Appl
         created_by: Some("conductor".into()),
         reasoning_effort: None,
         show_thinking: None,
+        daily_budget_usd: None,
+        monthly_budget_usd: None,
     };
     let default_model = store.settings().await?.default_model;
     let agent_fields = new.into_fields(&default_model)?;
@@ -380,6 +383,8 @@ async fn update_agent(
         is_active: bool_field(fields, "is_active")?,
         reasoning_effort: None,
         show_thinking: None,
+        daily_budget_usd: None,
+        monthly_budget_usd: None,
     };
     let agent_fields = patch.apply(&current)?;
     let agent = match store.update_agent(current.id, &agent_fields).await {

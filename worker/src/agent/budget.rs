@@ -40,6 +40,39 @@ pub fn summary_turn(summaries: &[String]) -> Option<String> {
     Some(format!("[Previous conversation summary]\n{}", parts.join("\n---\n")))
 }
 
+/// A `/v1` client's transcript (oldest first, the last turn the user's) cut
+/// to the window like a stored history: the newest turns that fit the budget
+/// (always the last), no leading assistant turn, and two turns of one role in
+/// a row merged, as providers expect alternation.
+pub fn fit_transcript(turns: &[(Role, &str)], window: i64, system_prompt: &str) -> Vec<ChatMessage> {
+    let budget = window - RESERVED_TOKENS - estimate_tokens(system_prompt);
+    let mut used = 0i64;
+    let mut first = turns.len();
+    for (i, (_, text)) in turns.iter().enumerate().rev() {
+        let tokens = estimate_tokens(text);
+        if first != turns.len() && used + tokens > budget {
+            break;
+        }
+        used += tokens;
+        first = i;
+    }
+    let mut out: Vec<ChatMessage> = Vec::new();
+    for (role, text) in &turns[first.min(turns.len())..] {
+        if out.is_empty() && *role == Role::Assistant {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.role == *role => last.content = format!("{}\n\n{}", last.content, text).into(),
+            _ => out.push(if *role == Role::Assistant {
+                ChatMessage::assistant(*text)
+            } else {
+                ChatMessage::user(*text)
+            }),
+        }
+    }
+    out
+}
+
 /// Chooses the history for a model with `window` tokens. `messages` are oldest first.
 pub fn fit_history(messages: &[Turn], summaries: &[String], window: i64, system_prompt: &str) -> History {
     let summary = summary_turn(summaries);

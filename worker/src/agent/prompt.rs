@@ -142,6 +142,8 @@ mod tests {
             created_by: None,
             reasoning_effort: None,
             show_thinking: false,
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
         }
     }
 

@@ -531,6 +531,7 @@ impl Discord {
             agent_id: if bound { None } else { ctx.bot.default_agent_id },
             is_dm,
             external_id: Some(msg.id.clone()),
+            api: None,
         };
         take_in(ctx, incoming, at).await
     }

@@ -415,6 +415,7 @@ impl Slack {
             agent_id: if bound { None } else { ctx.bot.default_agent_id },
             is_dm,
             external_id: Some(event_id.to_string()),
+            api: None,
         };
         take_in(ctx, incoming, at).await
     }

@@ -309,6 +309,7 @@ impl Telegram {
             agent_id: if bound { None } else { ctx.bot.default_agent_id },
             is_dm,
             external_id: Some(external),
+            api: None,
         };
         take_in(ctx, incoming, ReplyAt { reply_to, thread_id: None }).await.map_err(TgError::Unavailable)
     }
