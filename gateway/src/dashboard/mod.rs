@@ -66,6 +66,7 @@ pub mod agents;
 pub mod assets;
 pub mod chart;
 pub mod chat;
+pub mod fields;
 pub mod form;
 pub mod layout;
 pub mod login;
