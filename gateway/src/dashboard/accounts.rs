@@ -10,10 +10,10 @@
 //! (never a key, nor the name of the variable holding it), and a base URL
 //! without any user:password part.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Form, Router};
 use maud::html;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use super::fields::{self, is_refusal, place};
 use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -160,7 +160,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<AccountForm>,
+    AppForm(form): AppForm<AccountForm>,
 ) -> PageResult {
     let page_no = PageParam { page: form.page.clone() }.number();
     match routes::accounts::update(&state, id, &form.to_json()).await {

@@ -17,10 +17,10 @@
 //! more (dashboard.js); emptying a row's channel removes it. Without
 //! JavaScript the blank rows still work.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -34,7 +34,7 @@ use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -317,7 +317,7 @@ async fn new_form(ctx: Ctx, State(state): State<AppState>) -> PageResult {
     page(&ctx, "New bot", bot_form("/bots/new", &form, &agents, &Errors::none(), "Create bot"))
 }
 
-async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<BotForm>) -> PageResult {
+async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<BotForm>) -> PageResult {
     let agents = state.deps.store.agents().await?;
     let refused = |errors: Errors, status: StatusCode| {
         page_with_status(&ctx, status, "New bot", bot_form("/bots/new", &form, &agents, &errors, "Create bot"))
@@ -429,7 +429,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<BotForm>,
+    AppForm(form): AppForm<BotForm>,
 ) -> PageResult {
     let bot = load(&state, id).await?;
     let rows = current_rows(&bot);
@@ -460,7 +460,7 @@ async fn update_bindings(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    AppForm(pairs): AppForm<Vec<(String, String)>>,
 ) -> PageResult {
     let bot = load(&state, id).await?;
     let rows = binding_rows(&pairs);
@@ -486,7 +486,7 @@ async fn update_bindings(
 async fn set_enabled(
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(t): Form<ToggleForm>,
+    AppForm(t): AppForm<ToggleForm>,
 ) -> PageResult {
     let patch = BotPatch { is_enabled: Some(t.enabled()), ..BotPatch::default() };
     routes::bots::update(&state, id, patch).await?;

@@ -5,10 +5,10 @@
 //! `PATCH /api/settings` apply (the conductor must exist, the model must read
 //! `provider/model`) and the API's message shows next to its field.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Form, Router};
 use maud::html;
 use serde::Deserialize;
 
@@ -17,6 +17,7 @@ use arvis_shared::domain::settings::{Settings, SettingsPatch};
 use super::fields::{self, is_refusal, place};
 use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page_with_status, see_other};
+use crate::extract::AppForm;
 use crate::routes;
 use crate::state::AppState;
 
@@ -98,7 +99,7 @@ async fn render(
     )
 }
 
-async fn update(ctx: Ctx, State(state): State<AppState>, Form(form): Form<SettingsForm>) -> PageResult {
+async fn update(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<SettingsForm>) -> PageResult {
     let refused = |errors: Errors, status: StatusCode| {
         let (ctx, state, form) = (&ctx, &state, &form);
         async move {

@@ -10,10 +10,10 @@
 //! comma-separated; patterns one per line (a regular expression may hold a
 //! comma).
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -191,7 +191,7 @@ async fn new_form(ctx: Ctx) -> PageResult {
     page(&ctx, "New skill", skill_form("/skills/new", &form, true, &Errors::none(), "Create skill"))
 }
 
-async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<SkillForm>) -> PageResult {
+async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<SkillForm>) -> PageResult {
     match routes::skills::create(&state, form.clone().into_new()).await {
         Ok(skill) => Ok(see_other(&format!("/skills/{}", skill.id))),
         Err(e) if is_refusal(&e) => page_with_status(
@@ -204,7 +204,7 @@ async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<SkillF
     }
 }
 
-async fn import(ctx: Ctx, State(state): State<AppState>, Form(form): Form<ImportForm>) -> PageResult {
+async fn import(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<ImportForm>) -> PageResult {
     match routes::skills::import(&state, SkillImport { url: form.url.trim().to_string() }).await {
         Ok(skill) => Ok(see_other(&format!("/skills/{}", skill.id))),
         // The form has one field: every refusal (a refused address, a
@@ -268,7 +268,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<SkillForm>,
+    AppForm(form): AppForm<SkillForm>,
 ) -> PageResult {
     let s = load(&state, id).await?;
     match routes::skills::update(&state, id, form.clone().into_patch()).await {
@@ -285,7 +285,7 @@ async fn update(
 async fn set_enabled(
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(t): Form<ToggleForm>,
+    AppForm(t): AppForm<ToggleForm>,
 ) -> PageResult {
     let patch = SkillPatch { is_enabled: Some(t.enabled()), ..SkillPatch::default() };
     routes::skills::update(&state, id, patch).await?;

@@ -12,10 +12,10 @@
 //! Writes go through `routes::webhooks::{create, update, delete}` with the
 //! API's rules and messages.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -27,7 +27,7 @@ use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -172,7 +172,7 @@ async fn new_form(ctx: Ctx, State(state): State<AppState>) -> PageResult {
     page(&ctx, "New webhook", new_webhook_form(&WebhookForm::blank(&agents), &agents, &Errors::none()))
 }
 
-async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<WebhookForm>) -> PageResult {
+async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<WebhookForm>) -> PageResult {
     let agents = state.deps.store.agents().await?;
     let refused = |errors: Errors, status: StatusCode| {
         page_with_status(&ctx, status, "New webhook", new_webhook_form(&form.without_secret(), &agents, &errors))
@@ -274,7 +274,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<WebhookForm>,
+    AppForm(form): AppForm<WebhookForm>,
 ) -> PageResult {
     let w = load(&state, id).await?;
     let patch = match form.clone().into_patch() {
@@ -297,7 +297,7 @@ async fn new_secret(ctx: Ctx, State(state): State<AppState>, AppPath(id): AppPat
 async fn set_enabled(
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(t): Form<ToggleForm>,
+    AppForm(t): AppForm<ToggleForm>,
 ) -> PageResult {
     let patch = WebhookPatch { is_enabled: Some(t.enabled()), ..WebhookPatch::default() };
     routes::webhooks::update(&state, id, patch).await?;

@@ -8,10 +8,10 @@
 //! next to the field it names. The next run shown is the one the scheduler
 //! will claim (the stored `next_run_at`), not a recomputation.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -169,7 +169,7 @@ async fn new_form(ctx: Ctx, State(state): State<AppState>) -> PageResult {
     page(&ctx, "New workflow", workflow_form("/workflows/new", &form, &agents, &Errors::none(), "Create workflow"))
 }
 
-async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<WorkflowForm>) -> PageResult {
+async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<WorkflowForm>) -> PageResult {
     let agents = state.deps.store.agents().await?;
     let refused = |form: &WorkflowForm, errors: Errors, status: StatusCode| {
         page_with_status(
@@ -236,7 +236,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<WorkflowForm>,
+    AppForm(form): AppForm<WorkflowForm>,
 ) -> PageResult {
     let workflow = load(&state, id).await?;
     let patch = match form.clone().into_patch() {
@@ -256,7 +256,7 @@ async fn update(
 async fn set_enabled(
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(t): Form<ToggleForm>,
+    AppForm(t): AppForm<ToggleForm>,
 ) -> PageResult {
     let patch = WorkflowPatch { is_enabled: Some(t.enabled()), ..WorkflowPatch::default() };
     routes::workflows::update(&state, id, patch).await?;
