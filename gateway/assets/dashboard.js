@@ -175,3 +175,54 @@
     if (thread) thread.scrollTop = thread.scrollHeight;
   });
 })();
+
+// --- Workflows, Webhooks, Skills, Bots & connectors, Accounts, Settings.
+(function () {
+  // Copy a shown-once secret: <button data-copy="#input-id">. The status
+  // next to the button says whether it worked (the clipboard API needs a
+  // secure context: on plain http the text is selected for Ctrl+C instead).
+  function copy(button) {
+    var target = document.querySelector(button.dataset.copy);
+    if (!target) return;
+    var status = button.parentNode.querySelector(".copy-status");
+    function say(text) { if (status) status.textContent = text; }
+    var text = target.value !== undefined ? target.value : target.textContent;
+    function fallback() {
+      if (target.select) target.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      say(ok ? "Copied" : "Selected: press Ctrl+C to copy");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { say("Copied"); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  // Add a blank row to an editor table: <button data-add-row="[data-binding-rows]">
+  // clones the body's last row with its inputs emptied.
+  function addRow(button) {
+    var body = document.querySelector(button.dataset.addRow);
+    if (!body || !body.lastElementChild) return;
+    var row = body.lastElementChild.cloneNode(true);
+    var n = body.children.length + 1;
+    row.querySelectorAll("input").forEach(function (input) {
+      input.value = "";
+      var label = input.getAttribute("aria-label");
+      if (label) input.setAttribute("aria-label", label.replace(/row \d+$/, "row " + n));
+    });
+    row.querySelectorAll("td").forEach(function (cell) { if (!cell.querySelector("input")) cell.textContent = ""; });
+    body.appendChild(row);
+    var first = row.querySelector("input");
+    if (first) first.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("button[data-copy], button[data-add-row]") : null;
+    if (!button) return;
+    event.preventDefault();
+    if (button.dataset.copy) copy(button);
+    else addRow(button);
+  });
+})();

@@ -248,4 +248,94 @@ pub mod seed {
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
         pool.close().await;
     }
+
+    // --- Workflows, Webhooks, Skills, Bots & connectors, Accounts.
+
+    /// `count` enabled workflows of `agent_id`, `Bulk workflow N`, every hour,
+    /// the N-th next due N minutes from now.
+    pub async fn workflows(app: &TestApp, agent_id: i64, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO workflows (name, agent_id, schedule, prompt, next_run_at, created_at, updated_at) {} \
+             SELECT 'Bulk workflow ' || i, {agent_id}, 'every 1 h', 'bulk prompt ' || i, {t} + i * 60000, {t}, {t} FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// `count` webhooks of `agent_id` at `/webhook/bulk-N`, each with the
+    /// secret `bulk-secret-N-` followed by 16 `x` (tests look for it).
+    pub async fn webhooks(app: &TestApp, agent_id: i64, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO webhooks (name, path, agent_id, secret, created_at, updated_at) {} \
+             SELECT 'Bulk webhook ' || i, 'bulk-' || i, {agent_id}, 'bulk-secret-' || i || '-xxxxxxxxxxxxxxxx', {t}, {t} \
+             FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// `count` community skills `bulk-skill-M`, M = 1 000 000 + N (so name order is number order).
+    pub async fn skills(app: &TestApp, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO skills (name, display_name, content, created_at, updated_at) {} \
+             SELECT 'bulk-skill-' || (1000000 + i), 'Bulk skill ' || i, 'do thing ' || i, {t}, {t} \
+             FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// `count` telegram bots `Bulk bot N` with token variable `BULK_TOKEN_N`, in `error`
+    /// with the last error `seeded error N`; returns the first one's id.
+    pub async fn bots(app: &TestApp, count: i64) -> i64 {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO bots (name, platform, token, status, last_error, created_at, updated_at) {} \
+             SELECT 'Bulk bot ' || i, 'telegram', 'BULK_TOKEN_' || i, 'error', 'seeded error ' || i, {t}, {t} FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        let first: i64 =
+            sqlx::query_scalar("SELECT MIN(id) FROM bots WHERE name LIKE 'Bulk bot %'").fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        first
+    }
+
+    /// `count` failed deliveries of `bot_id` (`failed reply N`, error `refused N`).
+    pub async fn failed_deliveries(app: &TestApp, bot_id: i64, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO deliveries (bot_id, platform, channel_id, chunk_index, dedupe_key, content, status, attempts, \
+             last_error, next_attempt_at, created_at, updated_at) {} \
+             SELECT {bot_id}, 'telegram', 'chan-' || i, 0, 'seed:' || i, 'failed reply ' || i, 'failed', 5, \
+             'refused ' || i, {t}, {t} - i, {t} - i FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// `count` accounts `bulk-account-N` (openai, priority N) whose key variable is `BULK_KEY_N`.
+    pub async fn accounts(app: &TestApp, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO accounts (name, provider, model, api_key_env, priority, created_at, updated_at) {} \
+             SELECT 'bulk-account-' || i, 'openai', 'gpt-bulk', 'BULK_KEY_' || i, i, {t}, {t} FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
 }

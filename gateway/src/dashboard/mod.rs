@@ -34,6 +34,9 @@
 //! - [`assets`]: the embedded scripts and styles. [`pager`]: the pagination
 //!   every list uses. [`form`]: the API's error message placed next to its
 //!   field. [`markdown`]: model text → safe HTML. [`chart`]: inline SVG charts.
+//! - [`fields`]: the form parts the configuration pages (workflows, webhooks,
+//!   skills, bots, accounts, settings) share: the agent picker, enable/disable
+//!   and delete buttons, placing messages like `channelBindings.channelId …`.
 //! - Pages: [`login`], [`overview`], [`chat`], [`agents`], and one module per
 //!   page still to build ([`conversations`], [`queue`], …) that shows "coming
 //!   soon" until it is.
@@ -66,6 +69,7 @@ pub mod agents;
 pub mod assets;
 pub mod chart;
 pub mod chat;
+pub mod fields;
 pub mod form;
 pub mod layout;
 pub mod login;

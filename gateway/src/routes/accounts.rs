@@ -35,9 +35,15 @@ async fn update_account(
     AppPath(id): AppPath<i64>,
     AppJson(body): AppJson<serde_json::Value>,
 ) -> ApiResult<Json<Account>> {
-    let patch = AccountPatch::from_json(&body)?;
+    Ok(Json(update(&state, id, &body).await?))
+}
+
+/// Applies a patch (a JSON object: priority, isActive, model; anything else
+/// is refused) to an account (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, body: &serde_json::Value) -> ApiResult<Account> {
+    let patch = AccountPatch::from_json(body)?;
     let account =
         state.deps.store.update_account(id, &patch).await?.ok_or_else(|| ApiError::not_found("account not found"))?;
     state.deps.bus.signal(&ConfigChanged { v: 1, entity: "account".into(), id: Some(id) }).await;
-    Ok(Json(account))
+    Ok(account)
 }

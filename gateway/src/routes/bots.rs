@@ -66,11 +66,16 @@ async fn create_bot(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewBot>,
 ) -> ApiResult<(StatusCode, Json<Bot>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, body).await?)))
+}
+
+/// Creates a bot: the REST handler's and the dashboard's one path.
+pub async fn create(state: &AppState, body: NewBot) -> ApiResult<Bot> {
     let fields = body.into_fields()?;
-    check_agents(&state, &fields).await?;
+    check_agents(state, &fields).await?;
     let bot = state.deps.store.create_bot(&fields).await.map_err(write_error)?;
-    changed(&state, bot.id).await;
-    Ok((StatusCode::CREATED, Json(bot)))
+    changed(state, bot.id).await;
+    Ok(bot)
 }
 
 /// Update a bot; `channelBindings`, when given, replaces the bot's bindings;
@@ -83,17 +88,22 @@ async fn update_bot(
     AppPath(id): AppPath<i64>,
     AppJson(patch): AppJson<BotPatch>,
 ) -> ApiResult<Json<Bot>> {
+    Ok(Json(update(&state, id, patch).await?))
+}
+
+/// Applies a patch to a bot (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, patch: BotPatch) -> ApiResult<Bot> {
     let store = &state.deps.store;
     let current = store.get_bot(id).await?.ok_or_else(|| ApiError::not_found("bot not found"))?;
     let fields = patch.apply(&current)?;
-    check_agents(&state, &fields).await?;
+    check_agents(state, &fields).await?;
     let bot = store
         .update_bot(id, &fields)
         .await
         .map_err(write_error)?
         .ok_or_else(|| ApiError::not_found("bot not found"))?;
-    changed(&state, id).await;
-    Ok(Json(bot))
+    changed(state, id).await;
+    Ok(bot)
 }
 
 /// Delete a bot instance (its channel bindings go with it).
@@ -101,9 +111,15 @@ async fn update_bot(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_bot(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes a bot (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     if !state.deps.store.delete_bot(id).await? {
         return Err(ApiError::not_found("bot not found"));
     }
-    changed(&state, id).await;
-    Ok(Ok::json())
+    changed(state, id).await;
+    Ok(())
 }

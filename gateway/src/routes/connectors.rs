@@ -6,6 +6,7 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use arvis_shared::config::Config;
 use arvis_shared::domain::connectors::{CONNECTORS, Connector};
 
 use crate::error::ErrorBody;
@@ -19,15 +20,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/connectors", tag = "connectors",
     responses((status = 200, body = Vec<Connector>), (status = 401, body = ErrorBody)))]
 async fn list_connectors(State(state): State<AppState>) -> Json<Vec<Connector>> {
-    let config = &state.deps.config;
-    Json(
-        CONNECTORS
-            .iter()
-            .map(|(platform, vars)| Connector {
-                platform: (*platform).to_string(),
-                configured: !vars.is_empty() && vars.iter().all(|v| config.env_present(v)),
-                vars: vars.iter().map(|v| (*v).to_string()).collect(),
-            })
-            .collect(),
-    )
+    Json(connectors(&state.deps.config))
+}
+
+/// Every connector with whether its variables are set (REST and dashboard).
+pub fn connectors(config: &Config) -> Vec<Connector> {
+    CONNECTORS
+        .iter()
+        .map(|(platform, vars)| Connector {
+            platform: (*platform).to_string(),
+            configured: !vars.is_empty() && vars.iter().all(|v| config.env_present(v)),
+            vars: vars.iter().map(|v| (*v).to_string()).collect(),
+        })
+        .collect()
 }

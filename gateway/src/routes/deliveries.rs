@@ -69,8 +69,13 @@ async fn act_on_delivery(
     if body.action != "retry" {
         return Err(ApiError::bad_request("action must be \"retry\""));
     }
+    Ok(Json(retry(&state, id).await?))
+}
+
+/// Sends a failed delivery again (REST and dashboard); any other is a 409.
+pub async fn retry(state: &AppState, id: i64) -> ApiResult<Delivery> {
     match state.deps.store.retry_delivery(id).await? {
-        RetryOutcome::Retried(d) => Ok(Json(*d)),
+        RetryOutcome::Retried(d) => Ok(*d),
         RetryOutcome::NotFound => Err(ApiError::not_found("delivery not found")),
         RetryOutcome::NotFailed(status) => {
             Err(ApiError::conflict(format!("only a failed delivery can be retried; this one is {status}")))

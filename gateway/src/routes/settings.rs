@@ -33,6 +33,11 @@ async fn update_settings(
     State(state): State<AppState>,
     AppJson(patch): AppJson<SettingsPatch>,
 ) -> ApiResult<Json<Settings>> {
+    Ok(Json(update(&state, patch).await?))
+}
+
+/// Applies a settings patch (REST and dashboard).
+pub async fn update(state: &AppState, patch: SettingsPatch) -> ApiResult<Settings> {
     let store = &state.deps.store;
     if let Some(model) = &patch.default_model {
         check_model("defaultModel", model)?;
@@ -49,5 +54,5 @@ async fn update_settings(
         store.set_setting(KEY_CONDUCTOR, &id.to_string()).await?;
     }
     state.deps.bus.signal(&ConfigChanged { v: 1, entity: "settings".into(), id: None }).await;
-    Ok(Json(store.settings().await?))
+    Ok(store.settings().await?)
 }

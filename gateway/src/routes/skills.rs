@@ -57,10 +57,15 @@ async fn create_skill(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewSkill>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, body).await?)))
+}
+
+/// Creates a community skill: the REST handler's and the dashboard's one path.
+pub async fn create(state: &AppState, body: NewSkill) -> ApiResult<Skill> {
     let fields = body.into_fields()?;
     let skill = state.deps.store.create_skill(&fields).await.map_err(duplicate_name)?;
-    changed(&state, skill.id).await;
-    Ok((StatusCode::CREATED, Json(skill)))
+    changed(state, skill.id).await;
+    Ok(skill)
 }
 
 /// Update a skill. Editable: isEnabled, displayName, description,
@@ -73,12 +78,17 @@ async fn update_skill(
     AppPath(id): AppPath<i64>,
     AppJson(patch): AppJson<SkillPatch>,
 ) -> ApiResult<Json<Skill>> {
+    Ok(Json(update(&state, id, patch).await?))
+}
+
+/// Applies a patch to a skill (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, patch: SkillPatch) -> ApiResult<Skill> {
     let store = &state.deps.store;
     let current = store.get_skill(id).await?.ok_or_else(|| ApiError::not_found("skill not found"))?;
     let fields = patch.apply(&current)?;
     let skill = store.update_skill(id, &fields).await?.ok_or_else(|| ApiError::not_found("skill not found"))?;
-    changed(&state, id).await;
-    Ok(Json(skill))
+    changed(state, id).await;
+    Ok(skill)
 }
 
 /// Delete a community skill. Builtin skills cannot be deleted (400; disable them instead).
@@ -86,10 +96,16 @@ async fn update_skill(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_skill(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes a community skill; a builtin one is refused (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     match state.deps.store.delete_skill(id).await? {
         SkillDelete::Deleted => {
-            changed(&state, id).await;
-            Ok(Ok::json())
+            changed(state, id).await;
+            Ok(())
         }
         SkillDelete::Builtin => Err(ApiError::bad_request("builtin skills cannot be deleted; disable them instead")),
         SkillDelete::NotFound => Err(ApiError::not_found("skill not found")),
@@ -109,11 +125,17 @@ async fn import_skill(
     State(state): State<AppState>,
     AppJson(body): AppJson<SkillImport>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
+    Ok((StatusCode::CREATED, Json(import(&state, body).await?)))
+}
+
+/// Imports a community skill from a URL, under the private-address guard
+/// (REST and dashboard).
+pub async fn import(state: &AppState, body: SkillImport) -> ApiResult<Skill> {
     let text = fetch_markdown(&body.url, state.deps.config.http_fetch_allow_private).await?;
     let fields = skill_from_markdown(&text, "community")?;
     let skill = state.deps.store.create_skill(&fields).await.map_err(duplicate_name)?;
-    changed(&state, skill.id).await;
-    Ok((StatusCode::CREATED, Json(skill)))
+    changed(state, skill.id).await;
+    Ok(skill)
 }
 
 /// Downloads the skill file under [`arvis_shared::net`]'s guard and limits.

@@ -55,11 +55,16 @@ async fn create_webhook(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, body).await?)))
+}
+
+/// Creates a webhook: the REST handler's and the dashboard's one path.
+pub async fn create(state: &AppState, body: NewWebhook) -> ApiResult<Webhook> {
     let fields = body.into_fields()?;
-    check_agent(&state, fields.agent_id).await?;
+    check_agent(state, fields.agent_id).await?;
     let webhook = state.deps.store.create_webhook(&fields).await.map_err(write_error)?;
-    changed(&state, webhook.id).await;
-    Ok((StatusCode::CREATED, Json(webhook)))
+    changed(state, webhook.id).await;
+    Ok(webhook)
 }
 
 /// Update a webhook (rename, enable/disable, change agent, template or
@@ -73,19 +78,24 @@ async fn update_webhook(
     AppPath(id): AppPath<i64>,
     AppJson(patch): AppJson<WebhookPatch>,
 ) -> ApiResult<Json<Webhook>> {
+    Ok(Json(update(&state, id, patch).await?))
+}
+
+/// Applies a patch to a webhook (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, patch: WebhookPatch) -> ApiResult<Webhook> {
     let store = &state.deps.store;
     let (current, path) = store.get_webhook(id).await?.ok_or_else(|| ApiError::not_found("webhook not found"))?;
     let fields = patch.apply(&current, &path)?;
     if fields.agent_id != current.agent_id {
-        check_agent(&state, fields.agent_id).await?;
+        check_agent(state, fields.agent_id).await?;
     }
     let webhook = store
         .update_webhook(id, &fields)
         .await
         .map_err(write_error)?
         .ok_or_else(|| ApiError::not_found("webhook not found"))?;
-    changed(&state, id).await;
-    Ok(Json(webhook))
+    changed(state, id).await;
+    Ok(webhook)
 }
 
 /// Delete a webhook.
@@ -93,9 +103,15 @@ async fn update_webhook(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_webhook(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes a webhook (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     if !state.deps.store.delete_webhook(id).await? {
         return Err(ApiError::not_found("webhook not found"));
     }
-    changed(&state, id).await;
-    Ok(Ok::json())
+    changed(state, id).await;
+    Ok(())
 }

@@ -57,11 +57,16 @@ async fn create_workflow(
     State(state): State<AppState>,
     AppJson(body): AppJson<NewWorkflow>,
 ) -> ApiResult<(StatusCode, Json<Workflow>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, body).await?)))
+}
+
+/// Creates a workflow: the REST handler's and the dashboard's one path.
+pub async fn create(state: &AppState, body: NewWorkflow) -> ApiResult<Workflow> {
     let fields = body.into_fields(now_ms(), &state.deps.config.scheduler_tz)?;
-    check_agent(&state, fields.agent_id).await?;
+    check_agent(state, fields.agent_id).await?;
     let workflow = state.deps.store.create_workflow(&fields).await.map_err(missing_agent)?;
-    changed(&state, workflow.id).await;
-    Ok((StatusCode::CREATED, Json(workflow)))
+    changed(state, workflow.id).await;
+    Ok(workflow)
 }
 
 /// Update or enable/disable a workflow. The next run is recomputed when the
@@ -75,19 +80,24 @@ async fn update_workflow(
     AppPath(id): AppPath<i64>,
     AppJson(patch): AppJson<WorkflowPatch>,
 ) -> ApiResult<Json<Workflow>> {
+    Ok(Json(update(&state, id, patch).await?))
+}
+
+/// Applies a patch to a workflow (REST and dashboard).
+pub async fn update(state: &AppState, id: i64, patch: WorkflowPatch) -> ApiResult<Workflow> {
     let store = &state.deps.store;
     let (current, next) = store.get_workflow(id).await?.ok_or_else(|| ApiError::not_found("workflow not found"))?;
     let fields = patch.apply(&current, next, now_ms(), &state.deps.config.scheduler_tz)?;
     if fields.agent_id != current.agent_id {
-        check_agent(&state, fields.agent_id).await?;
+        check_agent(state, fields.agent_id).await?;
     }
     let workflow = store
         .update_workflow(id, &fields)
         .await
         .map_err(missing_agent)?
         .ok_or_else(|| ApiError::not_found("workflow not found"))?;
-    changed(&state, id).await;
-    Ok(Json(workflow))
+    changed(state, id).await;
+    Ok(workflow)
 }
 
 /// Delete a workflow.
@@ -95,9 +105,15 @@ async fn update_workflow(
     responses((status = 200, body = Ok), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn delete_workflow(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<Ok>> {
+    delete(&state, id).await?;
+    Ok(Ok::json())
+}
+
+/// Deletes a workflow (REST and dashboard).
+pub async fn delete(state: &AppState, id: i64) -> ApiResult<()> {
     if !state.deps.store.delete_workflow(id).await? {
         return Err(ApiError::not_found("workflow not found"));
     }
-    changed(&state, id).await;
-    Ok(Ok::json())
+    changed(state, id).await;
+    Ok(())
 }

@@ -327,3 +327,28 @@ async fn insert_delivery(tx: &mut sqlx::Transaction<'static, sqlx::Any>, d: &New
     })?;
     Ok(done.rows_affected())
 }
+
+/// One page of the outbox, for the dashboard (`GET /api/deliveries` stops at 1000).
+impl Store {
+    /// Deliveries of one status, newest first, `offset..offset+limit`, and how many there are.
+    pub async fn deliveries_page(
+        &self,
+        status: DeliveryStatus,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Delivery>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(self.r())
+            .await?;
+        let rows: Vec<DeliveryRow> = sqlx::query_as(sql(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = $1 ORDER BY id DESC LIMIT $2 + 0 OFFSET $3"
+        )))
+        .bind(status.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.r())
+        .await?;
+        Ok((rows.into_iter().map(Delivery::from).collect(), total))
+    }
+}

@@ -159,3 +159,18 @@ pub enum SkillDelete {
     Builtin,
     NotFound,
 }
+
+/// One page of the list, for the dashboard (`GET /api/skills` returns all).
+impl Store {
+    /// Skills `offset..offset+limit` in name order (as the API lists them), and how many there are.
+    pub async fn skills_page(&self, limit: i64, offset: i64) -> Result<(Vec<Skill>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM skills").fetch_one(self.r()).await?;
+        let rows: Vec<SkillRow> =
+            sqlx::query_as(sql(format!("SELECT {SKILL_COLUMNS} FROM skills ORDER BY name LIMIT $1 + 0 OFFSET $2")))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(self.r())
+                .await?;
+        Ok((rows.into_iter().map(Skill::try_from).collect::<Result<_>>()?, total))
+    }
+}

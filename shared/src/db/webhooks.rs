@@ -107,3 +107,18 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+/// One page of the list, for the dashboard (`GET /api/webhooks` returns all).
+impl Store {
+    /// Webhooks `offset..offset+limit` in id order, and how many there are.
+    pub async fn webhooks_page(&self, limit: i64, offset: i64) -> Result<(Vec<Webhook>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks").fetch_one(self.r()).await?;
+        let rows: Vec<WebhookRow> =
+            sqlx::query_as(sql(format!("SELECT {WH_COLUMNS} FROM webhooks ORDER BY id LIMIT $1 + 0 OFFSET $2")))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(self.r())
+                .await?;
+        Ok((rows.into_iter().map(|r| r.into_parts().0).collect(), total))
+    }
+}

@@ -124,3 +124,17 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+/// One page of the list, for the dashboard (`GET /api/workflows` returns all).
+impl Store {
+    /// Workflows `offset..offset+limit` in id order, and how many there are.
+    pub async fn workflows_page(&self, limit: i64, offset: i64) -> Result<(Vec<Workflow>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows").fetch_one(self.r()).await?;
+        let rows: Vec<WorkflowRow> = sqlx::query_as(sql(format!("{WF_SELECT} ORDER BY w.id LIMIT $1 + 0 OFFSET $2")))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.r())
+            .await?;
+        Ok((rows.into_iter().map(|r| r.into_parts().0).collect(), total))
+    }
+}
