@@ -93,6 +93,9 @@ impl WorkflowForm {
             name: self.name,
             schedule: self.schedule,
             prompt: self.prompt,
+            // Budgets are set through the API (`dailyBudgetUsd`, `monthlyBudgetUsd`).
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
         })
     }
 
@@ -105,6 +108,9 @@ impl WorkflowForm {
             name: Some(self.name),
             schedule: Some(self.schedule),
             prompt: Some(self.prompt),
+            // Not on the form: a budget set through the API is kept.
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
         })
     }
 }
