@@ -74,12 +74,15 @@ both_backends!(usage_is_aggregated_per_period, |backend| async move {
     assert_eq!(week["byAgent"][1]["avgDurationMs"], 501);
     assert_eq!(
         week["byProvider"],
-        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0},
-               {"provider": "openai", "requests": 1, "costUsd": 0.25, "cacheReadTokens": 0, "unpricedRequests": 0}])
+        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0, "inputTokens": 4000, "outputTokens": 400,
+                "avgDurationMs": 1500, "cacheReadTokens": 0, "unpricedRequests": 0},
+               {"provider": "openai", "requests": 1, "costUsd": 0.25, "inputTokens": 10, "outputTokens": 5,
+                "avgDurationMs": 501, "cacheReadTokens": 0, "unpricedRequests": 0}])
     );
     assert_eq!(
         week["byModel"][0],
-        json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0})
+        json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0, "inputTokens": 4000, "outputTokens": 400,
+               "avgDurationMs": 1500, "cacheReadTokens": 0, "unpricedRequests": 0})
     );
 
     let (_, day) = app.get("/api/usage?period=day").await;

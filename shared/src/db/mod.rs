@@ -43,6 +43,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod conversations;
 pub mod dashboard;
+pub mod dashboard_ops;
 pub mod hot;
 pub mod jobs;
 pub mod lane;

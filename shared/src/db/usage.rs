@@ -58,6 +58,9 @@ struct KeyRow {
     key: String,
     requests: i64,
     cost_usd: f64,
+    input_tokens: i64,
+    output_tokens: i64,
+    avg_duration_ms: f64,
     cache_read_tokens: i64,
     unpriced_requests: i64,
 }
@@ -114,6 +117,9 @@ impl Store {
             let text = format!(
                 "SELECT {column} AS key, COUNT(*) AS requests, \
                  CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+                 CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+                 CAST(COALESCE(AVG(duration_ms), 0) AS DOUBLE PRECISION) AS avg_duration_ms, \
                  CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
                  {UNPRICED} AS unpriced_requests \
                  FROM usage WHERE created_at >= $1 GROUP BY {column} ORDER BY requests DESC, {column}"
@@ -154,6 +160,9 @@ impl Store {
                     provider: r.key,
                     requests: r.requests,
                     cost_usd: r.cost_usd,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    avg_duration_ms: r.avg_duration_ms.round() as i64,
                     cache_read_tokens: r.cache_read_tokens,
                     unpriced_requests: r.unpriced_requests,
                 })
@@ -164,6 +173,9 @@ impl Store {
                     model: r.key,
                     requests: r.requests,
                     cost_usd: r.cost_usd,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    avg_duration_ms: r.avg_duration_ms.round() as i64,
                     cache_read_tokens: r.cache_read_tokens,
                     unpriced_requests: r.unpriced_requests,
                 })
