@@ -134,7 +134,8 @@ both_backends!(cached_tokens_and_unpriced_calls_are_counted_apart, |backend| asy
     let model = |name: &str| week["byModel"].as_array().unwrap().iter().find(|m| m["model"] == name).unwrap().clone();
     assert_eq!(
         model("mystery:7b"),
-        json!({"model": "mystery:7b", "requests": 2, "costUsd": 0.0, "cacheReadTokens": 0, "unpricedRequests": 2})
+        json!({"model": "mystery:7b", "requests": 2, "costUsd": 0.0, "inputTokens": 200, "outputTokens": 20,
+               "avgDurationMs": 5, "cacheReadTokens": 0, "unpricedRequests": 2})
     );
     assert_eq!(model("claude-haiku-4-5")["cacheReadTokens"], 800);
 });

@@ -166,7 +166,10 @@ fn message(m: &ChatMessage, agent_name: &str) -> Markup {
 
 /// The thread as a JSON file: `GET /api/conversations/{id}`'s body, byte for
 /// byte (the same function and the same serializer), saved under its id.
-async fn export(State(state): State<AppState>, AppPath(id): AppPath<String>) -> Result<Response, super::layout::PageError> {
+async fn export(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> Result<Response, super::layout::PageError> {
     let thread = routes::sessions::thread(&state, &id).await?;
     let body = serde_json::to_vec(&thread).map_err(|e| ApiError::internal(format!("conversation export: {e}")))?;
     let name: String =
@@ -175,7 +178,10 @@ async fn export(State(state): State<AppState>, AppPath(id): AppPath<String>) -> 
         .unwrap_or(HeaderValue::from_static("attachment; filename=\"conversation.json\""));
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         body,
     )
         .into_response())

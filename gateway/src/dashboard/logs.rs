@@ -29,8 +29,13 @@ pub const LINES_PER_PAGE: i64 = 100;
 const MSG_CHARS: usize = 2_000;
 
 /// The filter's choices: `""` = every level, as the API without `?level=`.
-const LEVELS: &[(&str, &str)] =
-    &[("", "All levels"), ("debug", "Debug and up"), ("info", "Info and up"), ("warn", "Warnings and errors"), ("error", "Errors")];
+const LEVELS: &[(&str, &str)] = &[
+    ("", "All levels"),
+    ("debug", "Debug and up"),
+    ("info", "Info and up"),
+    ("warn", "Warnings and errors"),
+    ("error", "Errors"),
+];
 
 pub fn router() -> Router<AppState> {
     Router::new().route(NAV.href, get(logs)).route("/ui/logs", get(live))

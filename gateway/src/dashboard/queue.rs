@@ -227,8 +227,7 @@ pub struct BackForm {
 async fn act(ctx: Ctx, state: AppState, id: i64, form: BackForm, retry: bool) -> PageResult {
     let status = status_of(form.status.as_deref());
     let page_no = PageParam { page: form.page.clone() }.number();
-    let result =
-        if retry { routes::queue::retry(&state, id).await } else { routes::queue::cancel(&state, id).await };
+    let result = if retry { routes::queue::retry(&state, id).await } else { routes::queue::cancel(&state, id).await };
     match result {
         Ok(_) => {
             let back = list_url("/queue", status, page_no);
@@ -237,7 +236,8 @@ async fn act(ctx: Ctx, state: AppState, id: i64, form: BackForm, retry: bool) ->
         // Refused (409: not failed / not pending any more; 404: gone): the
         // list again, with the API's message, under the API's status.
         Err(e) if e.status.is_client_error() => {
-            let q = ListQuery { status: status.map(String::from), page: Some(page_no.to_string()), ..Default::default() };
+            let q =
+                ListQuery { status: status.map(String::from), page: Some(page_no.to_string()), ..Default::default() };
             let (body, code) = render_list(&state, &q, Some(&e)).await?;
             page_with_status(&ctx, code, "Queue", body)
         }
@@ -245,7 +245,12 @@ async fn act(ctx: Ctx, state: AppState, id: i64, form: BackForm, retry: bool) ->
     }
 }
 
-async fn retry(ctx: Ctx, State(state): State<AppState>, AppPath(id): AppPath<i64>, Form(f): Form<BackForm>) -> PageResult {
+async fn retry(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<i64>,
+    Form(f): Form<BackForm>,
+) -> PageResult {
     act(ctx, state, id, f, true).await
 }
 

@@ -149,10 +149,7 @@ fn bars(series: &[UsageBucket], since: i64, now: i64, bucket_ms: i64, period: &s
         let found = series.iter().find(|s| s.bucket == b);
         let label = bucket_label(b * bucket_ms, bucket_ms, period);
         cost.push(Bar { label: label.clone(), value: found.map(|s| s.cost_usd).unwrap_or(0.0) });
-        tokens.push(Bar {
-            label,
-            value: found.map(|s| (s.input_tokens + s.output_tokens) as f64).unwrap_or(0.0),
-        });
+        tokens.push(Bar { label, value: found.map(|s| (s.input_tokens + s.output_tokens) as f64).unwrap_or(0.0) });
     }
     (cost, tokens)
 }
@@ -246,7 +243,7 @@ fn grouped(v: i64) -> String {
     let digits = v.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -277,8 +274,22 @@ mod tests {
         let since = 10 * DAY_MS + 5 * HOUR_MS;
         let now = since + 7 * DAY_MS;
         let series = vec![
-            UsageBucket { bucket: 11, requests: 2, input_tokens: 10, output_tokens: 5, cost_usd: 0.5, unpriced_requests: 0 },
-            UsageBucket { bucket: 17, requests: 1, input_tokens: 1, output_tokens: 1, cost_usd: 0.25, unpriced_requests: 0 },
+            UsageBucket {
+                bucket: 11,
+                requests: 2,
+                input_tokens: 10,
+                output_tokens: 5,
+                cost_usd: 0.5,
+                unpriced_requests: 0,
+            },
+            UsageBucket {
+                bucket: 17,
+                requests: 1,
+                input_tokens: 1,
+                output_tokens: 1,
+                cost_usd: 0.25,
+                unpriced_requests: 0,
+            },
         ];
         let (cost, tokens) = bars(&series, since, now, DAY_MS, "week");
         assert_eq!(cost.len(), 8, "a partial first day, six whole ones, today");

@@ -19,7 +19,8 @@ pub(crate) async fn insert_usage_row<'e>(
         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
          output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens) \
          SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 RETURNING id",
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, CASE WHEN $14 THEN $9 ELSE NULL END, \
+         $10, $11, $12, $13 RETURNING id",
     )
     .bind(u.account_id)
     .bind(u.agent_id)
@@ -29,11 +30,19 @@ pub(crate) async fn insert_usage_row<'e>(
     .bind(&u.model)
     .bind(u.input_tokens)
     .bind(u.output_tokens)
-    .bind(u.cost_usd)
+    // The cost is always bound as a number, its absence as a flag: sqlx
+    // 0.9's Any driver encodes a NULL `f64` as a `float4` (its
+    // `AnyTypeInfoKind::Double` arm adds `Option::<f32>::None`), so when an
+    // unpriced call was the first on a connection, the cached statement took
+    // parameter 9 as `float4` and Postgres then refused every priced call's
+    // 8-byte `float8` on that connection ("incorrect binary data format in
+    // bind parameter 9"): its usage row was lost.
+    .bind(u.cost_usd.unwrap_or(0.0))
     .bind(u.duration_ms)
     .bind(u.created_at)
     .bind(u.cache_read_tokens)
     .bind(u.cache_write_tokens)
+    .bind(u.cost_usd.is_some())
     .fetch_one(ex)
     .await
     .map_err(classify)
