@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README "Testing"). Makes sure the services the tests talk
-# to exist and run — nats-server on the PATH, PostgreSQL on 127.0.0.1:5432 —
-# installing them from Debian's packages on a fresh machine, then runs the
-# whole workspace's tests (nextest when installed, cargo test otherwise).
+# to exist and run — nats-server on the PATH, PostgreSQL on 127.0.0.1:5432,
+# Chromium and playwright-core for the dashboard's browser tests —
+# installing them from Debian's packages (and npm) on a fresh machine, then
+# runs the whole workspace's tests (nextest when installed, cargo test otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,25 @@ if ! psql "$PG_URL/postgres" -qtAc 'select 1' >/dev/null 2>&1; then
     PG_URL="postgres://postgres:postgres@127.0.0.1:5432"
 fi
 export TEST_POSTGRES_URL="$PG_URL"
+
+# --- The dashboard's browser tests (tests/tests/dashboard_browser.rs): Debian's
+# Chromium (headless, --no-sandbox as root), and playwright-core from the
+# committed lock file. Node comes with Debian's npm.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "test.sh: installing chromium and chromium-driver"
+    apt_install chromium chromium-driver
+fi
+if ! command -v npm >/dev/null; then
+    echo "test.sh: installing nodejs and npm"
+    apt_install nodejs npm
+fi
+browser_lock=tests/browser/package-lock.json
+browser_stamp=tests/browser/node_modules/.installed-from-lock
+if ! [ -f "$browser_stamp" ] || ! cmp -s "$browser_lock" "$browser_stamp"; then
+    echo "test.sh: npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$browser_lock" "$browser_stamp"
+fi
 
 # --- The tests.
 if cargo nextest --version >/dev/null 2>&1; then

@@ -77,6 +77,8 @@
         try { data = JSON.parse(ev.data); } catch (e) { return; }
         if (ev.event === "accepted") {
           jobId = data.jobId;
+          var empty = document.getElementById("empty-thread");
+          if (empty) empty.remove();
           var mine = bubble(thread, "user", "you");
           mine.body.textContent = text;
           textarea.value = "";

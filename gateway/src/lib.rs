@@ -32,7 +32,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -116,7 +116,13 @@ pub fn build(state: AppState) -> Router {
     }
     router
         .merge(dashboard::router())
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(|uri: axum::http::Uri| async move {
+            // A browser on a mistyped page URL gets a page, scripts the API's JSON.
+            if dashboard::is_page(uri.path()) {
+                return dashboard::layout::error_page(StatusCode::NOT_FOUND, "There is no such page.");
+            }
+            ApiError::not_found("no such route").into_response()
+        })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn(record_http_metrics))

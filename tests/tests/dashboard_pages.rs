@@ -33,6 +33,11 @@ both_backends!(the_overview_renders_on_an_empty_database, |backend: Backend| asy
     for href in hrefs {
         app.page(href).await.assert_shell();
     }
+    // A mistyped page is an HTML 404; the API keeps its JSON.
+    let missing = app.page("/no-such-page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.html.starts_with("<!DOCTYPE html>") && missing.contains("There is no such page."));
+    assert_eq!(app.get("/api/no-such-route").await, (404, json!({"error": "no such route"})));
     app.stop().await;
 });
 

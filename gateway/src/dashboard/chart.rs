@@ -27,7 +27,7 @@ pub fn bars(title: &str, bars: &[Bar], format: impl Fn(f64) -> String) -> Markup
     let plot_h = HEIGHT - AXIS - TOP;
     html! {
         figure.chart {
-            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label=(title) preserveAspectRatio="none" {
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label=(title) {
                 title { (title) }
                 line.axis x1="0" y1=(HEIGHT - AXIS) x2=(WIDTH) y2=(HEIGHT - AXIS) {}
                 @for (i, bar) in bars.iter().enumerate() {

@@ -108,6 +108,8 @@ pub fn shell(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " · Arvis" }
+                // No favicon request (it would be a 404 in every page's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url(&assets::STYLE));
                 script src=(assets::url(&assets::HTMX)) defer {}
                 script src=(assets::url(&assets::SCRIPT)) defer {}

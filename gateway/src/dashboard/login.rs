@@ -119,6 +119,7 @@ fn login_page(state: &AppState, next: Option<&str>, errors: &Errors) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { "Log in · Arvis" }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url(&assets::STYLE));
             }
             body.login {
