@@ -113,6 +113,14 @@
         // and wait for the whole reply instead.
         if (reply) reply.div.dataset.resumed = "true";
         var source = new EventSource(form.dataset.chatResume + jobId + "/events");
+        // EventSource retries by itself after a network error; a refusal
+        // (the job is gone, the session ended) closes it for good.
+        source.onerror = function () {
+          if (source.readyState === EventSource.CLOSED && !finished) {
+            showError("the reply could not be followed; reload the page to see it");
+            button.disabled = false;
+          }
+        };
         ["reply", "failed"].forEach(function (name) {
           source.addEventListener(name, function (e) {
             onEvent({ event: name, data: e.data });

@@ -3,7 +3,7 @@
 //! reference's `{"error": …}` body (axum's own extractors answer in plain text,
 //! with 415/422 codes the reference does not know).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 
@@ -63,5 +63,19 @@ pub struct AppQuery<T>(pub T);
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> ApiError {
         ApiError::bad_request(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (the dashboard's forms).
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Form), rejection(ApiError))]
+pub struct AppForm<T>(pub T);
+
+impl From<FormRejection> for ApiError {
+    fn from(r: FormRejection) -> ApiError {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+        }
+        ApiError::bad_request(format!("cannot read the form: {}", r.body_text()))
     }
 }

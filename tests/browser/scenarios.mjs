@@ -34,9 +34,10 @@ async function shot(page, name) {
 async function login(page) {
   await page.goto(BASE + "/");
   check(page.url().startsWith(BASE + "/login"), "an anonymous visit goes to /login, got " + page.url());
-  // Keyboard only: the password field has focus, Enter submits.
-  await page.keyboard.type(PASSWORD);
-  await page.keyboard.press("Enter");
+  // Enter in the field submits (typing into the focused field right after
+  // load could lose keys to autofocus arriving late: fill it by selector).
+  await page.fill("#password", PASSWORD);
+  await page.press("#password", "Enter");
   await page.waitForURL(BASE + "/");
   await page.waitForSelector("#overview-live");
 }

@@ -417,3 +417,24 @@ both_backends!(an_agent_page_pages_10000_facts_and_conversations, |backend: Back
     );
     app.stop().await;
 });
+
+// The split topology's bus: the stream's events come over a real NATS server.
+both_backends!(the_chat_stream_works_over_nats, |backend: Backend| async move {
+    let mock = arvis_testkit::MockLlm::start().await;
+    let app = TestApp::builder(backend)
+        .with_nats()
+        .with_worker()
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+        .start()
+        .await;
+    let (_, body) = app.post("/api/agents", json!({"slug": "n", "name": "N", "model": "openai/gpt-4o-mini"})).await;
+    let id = body["id"].as_i64().unwrap();
+    mock.push(arvis_testkit::MockReply::text("over the wire in pieces"));
+    let (status, text) = stream(&app, id, "hi").await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_events(&text);
+    assert!(events.iter().filter(|(e, _)| e == "delta").count() > 1, "deltas came over NATS: {text}");
+    assert_eq!(events.last().unwrap().1["html"], "<p>over the wire in pieces</p>");
+    app.stop().await;
+});

@@ -11,10 +11,10 @@
 //! typed. Plain HTML forms with redirect-after-post: they work without
 //! JavaScript and with the keyboard alone.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -211,7 +211,7 @@ async fn new_form(ctx: Ctx) -> PageResult {
     page(&ctx, "New agent", agent_form("/agents/new", &AgentForm::blank(), &Errors::none(), "Create agent"))
 }
 
-async fn create(ctx: Ctx, State(state): State<AppState>, Form(form): Form<AgentForm>) -> PageResult {
+async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<AgentForm>) -> PageResult {
     let refused = |form: &AgentForm, errors: Errors, status: StatusCode| {
         page_with_status(&ctx, status, "New agent", agent_form("/agents/new", form, &errors, "Create agent"))
     };
@@ -350,7 +350,7 @@ async fn update(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(form): Form<AgentForm>,
+    AppForm(form): AppForm<AgentForm>,
 ) -> PageResult {
     let agent = load(&state, id).await?;
     let q = DetailQuery::default();

@@ -69,8 +69,8 @@ mod tests {
             |v| format!("{v}"),
         )
         .into_string();
-        assert!(svg.contains("height=\"136\""), "the largest bar fills the plot: {svg}");
-        assert!(svg.contains("height=\"68\""), "half of it: {svg}");
+        assert!(svg.contains("height=\"140\""), "the largest bar fills the plot: {svg}");
+        assert!(svg.contains("height=\"70\""), "half of it: {svg}");
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
         let empty = bars("none", &[], |v| format!("{v}")).into_string();
         assert!(empty.contains("<svg"), "an empty chart still renders");

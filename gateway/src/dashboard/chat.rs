@@ -25,12 +25,12 @@
 
 use std::convert::Infallible;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use futures::{Stream, StreamExt as _};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -45,7 +45,7 @@ use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other}
 use super::markdown;
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::state::AppState;
 
 pub const NAV: NavItem = NavItem { href: "/chat", label: "Chat", ready: true };
@@ -193,7 +193,7 @@ async fn send_plain(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(body): Form<MessageForm>,
+    AppForm(body): AppForm<MessageForm>,
 ) -> PageResult {
     match state.deps.intake().submit(incoming(id, body.message)).await {
         Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
@@ -212,12 +212,12 @@ async fn send_plain(
 async fn send_stream(
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(body): Form<MessageForm>,
+    AppForm(body): AppForm<MessageForm>,
 ) -> ApiResult<Response> {
     let (accepted, watch) = state.deps.intake().submit_and_watch(incoming(id, body.message)).await?;
     let first = Event::default().event("accepted").id("0").data(json!({"jobId": accepted.job_id}).to_string());
     let stream = futures::stream::once(async move { Ok::<_, Infallible>(first) }).chain(run_events(watch));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(no_store(Sse::new(stream).keep_alive(KeepAlive::default()).into_response()))
 }
 
 /// Watches job `job` of agent `id` again after a lost connection.
@@ -229,7 +229,13 @@ async fn resume(State(state): State<AppState>, AppPath((id, job)): AppPath<(i64,
     let watch = state.deps.intake().watch(DASHBOARD_PLATFORM, &dashboard_channel(id), job).await;
     let first = Event::default().event("resumed").data(json!({"jobId": job}).to_string());
     let stream = futures::stream::once(async move { Ok::<_, Infallible>(first) }).chain(run_events(watch));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(no_store(Sse::new(stream).keep_alive(KeepAlive::default()).into_response()))
+}
+
+/// SSE answers `no-cache`; a reply is never to be kept by anything in between.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// A run's events as SSE events, ending after the reply or the failure.

@@ -17,12 +17,12 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
@@ -30,6 +30,7 @@ use super::assets;
 use super::form::Errors;
 use super::layout::{HTMX_CONFIG, PageResult, html_response, see_other};
 use crate::access::cross_origin;
+use crate::extract::AppForm;
 use crate::routes::auth::{end_sessions, start_session};
 use crate::state::AppState;
 
@@ -70,7 +71,7 @@ async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(body): Form<LoginForm>,
+    AppForm(body): AppForm<LoginForm>,
 ) -> PageResult {
     if cross_origin(&headers) {
         tracing::warn!("refused a cross-origin login form");

@@ -57,7 +57,7 @@
 //!    (see `overview::live`); no inline script or `style=` attribute (the CSP
 //!    refuses both: put behaviour in `dashboard.js`, looks in `dashboard.css`).
 //! 5. Tests: `tests/tests/dashboard_pages.rs` shows the rendering helpers
-//!    (`app.page(path)`, `seed::messages(&app, 10_000)`): render your page with
+//!    (`app.page(path)`, `seed::messages(&app, agent_id, 10_000)`, …): render your page with
 //!    an empty database and with 10 000 rows, assert on the HTML (escaping,
 //!    the pager). Browser scenarios: `tests/tests/dashboard_browser.rs` and
 //!    `tests/browser/scenarios.mjs`.
