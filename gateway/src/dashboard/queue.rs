@@ -15,10 +15,10 @@
 //! Keyboard and refresh: each button has a stable id, so when htmx replaces
 //! the list under a focused button it puts the focus back on the same button.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -28,7 +28,7 @@ use arvis_shared::domain::jobs::{JobView, STATUSES};
 use super::layout::{Ctx, NavItem, PageResult, html_response, page, page_with_status, see_other};
 use super::pager::{PER_PAGE, PageParam, Pager};
 use crate::error::ApiError;
-use crate::extract::AppPath;
+use crate::extract::{AppForm, AppPath};
 use crate::routes;
 use crate::state::AppState;
 
@@ -52,9 +52,10 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     pub status: Option<String>,
     pub page: Option<String>,
-    /// A job just retried or cancelled (the notice after the redirect).
-    pub retried: Option<i64>,
-    pub cancelled: Option<i64>,
+    /// A job just retried or cancelled (the notice after the redirect; read
+    /// as text so a hand-edited value is ignored, not a 400).
+    pub retried: Option<String>,
+    pub cancelled: Option<String>,
 }
 
 /// Which list: one status, or `None` for the active ones.
@@ -141,6 +142,10 @@ async fn live_section(state: &AppState, status: Option<&'static str>, page: i64)
     })
 }
 
+fn job_id(raw: &Option<String>) -> Option<i64> {
+    raw.as_deref().and_then(|v| v.parse().ok())
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -196,8 +201,8 @@ async fn render_list(
     Ok((
         html! {
             @if let Some(e) = refusal { p.error role="alert" { (e.message) } }
-            @if let Some(id) = q.retried { p.notice.ok-text role="status" { "Job #" (id) " is pending again." } }
-            @if let Some(id) = q.cancelled { p.notice.ok-text role="status" { "Job #" (id) " was cancelled." } }
+            @if let Some(id) = job_id(&q.retried) { p.notice.ok-text role="status" { "Job #" (id) " is pending again." } }
+            @if let Some(id) = job_id(&q.cancelled) { p.notice.ok-text role="status" { "Job #" (id) " was cancelled." } }
             (live)
         },
         code,
@@ -249,7 +254,7 @@ async fn retry(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(f): Form<BackForm>,
+    AppForm(f): AppForm<BackForm>,
 ) -> PageResult {
     act(ctx, state, id, f, true).await
 }
@@ -258,7 +263,7 @@ async fn cancel(
     ctx: Ctx,
     State(state): State<AppState>,
     AppPath(id): AppPath<i64>,
-    Form(f): Form<BackForm>,
+    AppForm(f): AppForm<BackForm>,
 ) -> PageResult {
     act(ctx, state, id, f, false).await
 }
