@@ -105,6 +105,10 @@ pub struct Config {
     pub worker_lease_ms: i64,
     /// `WORKER_RETRY_BASE_MS` (default 2000): base of the exponential retry backoff (base · 2^attempt, max 5 min).
     pub worker_retry_base_ms: i64,
+    /// `WORKER_EFFECTS_DELAY_MS` (default 0): fault injection for the `faults` suite only — a
+    /// pause between storing a tagged reply and applying its effects, so that a killed worker
+    /// lands in that window (RELIABILITY.md). Never set it in production: it only delays.
+    pub worker_effects_delay_ms: u64,
     /// `PROVIDER_TIMEOUT_SECS` (default 120): the whole-request timeout of one LLM provider call.
     pub provider_timeout: Duration,
     /// `MODEL_PRICES_FILE`: a JSON file in LiteLLM's `model_prices_and_context_window.json`
@@ -220,6 +224,7 @@ impl Config {
             worker_retry_base_ms: parse_or(&get, "WORKER_RETRY_BASE_MS", 2_000i64).and_then(|n| {
                 if n < 0 { Err(invalid("WORKER_RETRY_BASE_MS", "must not be negative")) } else { Ok(n) }
             })?,
+            worker_effects_delay_ms: parse_or(&get, "WORKER_EFFECTS_DELAY_MS", 0u64)?,
             provider_timeout: Duration::from_secs(parse_or(&get, "PROVIDER_TIMEOUT_SECS", 120u64)?.max(1)),
             model_prices_file: get("MODEL_PRICES_FILE").map(|p| PathBuf::from(p.trim())),
             accounts,

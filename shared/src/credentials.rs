@@ -94,6 +94,7 @@ pub struct Sessions {
 impl Sessions {
     /// `secret` is the JWT secret ([`crate::bootstrap::jwt_secret`]); an empty one is refused.
     pub fn new(secret: &SecretString, store: Store) -> anyhow::Result<Sessions> {
+        crate::jwt_crypto::install();
         let bytes = secret.expose_secret().as_bytes();
         Ok(Sessions {
             encoding: EncodingKey::from_secret(bytes).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?,

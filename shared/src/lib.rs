@@ -34,6 +34,7 @@ pub mod db;
 pub mod domain;
 pub mod health;
 pub mod intake;
+pub mod jwt_crypto;
 pub mod logs;
 pub mod metrics;
 pub mod net;

@@ -155,9 +155,9 @@ both_backends!(memories_are_deduplicated_and_state_replaced, |backend| async mov
         false,
     );
     assert_eq!(reply.clean, "Noted.");
-    let applied = apply_reply(&store, &a, &j, &reply).await;
+    let applied = apply_reply(&store, &a, &j, &reply).await.unwrap();
     assert!(applied.outcomes.iter().all(|o| o.ok), "{:?}", applied.outcomes);
-    let again = apply_reply(&store, &a, &j, &parse_reply("[MEMORY:user_preference] Likes tea", false)).await;
+    let again = apply_reply(&store, &a, &j, &parse_reply("[MEMORY:user_preference] Likes tea", false)).await.unwrap();
     assert!(again.outcomes[0].ok);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM memory_facts").await, 1);
     let id1 = store.save_fact(a.id, "user_preference", "Likes tea", None).await.unwrap();
@@ -372,7 +372,7 @@ both_backends!(delegation_enqueues_a_priority_four_job, |backend| async move {
         false,
     );
     assert_eq!(reply.clean, "Asking the writer.");
-    let applied = apply_reply(&store, &a, &j, &reply).await;
+    let applied = apply_reply(&store, &a, &j, &reply).await.unwrap();
     assert_eq!(applied.job_ids.len(), 1, "{:?}", applied.outcomes);
     assert!(applied.outcomes.iter().any(|o| !o.ok && o.what.contains("ghost")));
     let d = store.job(applied.job_ids[0]).await.unwrap().unwrap();
@@ -388,7 +388,7 @@ both_backends!(delegation_enqueues_a_priority_four_job, |backend| async move {
     // The depth guard: a job three delegations deep may not delegate again.
     let mut deep = d.clone();
     deep.payload.extra = json!({"delegationDepth": 3});
-    let applied = apply_reply(&store, &w, &deep, &parse_reply("[DELEGATE:books]loop[/DELEGATE]", false)).await;
+    let applied = apply_reply(&store, &w, &deep, &parse_reply("[DELEGATE:books]loop[/DELEGATE]", false)).await.unwrap();
     assert!(applied.job_ids.is_empty());
     assert!(!applied.outcomes[0].ok && applied.outcomes[0].what.contains("deep"));
 });
@@ -403,7 +403,7 @@ both_backends!(conductor_actions_are_validated_like_the_api, |backend| async mov
 
     // An invalid slug is refused and writes nothing.
     let reply = parse_reply("[CREATE_AGENT]\nslug: Bad Slug!\nname: Bad\n[/CREATE_AGENT]", true);
-    let applied = apply_reply(&store, &c, &j, &reply).await;
+    let applied = apply_reply(&store, &c, &j, &reply).await.unwrap();
     assert!(!applied.outcomes[0].ok && applied.outcomes[0].what.contains("slug"), "{:?}", applied.outcomes);
     assert_eq!(store.list_agents().await.unwrap().len(), agents_before);
 
@@ -416,7 +416,7 @@ both_backends!(conductor_actions_are_validated_like_the_api, |backend| async mov
          [CREATE_CRON]\nagent: helper\nname: Daily\nschedule: 0 9 * * 1\nprompt: weekly sums\n[/CREATE_CRON]",
         true,
     );
-    let applied = apply_reply(&store, &c, &j, &reply).await;
+    let applied = apply_reply(&store, &c, &j, &reply).await.unwrap();
     let oks: Vec<bool> = applied.outcomes.iter().map(|o| o.ok).collect();
     assert_eq!(oks, vec![true, true, false, false, true], "{:?}", applied.outcomes);
     let helper = store.get_agent_by_slug("helper").await.unwrap().unwrap();
@@ -435,7 +435,9 @@ both_backends!(conductor_actions_are_validated_like_the_api, |backend| async mov
 
     // The same tags from a non-conductor do nothing.
     let applied =
-        apply_reply(&store, &helper, &j, &parse_reply("[CREATE_AGENT]\nslug: sneaky\n[/CREATE_AGENT]", false)).await;
+        apply_reply(&store, &helper, &j, &parse_reply("[CREATE_AGENT]\nslug: sneaky\n[/CREATE_AGENT]", false))
+            .await
+            .unwrap();
     assert!(applied.outcomes.iter().all(|o| !o.ok));
     assert!(store.get_agent_by_slug("sneaky").await.unwrap().is_none());
 });

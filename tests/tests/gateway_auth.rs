@@ -82,6 +82,7 @@ both_backends!(every_route_but_health_and_login_needs_credentials, |backend| asy
 });
 
 fn token(secret: &str, sid: Option<&str>, exp_offset: i64, alg: Algorithm) -> String {
+    arvis_shared::jwt_crypto::install();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let mut claims = json!({"role": "admin", "iat": now, "exp": now + exp_offset});
     if let Some(sid) = sid {
@@ -92,6 +93,7 @@ fn token(secret: &str, sid: Option<&str>, exp_offset: i64, alg: Algorithm) -> St
 
 /// The session id inside a session cookie (`arvis-token=<jwt>`).
 fn sid_of(cookie: &str) -> String {
+    arvis_shared::jwt_crypto::install();
     let jwt = cookie.trim_start_matches("arvis-token=");
     let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
     v.set_required_spec_claims(&["exp"]);

@@ -62,7 +62,8 @@ both_backends!(concurrent_claimers_never_share_a_job, |backend| async move {
                                 worker_id: &worker,
                                 reply: "ok",
                                 conversation_id: None,
-                                usage: &[]
+                                usage: &[],
+                                effects: None,
                             })
                             .await
                             .unwrap()
@@ -101,6 +102,7 @@ both_backends!(priority_then_age_and_one_job_per_conversation_at_a_time, |backen
             reply: "one",
             conversation_id: Some(&first.conversation_id),
             usage: &[],
+            effects: None,
         })
         .await
         .unwrap();
@@ -134,6 +136,7 @@ both_backends!(a_lost_lease_cannot_store_a_second_reply, |backend| async move {
         reply: "late",
         conversation_id: Some(&e.conversation_id),
         usage: &[],
+        effects: None,
     };
     assert_eq!(store.finish_job(&late).await.unwrap(), Finished::LeaseLost);
     assert_eq!(store.fail_job(job.id, "dead-worker", "x", None, &[]).await.unwrap(), FailOutcome::LostLease);
@@ -143,6 +146,7 @@ both_backends!(a_lost_lease_cannot_store_a_second_reply, |backend| async move {
         reply: "hi",
         conversation_id: Some(&e.conversation_id),
         usage: &[],
+        effects: None,
     };
     assert!(matches!(store.finish_job(&ok).await.unwrap(), Finished::Stored { message_id: Some(_) }));
     assert_eq!(store.finish_job(&ok).await.unwrap(), Finished::LeaseLost, "a duplicate finish is refused too");
@@ -220,6 +224,7 @@ both_backends!(a_chat_is_stored_with_its_job_and_counted_once_each_way, |backend
         reply: "a reply",
         conversation_id: Some(&e.conversation_id),
         usage: &[],
+        effects: None,
     };
     let Finished::Stored { message_id: Some(message_id) } = store.finish_job(&done).await.unwrap() else {
         panic!("the reply was not stored")
@@ -244,8 +249,14 @@ both_backends!(a_reply_to_a_deleted_conversation_completes_the_job_without_a_mes
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     sqlx::query("DELETE FROM conversations WHERE id = $1").bind(&e.conversation_id).execute(&pool).await.unwrap();
-    let done =
-        Finish { job_id: job.id, worker_id: "w", reply: "late", conversation_id: Some(&e.conversation_id), usage: &[] };
+    let done = Finish {
+        job_id: job.id,
+        worker_id: "w",
+        reply: "late",
+        conversation_id: Some(&e.conversation_id),
+        usage: &[],
+        effects: None,
+    };
     assert_eq!(
         store.finish_job(&done).await.unwrap(),
         Finished::Stored { message_id: None },
@@ -332,6 +343,7 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         reply: "hi",
         conversation_id: Some(&e.conversation_id),
         usage: std::slice::from_ref(&u),
+        effects: None,
     };
     assert!(matches!(store.finish_job(&f).await.unwrap(), Finished::Stored { message_id: Some(_) }));
     let rows = store.usage_for_job(e.job_id).await.unwrap();
@@ -356,6 +368,7 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         reply: "x",
         conversation_id: Some(&e2.conversation_id),
         usage: std::slice::from_ref(&u2),
+        effects: None,
     };
     assert_eq!(store.finish_job(&late).await.unwrap(), Finished::LeaseLost);
     assert_eq!(store.usage_for_job(e2.job_id).await.unwrap().len(), 1);
@@ -370,6 +383,7 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
         reply: "ok",
         conversation_id: None,
         usage: std::slice::from_ref(&u3),
+        effects: None,
     };
     assert_eq!(store.finish_job(&f3).await.unwrap(), Finished::Stored { message_id: None });
     let rows = store.usage_for_job(e2.job_id).await.unwrap();
@@ -480,7 +494,14 @@ both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| asy
         let store = store.clone();
         finishes.push(tokio::spawn(async move {
             let conv = j.conversation_id.clone();
-            let f = Finish { job_id: j.id, worker_id: "w", reply: "ok", conversation_id: conv.as_deref(), usage: &[] };
+            let f = Finish {
+                job_id: j.id,
+                worker_id: "w",
+                reply: "ok",
+                conversation_id: conv.as_deref(),
+                usage: &[],
+                effects: None,
+            };
             store.finish_job(&f).await.unwrap()
         }));
     }

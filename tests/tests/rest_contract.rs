@@ -256,3 +256,37 @@ both_backends!(no_response_contains_a_secret, |backend| async move {
     assert!(!values.iter().any(|v| conversation.to_string().contains(v.as_str())));
     let _: Value = conversation;
 });
+
+// Bodies are read as the document's JSON Schema reads them: an integer may be
+// written `456.0`, a body must be an object, and what the document's patterns
+// allow is what the validators allow (scripts/fuzz-api.sh checks the rest).
+both_backends!(bodies_are_read_as_the_document_describes_them, |backend| async move {
+    let app = TestApp::spawn(backend).await;
+    let (s, agent) = app.post("/api/agents", json!({"slug": "schema", "name": "Schema"})).await;
+    assert_eq!(s, 201, "{agent}");
+    let id = agent["id"].as_i64().unwrap();
+
+    let (s, body) = app.patch(&format!("/api/agents/{id}"), json!({"maxTokens": 456.0})).await;
+    assert_eq!((s, body["maxTokens"].as_i64()), (200, Some(456)), "{body}");
+    let (s, body) = app.patch(&format!("/api/agents/{id}"), json!({"maxTokens": 456.5})).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("maxTokens"), "{body}");
+    let (_, agents) = app.get("/api/agents").await;
+    let after = agents.as_array().unwrap().iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(after["maxTokens"], 456, "a refused patch changes nothing");
+
+    let (s, body) = app.patch("/api/settings", json!([null, null])).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("request body must be a JSON object")), "{body}");
+
+    let (s, hook) = app.post("/api/webhooks", json!({"name": "Deploys", "agentId": id})).await;
+    assert_eq!(s, 201, "{hook}");
+    let (s, body) = app.patch(&format!("/api/webhooks/{}", hook["id"]), json!({"name": "--"})).await;
+    assert_eq!(s, 400, "a renamed webhook needs a letter or digit too: {body}");
+
+    // U+0085 is whitespace to Rust's trim and to the document's pattern alike.
+    let (s, body) = app.post(&format!("/api/agents/{id}/chat"), json!({"message": "\u{85}"})).await;
+    assert_eq!(s, 400, "{body}");
+    let doc = serde_json::to_value(arvis_gateway::openapi()).unwrap();
+    let pattern = doc["components"]["schemas"]["ChatBody"]["properties"]["message"]["pattern"].as_str().unwrap();
+    assert_eq!(pattern, arvis_shared::domain::schema::NOT_BLANK);
+});

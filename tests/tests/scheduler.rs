@@ -51,7 +51,7 @@ async fn workflow(pool: &AnyPool, agent_id: i64, schedule: &str, next_run_at: Op
     .unwrap()
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct WfState {
     next_run_at: Option<i64>,
     last_run_at: Option<i64>,
@@ -59,11 +59,13 @@ struct WfState {
 }
 
 async fn state(pool: &AnyPool, id: i64) -> WfState {
-    sqlx::query_as("SELECT next_run_at, last_run_at, skipped_runs FROM workflows WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    let (next_run_at, last_run_at, skipped_runs) =
+        sqlx::query_as("SELECT next_run_at, last_run_at, skipped_runs FROM workflows WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    WfState { next_run_at, last_run_at, skipped_runs }
 }
 
 async fn job_count(pool: &AnyPool, workflow_id: i64) -> i64 {

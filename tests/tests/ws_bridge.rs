@@ -150,6 +150,7 @@ async fn answer(deps: &Deps, job: &Job, deltas: &[&str]) -> i64 {
             reply: &reply,
             conversation_id: job.conversation_id.as_deref(),
             usage: &[],
+            effects: None,
         })
         .await
         .unwrap();
@@ -383,6 +384,7 @@ async fn the_dashboard_session_cookie_authenticates() {
     let now = now_ms() / 1000;
 
     // A token signed with another secret is no session.
+    arvis_shared::jwt_crypto::install();
     let forged = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({"role": "admin", "iat": now, "exp": now + 3600}),

@@ -20,6 +20,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub retry_base_ms: i64,
     pub provider_timeout: Duration,
+    /// Fault injection only (`WORKER_EFFECTS_DELAY_MS`, 0 by default): the
+    /// pause between a tagged reply's write and its effects.
+    pub effects_delay: Duration,
 }
 
 impl Settings {
@@ -34,6 +37,7 @@ impl Settings {
             shutdown_grace: c.worker_shutdown_grace,
             retry_base_ms: c.worker_retry_base_ms,
             provider_timeout: c.provider_timeout,
+            effects_delay: Duration::from_millis(c.worker_effects_delay_ms),
         }
     }
 }

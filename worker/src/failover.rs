@@ -201,14 +201,15 @@ pub async fn call(
         }
         if last_error.is_none() {
             return Err(JobError::Permanent(
-                "no LLM account is configured (set ANTHROPIC_API_KEY, OPENAI_API_KEY, … or add one)".into(),
+                "no active LLM account (set ANTHROPIC_API_KEY, OPENAI_API_KEY, … or activate one in /api/accounts)"
+                    .into(),
             ));
         }
     }
     match last_error {
         Some(ProviderError::Config(reason)) => Err(JobError::permanent("no LLM account can be called", reason)),
         Some(e) => Err(JobError::retryable("the model provider is unavailable", e)),
-        None => Err(JobError::Permanent("no LLM account is configured".into())),
+        None => Err(JobError::Permanent("no active LLM account".into())),
     }
 }
 

@@ -4,8 +4,10 @@
 //! token budget, the tools the agent may use — and [`finish`] turns the
 //! model's final text into the reply to store (tags parsed and stripped).
 //! The tags' effects (memory, state, delegations, conductor actions) are
-//! applied by the runner only after the reply is stored, so a run whose lease
-//! was lost never applies them twice.
+//! recorded with the reply, in its write, and applied by the runner only
+//! after that write succeeded — so a run whose lease was lost never applies
+//! them, and a crash before they are applied leaves them for the sweep
+//! (`arvis_shared::db::effects`).
 
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::Job;

@@ -8,7 +8,9 @@
 //!   delays work.
 //! - Renews the leases of its running jobs in one batched statement (every
 //!   lease/3, at most 10 s) and sweeps expired leases of dead workers (every
-//!   5 s; idempotent, any worker may do it).
+//!   5 s; idempotent, any worker may do it). The same tick, and the first one
+//!   right at start, applies the reply effects a dead worker stored but never
+//!   applied ([`crate::runner::sweep_effects`]; exactly once).
 //! - On shutdown: stops claiming, lets running jobs finish for up to
 //!   `WORKER_SHUTDOWN_GRACE_SECS` (logging the in-flight count), then aborts
 //!   and releases the rest so another worker takes them without losing an attempt.
@@ -155,17 +157,22 @@ pub async fn run(ctx: Arc<RunCtx>, shutdown: CancellationToken) -> anyhow::Resul
                 }
             },
             _ = renew_tick.tick() => renew(&ctx, &running).await,
-            _ = sweep_tick.tick() => match store.sweep_expired_leases().await {
-                Ok((requeued, failed)) => {
-                    if requeued + failed > 0 {
-                        tracing::warn!(requeued, failed, "jobs of a stopped worker recovered");
+            _ = sweep_tick.tick() => {
+                match store.sweep_expired_leases().await {
+                    Ok((requeued, failed)) => {
+                        if requeued + failed > 0 {
+                            tracing::warn!(requeued, failed, "jobs of a stopped worker recovered");
+                        }
+                        if requeued > 0 {
+                            claim_now = true;
+                        }
                     }
-                    if requeued > 0 {
-                        claim_now = true;
-                    }
+                    Err(error) => tracing::warn!(%error, "cannot sweep expired leases"),
                 }
-                Err(error) => tracing::warn!(%error, "cannot sweep expired leases"),
-            },
+                if crate::runner::sweep_effects(&ctx).await > 0 {
+                    claim_now = true; // delegations may have been enqueued
+                }
+            }
             () = sleep_until(wake_at) => claim_now = true,
         }
     }

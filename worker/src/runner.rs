@@ -7,7 +7,11 @@
 //! once, retryable ones back off exponentially with jitter (or until the first
 //! rate-limited account is free again). A final failure is published as an
 //! error event with a user-readable text. The reply's tags (memory, state,
-//! delegations, conductor actions) take effect only once the reply is stored.
+//! delegations, conductor actions) are recorded with the reply, in its write,
+//! and applied right after in one transaction that marks them applied
+//! ([`crate::agent::apply::apply_recorded`]); should the worker die in
+//! between, [`sweep_effects`] (every worker, at start and every few seconds)
+//! applies them — exactly once either way.
 //!
 //! Between tool rounds the assistant turn carries the provider's own content
 //! ([`crate::llm::Replay`]: Claude's signed thinking blocks, Gemini's thought
@@ -110,12 +114,25 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
     metrics::histogram!("arvis_job_duration_seconds", "status" => status).record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(Answer { reply, agent, parsed }) => {
+            for ignored in agent::apply::ignored(&parsed) {
+                tracing::warn!(job_id = job.id, "{}", ignored.what);
+            }
+            // Only a reply with tags records effects; the rest stays one write.
+            let effects = parsed.effects().map(|e| serde_json::to_string(&e)).transpose();
+            let effects = match effects {
+                Ok(effects) => effects,
+                Err(error) => {
+                    tracing::error!(%error, job_id = job.id, "cannot encode the reply's effects; they are dropped");
+                    None
+                }
+            };
             let finish = Finish {
                 job_id: job.id,
                 worker_id: &ctx.worker_id,
                 reply: &reply,
                 conversation_id: job.conversation_id.as_deref(),
                 usage: &calls,
+                effects: effects.as_deref(),
             };
             let mut result = store.finish_job(&finish).await;
             for delay in [200u64, 1000] {
@@ -134,7 +151,14 @@ pub async fn process(ctx: Arc<RunCtx>, job: Job) {
                         "job completed"
                     );
                     publish(&ctx.deps, &job, ReplyKind::Message, reply, message_id).await;
-                    apply_effects(&ctx, &agent, &job, &parsed).await;
+                    if effects.is_some() {
+                        if !ctx.settings.effects_delay.is_zero() {
+                            // Fault injection only (WORKER_EFFECTS_DELAY_MS):
+                            // widens the window a crash must hit to strand them.
+                            tokio::time::sleep(ctx.settings.effects_delay).await;
+                        }
+                        apply_effects(&ctx, Some(&agent), &job).await;
+                    }
                 }
                 Ok(Finished::LeaseLost) => {
                     tracing::warn!(job_id = job.id, "job finished after its lease was lost; the reply was not stored")
@@ -205,10 +229,19 @@ pub struct Answer {
     pub parsed: ParsedReply,
 }
 
-/// Memory, state, delegations and conductor actions of a stored reply, then
-/// the signals for what they created.
-async fn apply_effects(ctx: &RunCtx, agent: &Agent, job: &Job, parsed: &ParsedReply) {
-    let applied = agent::apply::apply_reply(&ctx.deps.store, agent, job, parsed).await;
+/// Applies the recorded effects (memory, state, delegations, conductor
+/// actions) of a stored reply, unless another applier already did, then
+/// signals what they created. True when this call applied them. A failure
+/// leaves them recorded for [`sweep_effects`].
+async fn apply_effects(ctx: &RunCtx, agent: Option<&Agent>, job: &Job) -> bool {
+    let applied = match agent::apply::apply_recorded(&ctx.deps.store, agent, job).await {
+        Ok(Some(applied)) => applied,
+        Ok(None) => return false,
+        Err(error) => {
+            tracing::warn!(%error, job_id = job.id, "cannot apply the reply's effects now; a sweep will");
+            return false;
+        }
+    };
     applied.log(job.id);
     for (job_id, priority) in applied.job_ids.iter().map(|id| (*id, arvis_shared::domain::job::priority::DELEGATION)) {
         ctx.deps.bus.signal(&arvis_shared::bus::events::JobReady { v: 1, job_id, priority }).await;
@@ -219,6 +252,55 @@ async fn apply_effects(ctx: &RunCtx, agent: &Agent, job: &Job, parsed: &ParsedRe
             ctx.deps.bus.signal(&notice).await;
         }
     }
+    true
+}
+
+/// A reply's effects are left to its own worker this long before a sweep
+/// takes them: that worker applies them right after storing the reply (a few
+/// milliseconds), and a sweep racing it would only find them taken. Past
+/// this, the worker is taken to have died in between.
+pub const EFFECTS_GRACE_MS: i64 = 3_000;
+/// Stranded effects applied per sweep (the rest wait for the next one).
+const EFFECTS_PER_SWEEP: i64 = 100;
+
+/// Applies the effects of replies whose worker stopped between storing the
+/// reply and applying them; returns how many this call applied. Idempotent
+/// and safe on any number of workers at once (see `arvis_shared::db::effects`).
+pub async fn sweep_effects(ctx: &RunCtx) -> usize {
+    let store = &ctx.deps.store;
+    let ids = match store.unapplied_effects(now_ms() - EFFECTS_GRACE_MS, EFFECTS_PER_SWEEP).await {
+        Ok(ids) => ids,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for unapplied reply effects");
+            return 0;
+        }
+    };
+    let mut applied = 0;
+    for id in ids {
+        let job = match store.job(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, job_id = id, "cannot load a job with unapplied effects");
+                continue;
+            }
+        };
+        let agent = match store.get_agent(job.agent_id).await {
+            Ok(agent) => agent,
+            Err(error) => {
+                tracing::warn!(%error, job_id = id, "cannot load the agent of a job with unapplied effects");
+                continue;
+            }
+        };
+        if apply_effects(ctx, agent.as_ref(), &job).await {
+            tracing::warn!(
+                job_id = id,
+                "applied the effects of a reply its own worker did not apply (it stopped, or its apply failed)"
+            );
+            applied += 1;
+        }
+    }
+    applied
 }
 
 /// The run itself: its answer, or why there is none. Every model call it

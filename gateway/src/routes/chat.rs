@@ -28,6 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct ChatBody {
     /// The user's message (1 to 100 000 characters, not only whitespace).
+    #[schema(
+        min_length = 1,
+        max_length = 100000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub message: String,
 }
 

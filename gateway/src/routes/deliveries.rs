@@ -30,10 +30,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryQuery {
     /// `pending`, `sent` or `failed`; all when absent.
+    #[param(value_type = Option<arvis_shared::domain::delivery::DeliveryStatus>, inline)]
     pub status: Option<String>,
     /// Only this bot's deliveries.
     pub bot_id: Option<i64>,
-    /// Number of entries (default 100, at most 1000), newest first.
+    /// Number of entries (default 100; more than 1000 gives 1000), newest first.
+    #[param(minimum = 0)]
     pub limit: Option<i64>,
 }
 

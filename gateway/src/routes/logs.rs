@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Minimum level: debug, info, warn or error.
+    #[param(value_type = Option<arvis_shared::domain::logs::LogLevel>, inline)]
     pub level: Option<String>,
-    /// Number of entries (default 100, at most 1000).
+    /// Number of entries (default 100; more than 1000 gives 1000).
+    #[param(minimum = 0)]
     pub limit: Option<i64>,
 }
 

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct QueueQuery {
     /// pending, running, completed, failed or cancelled (default: pending and running).
+    #[param(value_type = Option<arvis_shared::domain::jobs::JobStatus>, inline)]
     pub status: Option<String>,
 }
 

@@ -27,9 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// Number of results (default 50, at most 200).
+    /// Number of results (default 50; more than 200 gives 200).
+    #[param(minimum = 0)]
     pub limit: Option<i64>,
     /// Pagination offset (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

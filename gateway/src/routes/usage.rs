@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// day, week (default) or month.
+    #[param(value_type = Option<arvis_shared::domain::usage::UsagePeriod>, inline)]
     pub period: Option<String>,
 }
 

@@ -1,8 +1,6 @@
 //! LLM accounts. Discovered from the environment at start and upserted by
 //! name; the API may change priority, activity and model only.
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify};
 use crate::clock::{now_ms, opt_rfc3339};
 use crate::config::AccountSpec;
@@ -35,18 +33,18 @@ impl Store {
     }
 }
 
-#[derive(FromRow)]
-struct AccountRow {
-    id: i64,
-    name: String,
-    #[sqlx(rename = "type")]
-    kind: String,
-    provider: String,
-    model: String,
-    base_url: Option<String>,
-    priority: i64,
-    is_active: Flag,
-    rate_limited_until: Option<i64>,
+any_row! {
+    struct AccountRow {
+        id: i64,
+        name: String,
+        kind: String => "type",
+        provider: String,
+        model: String,
+        base_url: Option<String>,
+        priority: i64,
+        is_active: Flag,
+        rate_limited_until: Option<i64>,
+    }
 }
 
 impl From<AccountRow> for Account {

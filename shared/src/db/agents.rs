@@ -2,28 +2,27 @@
 
 use std::sync::Arc;
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::agent::{Agent, AgentFields};
 
-#[derive(FromRow)]
-struct AgentRow {
-    id: i64,
-    slug: String,
-    name: String,
-    role: String,
-    description: String,
-    model: String,
-    system_prompt: String,
-    allowed_tools: String,
-    temperature: f64,
-    max_tokens: i64,
-    is_active: Flag,
-    created_by: Option<String>,
-    reasoning_effort: Option<String>,
-    show_thinking: Flag,
+any_row! {
+    struct AgentRow {
+        id: i64,
+        slug: String,
+        name: String,
+        role: String,
+        description: String,
+        model: String,
+        system_prompt: String,
+        allowed_tools: String,
+        temperature: f64,
+        max_tokens: i64,
+        is_active: Flag,
+        created_by: Option<String>,
+        reasoning_effort: Option<String>,
+        show_thinking: Flag,
+    }
 }
 
 impl TryFrom<AgentRow> for Agent {
@@ -86,69 +85,21 @@ impl Store {
     }
 
     pub async fn get_agent_by_slug(&self, slug: &str) -> Result<Option<Agent>> {
-        let row: Option<AgentRow> = sqlx::query_as(sql(format!("SELECT {COLUMNS} FROM agents WHERE slug = $1")))
-            .bind(slug)
-            .fetch_optional(self.r())
-            .await?;
-        row.map(Agent::try_from).transpose()
+        agent_by_slug(self.r(), slug).await
     }
 
     /// Inserts an agent; a duplicate slug is [`super::DbError::Conflict`].
     pub async fn create_agent(&self, f: &AgentFields) -> Result<Agent> {
-        let now = now_ms();
-        let row: AgentRow = sqlx::query_as(sql(format!(
-            "INSERT INTO agents (slug, name, role, description, model, system_prompt, allowed_tools, \
-             temperature, max_tokens, is_active, created_by, created_at, updated_at, reasoning_effort, \
-             show_thinking) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
-             RETURNING {COLUMNS}"
-        )))
-        .bind(&f.slug)
-        .bind(&f.name)
-        .bind(&f.role)
-        .bind(&f.description)
-        .bind(&f.model)
-        .bind(&f.system_prompt)
-        .bind(to_json(&f.allowed_tools))
-        .bind(f.temperature)
-        .bind(f.max_tokens)
-        .bind(f.is_active)
-        .bind(&f.created_by)
-        .bind(now)
-        .bind(&f.reasoning_effort)
-        .bind(f.show_thinking)
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)?;
+        let agent = insert_agent(self.w(), f).await?;
         self.agents.invalidate();
-        row.try_into()
+        Ok(agent)
     }
 
     /// Replaces every editable field; `None` when the agent does not exist.
     pub async fn update_agent(&self, id: i64, f: &AgentFields) -> Result<Option<Agent>> {
-        let row: Option<AgentRow> = sqlx::query_as(sql(format!(
-            "UPDATE agents SET slug = $1, name = $2, role = $3, description = $4, model = $5, \
-             system_prompt = $6, allowed_tools = $7, temperature = $8, max_tokens = $9, is_active = $10, \
-             updated_at = $11, reasoning_effort = $13, show_thinking = $14 WHERE id = $12 RETURNING {COLUMNS}"
-        )))
-        .bind(&f.slug)
-        .bind(&f.name)
-        .bind(&f.role)
-        .bind(&f.description)
-        .bind(&f.model)
-        .bind(&f.system_prompt)
-        .bind(to_json(&f.allowed_tools))
-        .bind(f.temperature)
-        .bind(f.max_tokens)
-        .bind(f.is_active)
-        .bind(now_ms())
-        .bind(id)
-        .bind(&f.reasoning_effort)
-        .bind(f.show_thinking)
-        .fetch_optional(self.w())
-        .await
-        .map_err(classify)?;
+        let agent = replace_agent(self.w(), id, f).await?;
         self.agents.invalidate();
-        row.map(Agent::try_from).transpose()
+        Ok(agent)
     }
 
     /// Deletes an agent with its conversations, memory, workflows and webhooks
@@ -191,4 +142,79 @@ impl Store {
         self.agents.invalidate();
         self.get_agent_by_slug(&f.slug).await?.ok_or(super::DbError::NotFound)
     }
+}
+
+/// The agent of `slug`, read through `ex` (a pool or a transaction).
+pub(crate) async fn agent_by_slug<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    slug: &str,
+) -> Result<Option<Agent>> {
+    let row: Option<AgentRow> = sqlx::query_as(sql(format!("SELECT {COLUMNS} FROM agents WHERE slug = $1")))
+        .bind(slug)
+        .fetch_optional(ex)
+        .await?;
+    row.map(Agent::try_from).transpose()
+}
+
+/// [`Store::create_agent`]'s insert through `ex`; the caller invalidates the agent cache.
+pub(crate) async fn insert_agent<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    f: &AgentFields,
+) -> Result<Agent> {
+    let now = now_ms();
+    let row: AgentRow = sqlx::query_as(sql(format!(
+        "INSERT INTO agents (slug, name, role, description, model, system_prompt, allowed_tools, \
+         temperature, max_tokens, is_active, created_by, created_at, updated_at, reasoning_effort, \
+         show_thinking) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(&f.slug)
+    .bind(&f.name)
+    .bind(&f.role)
+    .bind(&f.description)
+    .bind(&f.model)
+    .bind(&f.system_prompt)
+    .bind(to_json(&f.allowed_tools))
+    .bind(f.temperature)
+    .bind(f.max_tokens)
+    .bind(f.is_active)
+    .bind(&f.created_by)
+    .bind(now)
+    .bind(&f.reasoning_effort)
+    .bind(f.show_thinking)
+    .fetch_one(ex)
+    .await
+    .map_err(classify)?;
+    row.try_into()
+}
+
+/// [`Store::update_agent`]'s update through `ex`; the caller invalidates the agent cache.
+pub(crate) async fn replace_agent<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: i64,
+    f: &AgentFields,
+) -> Result<Option<Agent>> {
+    let row: Option<AgentRow> = sqlx::query_as(sql(format!(
+        "UPDATE agents SET slug = $1, name = $2, role = $3, description = $4, model = $5, \
+         system_prompt = $6, allowed_tools = $7, temperature = $8, max_tokens = $9, is_active = $10, \
+         updated_at = $11, reasoning_effort = $13, show_thinking = $14 WHERE id = $12 RETURNING {COLUMNS}"
+    )))
+    .bind(&f.slug)
+    .bind(&f.name)
+    .bind(&f.role)
+    .bind(&f.description)
+    .bind(&f.model)
+    .bind(&f.system_prompt)
+    .bind(to_json(&f.allowed_tools))
+    .bind(f.temperature)
+    .bind(f.max_tokens)
+    .bind(f.is_active)
+    .bind(now_ms())
+    .bind(id)
+    .bind(&f.reasoning_effort)
+    .bind(f.show_thinking)
+    .fetch_optional(ex)
+    .await
+    .map_err(classify)?;
+    row.map(Agent::try_from).transpose()
 }

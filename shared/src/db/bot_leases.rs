@@ -10,8 +10,6 @@
 //! wakes up changes nothing: its writes match no row and it learns it lost
 //! the bot.
 
-use sqlx::FromRow;
-
 use super::{Result, Store, classify};
 use crate::clock::now_ms;
 
@@ -26,11 +24,12 @@ pub struct Held {
     pub cursor: Option<String>,
 }
 
-#[derive(FromRow)]
-struct HeldRow {
-    epoch: i64,
-    expires_at: i64,
-    cursor: Option<String>,
+any_row! {
+    struct HeldRow {
+        epoch: i64,
+        expires_at: i64,
+        cursor: Option<String>,
+    }
 }
 
 impl Store {

@@ -3,33 +3,33 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::FromRow;
-
 use super::{DbError, Flag, Result, Store, classify, sql};
 use crate::clock::now_ms;
 use crate::domain::bot::{Bot, BotFields, BotSettings, ChannelBinding};
 
-#[derive(FromRow)]
-struct BotRow {
-    id: i64,
-    name: String,
-    platform: String,
-    token: String,
-    default_agent_id: Option<i64>,
-    is_enabled: Flag,
-    status: String,
-    last_error: Option<String>,
-    /// JSON ([`BotSettings`]), written only by this module.
-    settings: Option<String>,
-    /// The expiry of the bot's lease (absent when no bridge ever held it).
-    lease_expires_at: Option<i64>,
+any_row! {
+    struct BotRow {
+        id: i64,
+        name: String,
+        platform: String,
+        token: String,
+        default_agent_id: Option<i64>,
+        is_enabled: Flag,
+        status: String,
+        last_error: Option<String>,
+        /// JSON ([`BotSettings`]), written only by this module.
+        settings: Option<String>,
+        /// The expiry of the bot's lease (absent when no bridge ever held it).
+        lease_expires_at: Option<i64>,
+    }
 }
 
-#[derive(FromRow)]
-struct BindingRow {
-    bot_id: i64,
-    channel_id: String,
-    agent_id: i64,
+any_row! {
+    struct BindingRow {
+        bot_id: i64,
+        channel_id: String,
+        agent_id: i64,
+    }
 }
 
 /// The bot with the status its holder reported. A `running` bot whose lease

@@ -1,29 +1,29 @@
 //! Conversations and messages: sessions for the API, storage for the worker.
 
-use sqlx::FromRow;
-
 use super::{Result, Store, classify};
 use crate::clock::{now_ms, to_rfc3339};
 use crate::domain::conversation::{ChatMessage, ConversationThread, SessionSummary};
 
-#[derive(FromRow)]
-struct SessionRow {
-    id: String,
-    agent_id: i64,
-    agent_name: String,
-    platform: String,
-    channel_id: String,
-    message_count: i64,
-    started_at: i64,
-    last_message_at: i64,
-    last_message: Option<String>,
+any_row! {
+    struct SessionRow {
+        id: String,
+        agent_id: i64,
+        agent_name: String,
+        platform: String,
+        channel_id: String,
+        message_count: i64,
+        started_at: i64,
+        last_message_at: i64,
+        last_message: Option<String>,
+    }
 }
 
-#[derive(FromRow)]
-struct MessageRow {
-    role: String,
-    content: String,
-    created_at: i64,
+any_row! {
+    struct MessageRow {
+        role: String,
+        content: String,
+        created_at: i64,
+    }
 }
 
 impl From<MessageRow> for ChatMessage {

@@ -3,8 +3,6 @@
 //! one agent's conversations with a count for paging. Everything else the
 //! dashboard shows comes from the same `Store` methods the REST handlers use.
 
-use sqlx::FromRow;
-
 use super::{Result, Store};
 use crate::clock::to_rfc3339;
 use crate::domain::memory::MemoryEntry;
@@ -21,11 +19,13 @@ pub struct OverviewCounts {
     pub failed_jobs: i64,
 }
 
-/// Messages per UTC day: `day` is the day's number since the epoch (ms / 86 400 000).
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct DayCount {
-    pub day: i64,
-    pub count: i64,
+any_row! {
+    /// Messages per UTC day: `day` is the day's number since the epoch (ms / 86 400 000).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DayCount {
+        pub day: i64,
+        pub count: i64,
+    }
 }
 
 /// A message with where it was said, newest first (the overview's last messages).
@@ -41,16 +41,17 @@ pub struct RecentMessage {
     pub created_at: String,
 }
 
-#[derive(FromRow)]
-struct RecentRow {
-    id: i64,
-    conversation_id: String,
-    agent_id: i64,
-    agent_name: String,
-    platform: String,
-    role: String,
-    content: String,
-    created_at: i64,
+any_row! {
+    struct RecentRow {
+        id: i64,
+        conversation_id: String,
+        agent_id: i64,
+        agent_name: String,
+        platform: String,
+        role: String,
+        content: String,
+        created_at: i64,
+    }
 }
 
 /// One of an agent's conversations.
@@ -64,24 +65,26 @@ pub struct AgentConversation {
     pub last_message_at: String,
 }
 
-#[derive(FromRow)]
-struct ConversationRow {
-    id: String,
-    platform: String,
-    channel_id: String,
-    status: String,
-    message_count: i64,
-    last_message_at: i64,
+any_row! {
+    struct ConversationRow {
+        id: String,
+        platform: String,
+        channel_id: String,
+        status: String,
+        message_count: i64,
+        last_message_at: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct FactRow {
-    id: i64,
-    agent_id: i64,
-    conversation_id: Option<String>,
-    category: String,
-    content: String,
-    created_at: i64,
+any_row! {
+    struct FactRow {
+        id: i64,
+        agent_id: i64,
+        conversation_id: Option<String>,
+        category: String,
+        content: String,
+        created_at: i64,
+    }
 }
 
 impl Store {

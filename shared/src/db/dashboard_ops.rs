@@ -9,48 +9,52 @@
 //! Kept apart from `dashboard.rs` (the overview's and agents' reads) so the
 //! pages built in parallel each add to a file of their own.
 
-use sqlx::FromRow;
-
 use super::{Result, Store, sql};
 use crate::clock::to_rfc3339;
 use crate::domain::conversation::{ChatMessage, SessionSummary};
 
-/// How many jobs have one status.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct StatusCount {
-    pub status: String,
-    pub count: i64,
+any_row! {
+    /// How many jobs have one status.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StatusCount {
+        pub status: String,
+        pub count: i64,
+    }
 }
 
-/// The usage of one time bucket (`bucket` = `created_at / bucket_ms`).
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct UsageBucket {
-    pub bucket: i64,
-    pub requests: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    /// The priced calls' cost, as `totalCostUsd` counts it.
-    pub cost_usd: f64,
-    pub unpriced_requests: i64,
+any_row! {
+    /// The usage of one time bucket (`bucket` = `created_at / bucket_ms`).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageBucket {
+        pub bucket: i64,
+        pub requests: i64,
+        pub input_tokens: i64,
+        pub output_tokens: i64,
+        /// The priced calls' cost, as `totalCostUsd` counts it.
+        pub cost_usd: f64,
+        pub unpriced_requests: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct HeaderRow {
-    id: String,
-    agent_id: i64,
-    agent_name: String,
-    platform: String,
-    channel_id: String,
-    message_count: i64,
-    started_at: i64,
-    last_message_at: i64,
+any_row! {
+    struct HeaderRow {
+        id: String,
+        agent_id: i64,
+        agent_name: String,
+        platform: String,
+        channel_id: String,
+        message_count: i64,
+        started_at: i64,
+        last_message_at: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct MessageRow {
-    role: String,
-    content: String,
-    created_at: i64,
+any_row! {
+    struct MessageRow {
+        role: String,
+        content: String,
+        created_at: i64,
+    }
 }
 
 impl Store {

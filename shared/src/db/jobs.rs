@@ -1,30 +1,29 @@
 //! Jobs as the REST API sees them: list, retry, cancel; a minimal enqueue.
 //! (The worker's claim/complete cycle lives with the queue.)
 
-use sqlx::FromRow;
-
 use super::{DbError, Result, Store, classify, from_json, sql};
 use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
 use crate::domain::jobs::{JobView, NewJobRow};
 
-#[derive(FromRow)]
-struct JobRow {
-    id: i64,
-    agent_id: i64,
-    agent_name: String,
-    conversation_id: Option<String>,
-    kind: String,
-    priority: i64,
-    status: String,
-    payload: String,
-    result: Option<String>,
-    error: Option<String>,
-    attempts: i64,
-    max_attempts: i64,
-    run_after: i64,
-    created_at: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
+any_row! {
+    struct JobRow {
+        id: i64,
+        agent_id: i64,
+        agent_name: String,
+        conversation_id: Option<String>,
+        kind: String,
+        priority: i64,
+        status: String,
+        payload: String,
+        result: Option<String>,
+        error: Option<String>,
+        attempts: i64,
+        max_attempts: i64,
+        run_after: i64,
+        created_at: i64,
+        started_at: Option<i64>,
+        completed_at: Option<i64>,
+    }
 }
 
 impl TryFrom<JobRow> for JobView {

@@ -1,21 +1,20 @@
 //! Log lines kept for `GET /api/logs` (written in batches by [`crate::logs`]).
 
-use sqlx::FromRow;
-
 use super::{Result, Store};
 use crate::clock::to_rfc3339;
 use crate::domain::logs::{LogEntry, NewLogRow, level_num};
 
-#[derive(FromRow)]
-struct LogRow {
-    level: String,
-    msg: String,
-    agent_id: Option<i64>,
-    job_id: Option<i64>,
-    duration_ms: Option<i64>,
-    created_at: i64,
-    service: String,
-    target: String,
+any_row! {
+    struct LogRow {
+        level: String,
+        msg: String,
+        agent_id: Option<i64>,
+        job_id: Option<i64>,
+        duration_ms: Option<i64>,
+        created_at: i64,
+        service: String,
+        target: String,
+    }
 }
 
 impl From<LogRow> for LogEntry {

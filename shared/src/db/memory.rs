@@ -1,19 +1,18 @@
 //! Memory facts (the API's "memory entries").
 
-use sqlx::FromRow;
-
 use super::{Result, Store, classify};
 use crate::clock::{now_ms, to_rfc3339};
 use crate::domain::memory::MemoryEntry;
 
-#[derive(FromRow)]
-struct FactRow {
-    id: i64,
-    agent_id: i64,
-    conversation_id: Option<String>,
-    category: String,
-    content: String,
-    created_at: i64,
+any_row! {
+    struct FactRow {
+        id: i64,
+        agent_id: i64,
+        conversation_id: Option<String>,
+        category: String,
+        content: String,
+        created_at: i64,
+    }
 }
 
 impl Store {

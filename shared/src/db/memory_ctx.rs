@@ -6,8 +6,6 @@
 //! The REST endpoints for memory and skills keep their own methods elsewhere;
 //! the names here are distinct on purpose (`prompt_memory`, `touch_facts`, …).
 
-use sqlx::FromRow;
-
 use super::queue::StoredMessage;
 use super::{DbError, Flag, Result, Store, classify, from_json, sql};
 use crate::clock::now_ms;
@@ -15,15 +13,17 @@ use crate::clock::now_ms;
 /// The category whose facts are always in the prompt.
 pub const STICKY: &str = "sticky";
 
-/// A memory fact as the prompt builder sees it.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct PromptFact {
-    pub id: i64,
-    pub category: String,
-    pub content: String,
-    pub confidence: f64,
-    pub access_count: i64,
-    pub last_accessed: Option<i64>,
+any_row! {
+    /// A memory fact as the prompt builder sees it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PromptFact {
+        pub id: i64,
+        pub category: String,
+        pub content: String,
+        pub confidence: f64,
+        pub access_count: i64,
+        pub last_accessed: Option<i64>,
+    }
 }
 
 /// The agent's memory as a prompt shows it ([`Store::prompt_memory`]).
@@ -46,24 +46,27 @@ pub struct MatchableSkill {
     pub required_tools: Vec<String>,
 }
 
-#[derive(FromRow)]
-struct SkillRow {
-    id: i64,
-    name: String,
-    display_name: String,
-    content: String,
-    trigger_keywords: String,
-    trigger_patterns: String,
-    required_tools: String,
-    is_enabled: Flag,
+any_row! {
+    struct SkillRow {
+        id: i64,
+        name: String,
+        display_name: String,
+        content: String,
+        trigger_keywords: String,
+        trigger_patterns: String,
+        required_tools: String,
+        is_enabled: Flag,
+    }
 }
 
-/// A stored compaction summary.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct CompactionSummary {
-    pub id: i64,
-    pub summary: String,
-    pub created_at: i64,
+any_row! {
+    /// A stored compaction summary.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct CompactionSummary {
+        pub id: i64,
+        pub summary: String,
+        pub created_at: i64,
+    }
 }
 
 /// A conversation's counters, its latest compaction and its messages after a
@@ -79,17 +82,18 @@ pub struct ConversationTail {
     pub messages: Vec<StoredMessage>,
 }
 
-#[derive(FromRow)]
-struct TailRow {
-    agent_id: i64,
-    message_count: i64,
-    total_tokens: i64,
-    last_compaction_id: Option<i64>,
-    id: Option<i64>,
-    role: Option<String>,
-    content: Option<String>,
-    token_estimate: Option<i64>,
-    created_at: Option<i64>,
+any_row! {
+    struct TailRow {
+        agent_id: i64,
+        message_count: i64,
+        total_tokens: i64,
+        last_compaction_id: Option<i64>,
+        id: Option<i64>,
+        role: Option<String>,
+        content: Option<String>,
+        token_estimate: Option<i64>,
+        created_at: Option<i64>,
+    }
 }
 
 /// What [`Store::store_compaction`] writes.
@@ -247,37 +251,12 @@ impl Store {
         content: &str,
         conversation_id: Option<&str>,
     ) -> Result<i64> {
-        let now = now_ms();
-        sqlx::query_scalar(
-            "INSERT INTO memory_facts (agent_id, conversation_id, category, content, confidence, access_count, \
-             last_accessed, created_at) VALUES ($1, $2, $3, $4, 1.0, 0, $5, $5) \
-             ON CONFLICT (agent_id, category, content) DO UPDATE SET confidence = 1.0, last_accessed = $5 \
-             RETURNING id",
-        )
-        .bind(agent_id)
-        .bind(conversation_id)
-        .bind(category)
-        .bind(content)
-        .bind(now)
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)
+        upsert_fact(self.w(), agent_id, category, content, conversation_id).await
     }
 
     /// Sets (or replaces) one state value of the agent.
     pub async fn set_state(&self, agent_id: i64, key: &str, value: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO memory_state (agent_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (agent_id, key) DO UPDATE SET value = $3, updated_at = $4",
-        )
-        .bind(agent_id)
-        .bind(key)
-        .bind(value)
-        .bind(now_ms())
-        .execute(self.w())
-        .await
-        .map_err(classify)?;
-        Ok(())
+        upsert_state(self.w(), agent_id, key, value).await
     }
 
     /// The last `limit` compaction summaries of a conversation, oldest first.
@@ -395,28 +374,6 @@ impl Store {
         Ok(CompactionDone { compaction_id, messages_before: before, messages_after: after, tokens_saved })
     }
 
-    /// Inserts a workflow the conductor asked for; returns its id.
-    pub async fn create_workflow_from_action(&self, w: &ActionWorkflow) -> Result<i64> {
-        let now = now_ms();
-        sqlx::query_scalar(
-            "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
-             next_run_at, skipped_runs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
-             RETURNING id",
-        )
-        .bind(&w.name)
-        .bind(w.agent_id)
-        .bind(&w.schedule)
-        .bind(&w.prompt)
-        .bind(&w.channel_id)
-        .bind(&w.platform)
-        .bind(true)
-        .bind(w.next_run_at)
-        .bind(now)
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)
-    }
-
     /// How many workflows exist (tests and diagnostics).
     pub async fn count_workflows_for_agent(&self, agent_id: i64) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE agent_id = $1")
@@ -424,4 +381,77 @@ impl Store {
             .fetch_one(self.r())
             .await?)
     }
+}
+
+/// [`Store::save_fact`] through `ex` (a pool or a transaction).
+pub(crate) async fn upsert_fact<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    agent_id: i64,
+    category: &str,
+    content: &str,
+    conversation_id: Option<&str>,
+) -> Result<i64> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO memory_facts (agent_id, conversation_id, category, content, confidence, access_count, \
+         last_accessed, created_at) VALUES ($1, $2, $3, $4, 1.0, 0, $5, $5) \
+         ON CONFLICT (agent_id, category, content) DO UPDATE SET confidence = 1.0, last_accessed = $5 \
+         RETURNING id",
+    )
+    .bind(agent_id)
+    .bind(conversation_id)
+    .bind(category)
+    .bind(content)
+    .bind(now)
+    .fetch_one(ex)
+    .await
+    .map_err(classify)
+}
+
+/// [`Store::set_state`] through `ex`.
+pub(crate) async fn upsert_state<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    agent_id: i64,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memory_state (agent_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (agent_id, key) DO UPDATE SET value = $3, updated_at = $4",
+    )
+    .bind(agent_id)
+    .bind(key)
+    .bind(value)
+    .bind(now_ms())
+    .execute(ex)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+/// Inserts a workflow the conductor asked for, through `ex`; returns its id
+/// (the conductor's `CREATE_CRON`, applied with its reply's other effects:
+/// [`super::effects::EffectsTx::create_workflow_from_action`]).
+pub(crate) async fn insert_action_workflow<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    w: &ActionWorkflow,
+) -> Result<i64> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
+         next_run_at, skipped_runs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
+         RETURNING id",
+    )
+    .bind(&w.name)
+    .bind(w.agent_id)
+    .bind(&w.schedule)
+    .bind(&w.prompt)
+    .bind(&w.channel_id)
+    .bind(&w.platform)
+    .bind(true)
+    .bind(w.next_run_at)
+    .bind(now)
+    .fetch_one(ex)
+    .await
+    .map_err(classify)
 }

@@ -35,6 +35,9 @@
 //! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
 //! methods of one feature; `rows.rs`-style row structs live beside their queries.
 
+#[macro_use]
+mod row;
+
 pub mod accounts;
 pub mod agents;
 pub mod bot_leases;
@@ -44,6 +47,7 @@ pub mod checkpoint;
 pub mod conversations;
 pub mod dashboard;
 pub mod dashboard_ops;
+pub mod effects;
 pub mod hot;
 pub mod jobs;
 pub mod lane;
@@ -304,10 +308,7 @@ impl Store {
     /// Applies the embedded migrations of this dialect. Safe to run from many
     /// processes at once (sqlx takes an advisory lock on Postgres; SQLite has one writer).
     pub async fn migrate(&self) -> Result<()> {
-        match self.dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.write).await?,
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.write).await?,
-        }
+        migrator(self.dialect).run(&self.write).await?;
         Ok(())
     }
 
@@ -315,10 +316,7 @@ impl Store {
     pub async fn ready(&self) -> Result<bool> {
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.read).await?;
-        let expected = match self.dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").iter().count(),
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").iter().count(),
-        };
+        let expected = embedded_migrations(self.dialect).len();
         Ok(applied as usize >= expected)
     }
 
@@ -391,6 +389,46 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
+/// The migrations `shared/build.rs` embedded (what `sqlx::migrate!` would).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+fn embedded_migrations(dialect: Dialect) -> &'static [(i64, &'static str, &'static str)] {
+    match dialect {
+        Dialect::Sqlite => embedded::SQLITE,
+        Dialect::Postgres => embedded::POSTGRES,
+    }
+}
+
+/// The dialect's migrator, built once per process (each migration's checksum
+/// is a SHA-384 of its SQL, as `sqlx::migrate!` computes it).
+fn migrator(dialect: Dialect) -> &'static sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    static SQLITE: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    let cell = match dialect {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+    };
+    cell.get_or_init(|| {
+        Migrator::with_migrations(
+            embedded_migrations(dialect)
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        std::borrow::Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        sqlx::SqlStr::from_static(sql),
+                        sql.starts_with("-- no-transaction"),
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
 /// A boolean column as read through the Any driver: Postgres returns BOOLEAN,
 /// SQLite returns the INTEGER 0/1 it stores (the Any driver refuses SQLite's
 /// BOOLEAN type outright). Writes bind plain `bool` on both.
@@ -413,6 +451,28 @@ impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
             <bool as sqlx::Decode<sqlx::Any>>::decode(value).map(Flag)
         } else {
             <i64 as sqlx::Decode<sqlx::Any>>::decode(value).map(|n| Flag(n != 0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::{Dialect, migrator};
+
+    /// The embedded list is what sqlx itself reads from the directory (the
+    /// resolver `sqlx::migrate!` uses): same versions, descriptions, checksums
+    /// — so databases migrated by earlier builds stay valid.
+    #[tokio::test]
+    async fn embedded_migrations_match_what_sqlx_reads_from_disk() {
+        for (dialect, dir) in [(Dialect::Sqlite, "sqlite"), (Dialect::Postgres, "postgres")] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let from_disk = sqlx::migrate::Migrator::new(path).await.unwrap();
+            let ours: Vec<_> =
+                migrator(dialect).iter().map(|m| (m.version, m.description.clone(), m.checksum.clone())).collect();
+            let theirs: Vec<_> =
+                from_disk.iter().map(|m| (m.version, m.description.clone(), m.checksum.clone())).collect();
+            assert!(ours.len() >= 12, "{dir}: {} migrations", ours.len());
+            assert_eq!(ours, theirs, "{dir}");
         }
     }
 }

@@ -14,66 +14,71 @@
 //! The sender reads due rows in id order and marks each sent, retried (with
 //! the time of its next attempt) or failed.
 
-use sqlx::FromRow;
-
 use super::{DbError, Result, Store, classify, sql};
 use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
 use crate::domain::delivery::{Delivery, DeliveryStatus, NewDelivery};
 
-/// A job a bot owes an answer for.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct OwedReply {
-    pub bot_id: i64,
-    pub job_id: i64,
-    pub channel_id: String,
-    pub reply_to: Option<String>,
-    pub thread_id: Option<String>,
+any_row! {
+    /// A job a bot owes an answer for.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct OwedReply {
+        pub bot_id: i64,
+        pub job_id: i64,
+        pub channel_id: String,
+        pub reply_to: Option<String>,
+        pub thread_id: Option<String>,
+    }
 }
 
-/// An owed reply whose job ended (or vanished).
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct FinishedReply {
-    pub job_id: i64,
-    pub channel_id: String,
-    pub reply_to: Option<String>,
-    pub thread_id: Option<String>,
-    /// `completed`, `failed`, `cancelled`; `None` when the job was deleted.
-    pub status: Option<String>,
-    pub result: Option<String>,
-    pub error: Option<String>,
+any_row! {
+    /// An owed reply whose job ended (or vanished).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct FinishedReply {
+        pub job_id: i64,
+        pub channel_id: String,
+        pub reply_to: Option<String>,
+        pub thread_id: Option<String>,
+        /// `completed`, `failed`, `cancelled`; `None` when the job was deleted.
+        pub status: Option<String>,
+        pub result: Option<String>,
+        pub error: Option<String>,
+    }
 }
 
-/// A delivery row as the sender needs it.
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct DueDelivery {
-    pub id: i64,
-    pub channel_id: String,
-    pub job_id: Option<i64>,
-    pub chunk_index: i64,
-    pub content: String,
-    pub reply_to: Option<String>,
-    pub thread_id: Option<String>,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
+any_row! {
+    /// A delivery row as the sender needs it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DueDelivery {
+        pub id: i64,
+        pub channel_id: String,
+        pub job_id: Option<i64>,
+        pub chunk_index: i64,
+        pub content: String,
+        pub reply_to: Option<String>,
+        pub thread_id: Option<String>,
+        pub attempts: i64,
+        pub next_attempt_at: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct DeliveryRow {
-    id: i64,
-    bot_id: i64,
-    platform: String,
-    channel_id: String,
-    job_id: Option<i64>,
-    chunk_index: i64,
-    content: String,
-    status: String,
-    attempts: i64,
-    last_error: Option<String>,
-    platform_message_id: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    next_attempt_at: i64,
-    sent_at: Option<i64>,
+any_row! {
+    struct DeliveryRow {
+        id: i64,
+        bot_id: i64,
+        platform: String,
+        channel_id: String,
+        job_id: Option<i64>,
+        chunk_index: i64,
+        content: String,
+        status: String,
+        attempts: i64,
+        last_error: Option<String>,
+        platform_message_id: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+        next_attempt_at: i64,
+        sent_at: Option<i64>,
+    }
 }
 
 impl From<DeliveryRow> for Delivery {

@@ -10,11 +10,11 @@
 //!   to pending (or fails them when their attempts are used up);
 //! - finishing is conditional on still holding the lease, and the reply is
 //!   written in the same transaction (with a unique index on `messages.job_id`),
-//!   so a late or duplicate finisher never stores a second reply;
+//!   so a late or duplicate finisher never stores a second reply; the reply's
+//!   effects (its tags) are recorded in that same write and applied exactly
+//!   once afterwards ([`super::effects`]);
 //! - per conversation, a job is claimable only when no earlier job of the same
 //!   conversation is pending or running, so replies come in message order.
-
-use sqlx::FromRow;
 
 use super::{DbError, Dialect, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
@@ -24,27 +24,28 @@ use crate::domain::usage::UsageRecord;
 const JOB_COLUMNS: &str = "id, agent_id, conversation_id, kind, priority, status, payload, result, error, attempts, \
      max_attempts, run_after, locked_by, lease_expires_at, workflow_id, webhook_id, created_at, started_at, completed_at";
 
-#[derive(FromRow)]
-struct JobRow {
-    id: i64,
-    agent_id: i64,
-    conversation_id: Option<String>,
-    kind: String,
-    priority: i64,
-    status: String,
-    payload: String,
-    result: Option<String>,
-    error: Option<String>,
-    attempts: i64,
-    max_attempts: i64,
-    run_after: i64,
-    locked_by: Option<String>,
-    lease_expires_at: Option<i64>,
-    workflow_id: Option<i64>,
-    webhook_id: Option<i64>,
-    created_at: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
+any_row! {
+    struct JobRow {
+        id: i64,
+        agent_id: i64,
+        conversation_id: Option<String>,
+        kind: String,
+        priority: i64,
+        status: String,
+        payload: String,
+        result: Option<String>,
+        error: Option<String>,
+        attempts: i64,
+        max_attempts: i64,
+        run_after: i64,
+        locked_by: Option<String>,
+        lease_expires_at: Option<i64>,
+        workflow_id: Option<i64>,
+        webhook_id: Option<i64>,
+        created_at: i64,
+        started_at: Option<i64>,
+        completed_at: Option<i64>,
+    }
 }
 
 impl TryFrom<JobRow> for Job {
@@ -123,6 +124,11 @@ pub struct Finish<'a> {
     /// as the reply — and also when the lease was lost, because the calls
     /// were made and billed either way.
     pub usage: &'a [UsageRecord],
+    /// The reply's effects (its tags: memory, state, delegations, conductor
+    /// actions) as JSON, recorded on the job in the same write and applied
+    /// later exactly once ([`super::effects`]); `None` when the reply had no
+    /// tags, which keeps the finish a single write.
+    pub effects: Option<&'a str>,
 }
 
 /// What [`Store::finish_job`] did.
@@ -578,6 +584,7 @@ impl Store {
 
     async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Finished> {
         let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
+        let effects = f.effects.map(str::to_string);
         let conversation_id = f.conversation_id.map(str::to_string);
         let usage = f.usage.to_vec();
         self.lane()?
@@ -619,9 +626,10 @@ impl Store {
                 let done = sp
                     .prepare_cached(
                         "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, completed_at = ?2, \
-                         locked_by = NULL, lease_expires_at = NULL WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
+                         locked_by = NULL, lease_expires_at = NULL, effects = ?5 \
+                         WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
                     )?
-                    .execute(rusqlite::params![reply, now, job_id, worker_id])?;
+                    .execute(rusqlite::params![reply, now, job_id, worker_id, effects])?;
                 if done == 0 {
                     sp.commit()?;
                     return Ok(Finished::LeaseLost); // only the usage was written
@@ -677,14 +685,16 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-/// A stored message.
-#[derive(Debug, Clone, FromRow, PartialEq)]
-pub struct StoredMessage {
-    pub id: i64,
-    pub role: String,
-    pub content: String,
-    pub token_estimate: i64,
-    pub created_at: i64,
+any_row! {
+    /// A stored message.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StoredMessage {
+        pub id: i64,
+        pub role: String,
+        pub content: String,
+        pub token_estimate: i64,
+        pub created_at: i64,
+    }
 }
 
 /// A new job's row; [`insert_job`] and [`insert_job_lane`] bind it alike.
@@ -798,12 +808,13 @@ async fn complete_job<'e>(
 ) -> Result<sqlx::any::AnyQueryResult> {
     sqlx::query(
         "UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
-         lease_expires_at = NULL WHERE id = $3 AND status = 'running' AND locked_by = $4",
+         lease_expires_at = NULL, effects = $5 WHERE id = $3 AND status = 'running' AND locked_by = $4",
     )
     .bind(f.reply)
     .bind(now)
     .bind(f.job_id)
     .bind(f.worker_id)
+    .bind(f.effects)
     .execute(ex)
     .await
     .map_err(classify)

@@ -2,19 +2,18 @@
 //! write that sets one up, and the channel history a reconnecting chat client
 //! replays (`resume`).
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify};
 use crate::clock::now_ms;
 use crate::routing::{AgentRef, ChannelBinding};
 
-#[derive(FromRow)]
-struct AgentRefRow {
-    id: i64,
-    slug: String,
-    name: String,
-    role: String,
-    is_active: Flag,
+any_row! {
+    struct AgentRefRow {
+        id: i64,
+        slug: String,
+        name: String,
+        role: String,
+        is_active: Flag,
+    }
 }
 
 impl From<AgentRefRow> for AgentRef {
@@ -23,16 +22,18 @@ impl From<AgentRefRow> for AgentRef {
     }
 }
 
-/// A stored message of a channel, with the conversation it belongs to.
-#[derive(Debug, Clone, FromRow, PartialEq)]
-pub struct ChannelMessage {
-    pub id: i64,
-    pub conversation_id: String,
-    pub agent_id: i64,
-    pub role: String,
-    pub content: String,
-    pub job_id: Option<i64>,
-    pub created_at: i64,
+any_row! {
+    /// A stored message of a channel, with the conversation it belongs to.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ChannelMessage {
+        pub id: i64,
+        pub conversation_id: String,
+        pub agent_id: i64,
+        pub role: String,
+        pub content: String,
+        pub job_id: Option<i64>,
+        pub created_at: i64,
+    }
 }
 
 impl Store {

@@ -6,8 +6,6 @@
 //! (`accounts.rs`): the worker only reads usable accounts and updates their
 //! run-time state.
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify};
 use crate::clock::now_ms;
 
@@ -29,20 +27,21 @@ pub struct AccountRow {
     pub total_messages: i64,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: i64,
-    name: String,
-    kind: String,
-    provider: String,
-    model: String,
-    base_url: Option<String>,
-    api_key_env: Option<String>,
-    priority: i64,
-    is_active: Flag,
-    rate_limited_until: Option<i64>,
-    retry_count: i64,
-    total_messages: i64,
+any_row! {
+    struct Row {
+        id: i64,
+        name: String,
+        kind: String,
+        provider: String,
+        model: String,
+        base_url: Option<String>,
+        api_key_env: Option<String>,
+        priority: i64,
+        is_active: Flag,
+        rate_limited_until: Option<i64>,
+        retry_count: i64,
+        total_messages: i64,
+    }
 }
 
 /// An account row in [`COLUMNS`] order, as the SQLite hot read gets it.
@@ -85,24 +84,26 @@ impl From<Row> for AccountRow {
 const COLUMNS: &str = "id, name, type AS kind, provider, model, base_url, api_key_env, priority, is_active, \
                        rate_limited_until, retry_count, total_messages";
 
-/// A stored usage row (tests, reports).
-#[derive(Debug, Clone, PartialEq, FromRow)]
-pub struct UsageRow {
-    pub id: i64,
-    pub account_id: Option<i64>,
-    pub agent_id: Option<i64>,
-    pub conversation_id: Option<String>,
-    pub job_id: Option<i64>,
-    pub provider: String,
-    pub model: String,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    /// `None`: the model is unpriced.
-    pub cost_usd: Option<f64>,
-    pub duration_ms: i64,
-    pub created_at: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
+any_row! {
+    /// A stored usage row (tests, reports).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageRow {
+        pub id: i64,
+        pub account_id: Option<i64>,
+        pub agent_id: Option<i64>,
+        pub conversation_id: Option<String>,
+        pub job_id: Option<i64>,
+        pub provider: String,
+        pub model: String,
+        pub input_tokens: i64,
+        pub output_tokens: i64,
+        /// `None`: the model is unpriced.
+        pub cost_usd: Option<f64>,
+        pub duration_ms: i64,
+        pub created_at: i64,
+        pub cache_read_tokens: i64,
+        pub cache_write_tokens: i64,
+    }
 }
 
 impl Store {

@@ -12,8 +12,6 @@
 //! Postgres the update takes the row lock: a concurrent claimer blocks, then
 //! sees the new `next_run_at` and changes nothing.
 
-use sqlx::FromRow;
-
 use std::collections::HashMap;
 
 use super::queue::{insert_job, insert_job_lane};
@@ -22,18 +20,20 @@ use super::{Dialect, Result, Store, classify};
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 use crate::domain::job::NewJob;
 
-/// An enabled workflow whose due time has come (or has none yet).
-#[derive(Debug, Clone, FromRow, PartialEq)]
-pub struct DueWorkflow {
-    pub id: i64,
-    pub agent_id: i64,
-    pub name: String,
-    pub schedule: String,
-    pub prompt: String,
-    pub channel_id: Option<String>,
-    pub platform: Option<String>,
-    /// `None`: new or edited; the scheduler sets it to the next due time.
-    pub next_run_at: Option<i64>,
+any_row! {
+    /// An enabled workflow whose due time has come (or has none yet).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DueWorkflow {
+        pub id: i64,
+        pub agent_id: i64,
+        pub name: String,
+        pub schedule: String,
+        pub prompt: String,
+        pub channel_id: Option<String>,
+        pub platform: Option<String>,
+        /// `None`: new or edited; the scheduler sets it to the next due time.
+        pub next_run_at: Option<i64>,
+    }
 }
 
 /// One due time to claim.

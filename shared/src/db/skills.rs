@@ -1,23 +1,22 @@
 //! Skills (builtin and community).
 
-use sqlx::FromRow;
-
 use super::{DbError, Flag, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::skill::{BUILTIN_SKILLS, Skill, SkillFields, skill_from_markdown};
 
-#[derive(FromRow)]
-struct SkillRow {
-    id: i64,
-    name: String,
-    display_name: String,
-    description: String,
-    content: String,
-    trigger_keywords: String,
-    trigger_patterns: String,
-    required_tools: String,
-    is_enabled: Flag,
-    source: String,
+any_row! {
+    struct SkillRow {
+        id: i64,
+        name: String,
+        display_name: String,
+        description: String,
+        content: String,
+        trigger_keywords: String,
+        trigger_patterns: String,
+        required_tools: String,
+        is_enabled: Flag,
+        source: String,
+    }
 }
 
 impl TryFrom<SkillRow> for Skill {

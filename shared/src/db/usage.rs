@@ -4,8 +4,6 @@
 //! NUMERIC, which the Any driver cannot decode. `DOUBLE PRECISION` is a valid
 //! CAST target in both dialects (SQLite gives it REAL affinity).
 
-use sqlx::FromRow;
-
 use super::{Result, Store, classify};
 use crate::domain::usage::{AgentUsage, ModelUsage, ProviderUsage, UsageRecord, UsageReport};
 
@@ -48,41 +46,44 @@ pub(crate) async fn insert_usage_row<'e>(
     .map_err(classify)
 }
 
-#[derive(FromRow)]
-struct AgentRow {
-    agent_id: Option<i64>,
-    agent_name: Option<String>,
-    requests: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cost_usd: f64,
-    avg_duration_ms: f64,
-    cache_read_tokens: i64,
-    cache_write_tokens: i64,
-    unpriced_requests: i64,
+any_row! {
+    struct AgentRow {
+        agent_id: Option<i64>,
+        agent_name: Option<String>,
+        requests: i64,
+        input_tokens: i64,
+        output_tokens: i64,
+        cost_usd: f64,
+        avg_duration_ms: f64,
+        cache_read_tokens: i64,
+        cache_write_tokens: i64,
+        unpriced_requests: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct KeyRow {
-    key: String,
-    requests: i64,
-    cost_usd: f64,
-    input_tokens: i64,
-    output_tokens: i64,
-    avg_duration_ms: f64,
-    cache_read_tokens: i64,
-    unpriced_requests: i64,
+any_row! {
+    struct KeyRow {
+        key: String,
+        requests: i64,
+        cost_usd: f64,
+        input_tokens: i64,
+        output_tokens: i64,
+        avg_duration_ms: f64,
+        cache_read_tokens: i64,
+        unpriced_requests: i64,
+    }
 }
 
-#[derive(FromRow)]
-struct TotalsRow {
-    requests: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cost_usd: f64,
-    cache_read_tokens: i64,
-    cache_write_tokens: i64,
-    unpriced_requests: i64,
+any_row! {
+    struct TotalsRow {
+        requests: i64,
+        input_tokens: i64,
+        output_tokens: i64,
+        cost_usd: f64,
+        cache_read_tokens: i64,
+        cache_write_tokens: i64,
+        unpriced_requests: i64,
+    }
 }
 
 /// Calls whose cost is NULL (unpriced), as a BIGINT in both dialects.

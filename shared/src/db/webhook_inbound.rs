@@ -8,8 +8,6 @@
 //! concurrent deliveries of the same id meet on the primary key: one inserts,
 //! the other waits for it and then inserts nothing.
 
-use sqlx::FromRow;
-
 use super::queue::insert_job;
 use super::{Flag, Result, Store, classify};
 use crate::domain::job::NewJob;
@@ -27,16 +25,17 @@ pub struct InboundWebhook {
     pub is_enabled: bool,
 }
 
-#[derive(FromRow)]
-struct InboundRow {
-    id: i64,
-    agent_id: i64,
-    path: String,
-    secret: Option<String>,
-    prompt_template: String,
-    channel_id: Option<String>,
-    platform: Option<String>,
-    is_enabled: Flag,
+any_row! {
+    struct InboundRow {
+        id: i64,
+        agent_id: i64,
+        path: String,
+        secret: Option<String>,
+        prompt_template: String,
+        channel_id: Option<String>,
+        platform: Option<String>,
+        is_enabled: Flag,
+    }
 }
 
 impl From<InboundRow> for InboundWebhook {

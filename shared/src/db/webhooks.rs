@@ -1,24 +1,23 @@
 //! Webhooks (management side).
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify, sql};
 use crate::clock::{now_ms, opt_rfc3339};
 use crate::domain::webhook::{Webhook, WebhookFields};
 
-#[derive(FromRow)]
-struct WebhookRow {
-    id: i64,
-    name: String,
-    path: String,
-    agent_id: i64,
-    secret: Option<String>,
-    prompt_template: String,
-    channel_id: Option<String>,
-    platform: Option<String>,
-    is_enabled: Flag,
-    last_triggered_at: Option<i64>,
-    trigger_count: i64,
+any_row! {
+    struct WebhookRow {
+        id: i64,
+        name: String,
+        path: String,
+        agent_id: i64,
+        secret: Option<String>,
+        prompt_template: String,
+        channel_id: Option<String>,
+        platform: Option<String>,
+        is_enabled: Flag,
+        last_triggered_at: Option<i64>,
+        trigger_count: i64,
+    }
 }
 
 impl WebhookRow {

@@ -1,24 +1,23 @@
 //! Scheduled workflows (management side).
 
-use sqlx::FromRow;
-
 use super::{Flag, Result, Store, classify, sql};
 use crate::clock::{now_ms, opt_rfc3339};
 use crate::domain::workflow::{Workflow, WorkflowFields};
 
-#[derive(FromRow)]
-struct WorkflowRow {
-    id: i64,
-    name: String,
-    agent_id: i64,
-    agent_name: String,
-    schedule: String,
-    prompt: String,
-    channel_id: Option<String>,
-    platform: Option<String>,
-    is_enabled: Flag,
-    last_run_at: Option<i64>,
-    next_run_at: Option<i64>,
+any_row! {
+    struct WorkflowRow {
+        id: i64,
+        name: String,
+        agent_id: i64,
+        agent_name: String,
+        schedule: String,
+        prompt: String,
+        channel_id: Option<String>,
+        platform: Option<String>,
+        is_enabled: Flag,
+        last_run_at: Option<i64>,
+        next_run_at: Option<i64>,
+    }
 }
 
 impl WorkflowRow {

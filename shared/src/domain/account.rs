@@ -29,8 +29,14 @@ pub struct Account {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountPatch {
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub priority: Option<i64>,
     pub is_active: Option<bool>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]+$"
+    )]
     pub model: Option<String>,
 }
 
@@ -48,7 +54,11 @@ impl AccountPatch {
             }
             match key.as_str() {
                 "priority" => {
-                    let n = value.as_i64().ok_or_else(|| Invalid::new("priority must be an integer"))?;
+                    // `5.0` is an integer to JSON Schema (and to the document) too.
+                    let n = value
+                        .as_i64()
+                        .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
+                        .ok_or_else(|| Invalid::new("priority must be an integer"))?;
                     if !(0..=1_000_000).contains(&n) {
                         return Err(Invalid::new("priority must be between 0 and 1000000"));
                     }

@@ -59,7 +59,11 @@ pub struct Agent {
 pub struct NewAgent {
     #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub slug: String,
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Option<AgentRole>)]
@@ -67,11 +71,15 @@ pub struct NewAgent {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
-    #[schema(pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\s][^\\s]*$", max_length = 200)]
+    #[schema(
+        pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$",
+        max_length = 200
+    )]
     pub model: Option<String>,
     #[serde(default)]
     pub system_prompt: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = super::schema::tool_list)]
     pub allowed_tools: Option<Vec<String>>,
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 2.0)]
@@ -98,14 +106,22 @@ pub struct NewAgent {
 pub struct AgentPatch {
     #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub slug: Option<String>,
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     #[schema(value_type = Option<AgentRole>)]
     pub role: Option<String>,
     pub description: Option<String>,
-    #[schema(pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\s][^\\s]*$", max_length = 200)]
+    #[schema(
+        pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$",
+        max_length = 200
+    )]
     pub model: Option<String>,
     pub system_prompt: Option<String>,
+    #[schema(schema_with = super::schema::tool_list)]
     pub allowed_tools: Option<Vec<String>>,
     #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,

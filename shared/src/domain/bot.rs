@@ -11,6 +11,11 @@ use super::{Invalid, check_text};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChannelBinding {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub channel_id: String,
     pub agent_id: i64,
 }
@@ -42,6 +47,7 @@ pub struct BotSettings {
     /// Slack only: the NAME of the environment variable holding the app-level token
     /// (`xapp-…`, Socket Mode); `SLACK_APP_TOKEN` when absent. Never the token itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
     pub app_token: Option<String>,
 }
 
@@ -55,13 +61,21 @@ impl BotSettings {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBot {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
+    #[schema(value_type = super::schema::BotPlatform)]
     pub platform: String,
     /// Environment variable name, e.g. `DISCORD_BOT_TOKEN`.
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
     pub token: String,
     #[serde(default)]
     pub default_agent_id: Option<i64>,
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub channel_bindings: Option<Vec<ChannelBinding>>,
     #[serde(default)]
     pub is_enabled: Option<bool>,
@@ -74,13 +88,21 @@ pub struct NewBot {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BotPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
+    #[schema(value_type = Option<super::schema::BotPlatform>)]
     pub platform: Option<String>,
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
     pub token: Option<String>,
     /// `null` clears the default agent.
     #[serde(default, deserialize_with = "super::nullable::field")]
     #[schema(value_type = Option<i64>)]
     pub default_agent_id: Option<Option<i64>>,
+    #[schema(max_items = 500)]
     pub channel_bindings: Option<Vec<ChannelBinding>>,
     pub is_enabled: Option<bool>,
     /// Replaces the bot's settings; `null` clears them.

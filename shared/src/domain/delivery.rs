@@ -85,5 +85,6 @@ pub struct NewDelivery {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeliveryAction {
     /// `retry`: send a failed delivery again (its attempts start over).
+    #[schema(value_type = super::jobs::RetryAction)]
     pub action: String,
 }

@@ -7,10 +7,29 @@ use super::Invalid;
 
 pub const STATUSES: &[&str] = &["pending", "running", "completed", "failed", "cancelled"];
 
+/// The values of `?status=` and of a job's `status`, for the OpenAPI document
+/// (the code keeps them as the strings of [`STATUSES`]).
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// The one action `PATCH /api/queue/{id}` and `PATCH /api/deliveries/{id}` take.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum RetryAction {
+    Retry,
+}
+
 /// Parses `?status=`: one status, or the active ones (pending, running) by default.
 pub fn parse_status_filter(status: Option<&str>) -> Result<Vec<&'static str>, Invalid> {
     match status {
-        None | Some("") => Ok(vec!["pending", "running"]),
+        None => Ok(vec!["pending", "running"]),
         Some(s) => STATUSES
             .iter()
             .find(|k| **k == s)
@@ -47,6 +66,7 @@ pub struct JobView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobAction {
     /// `retry` (failed jobs only).
+    #[schema(value_type = RetryAction)]
     pub action: String,
 }
 

@@ -12,10 +12,20 @@ pub fn level_num(level: &str) -> Option<i64> {
     LEVELS.iter().find(|(n, _)| *n == level).map(|(_, v)| *v)
 }
 
+/// The values of `?level=`, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
 /// `?level=` (minimum level): debug, info, warn or error; default: everything.
 pub fn parse_min_level(level: Option<&str>) -> Result<i64, Invalid> {
     match level {
-        None | Some("") => Ok(0),
+        None => Ok(0),
         Some(l @ ("debug" | "info" | "warn" | "error")) => Ok(level_num(l).unwrap_or(0)),
         Some(_) => Err(Invalid::new("level must be one of: debug, info, warn, error")),
     }

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod memory;
 pub mod nullable;
 pub mod schedule;
+pub mod schema;
 pub mod settings;
 pub mod skill;
 pub mod usage;

@@ -13,7 +13,12 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsPatch {
+    /// The id of an existing agent.
     pub conductor_agent_id: Option<i64>,
+    #[schema(
+        pattern = "^((anthropic|openai|openrouter|google|ollama|custom)/)?[^/\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]*$",
+        max_length = 200
+    )]
     pub default_model: Option<String>,
 }
 

@@ -41,17 +41,31 @@ pub struct Skill {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewSkill {
     /// Unique slug, `[a-z0-9_-]`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = super::schema::keyword_list)]
     pub trigger_keywords: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(schema_with = super::schema::pattern_list)]
     pub trigger_patterns: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(schema_with = super::schema::keyword_list)]
     pub required_tools: Option<Vec<String>>,
+    #[schema(
+        min_length = 1,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub content: String,
     #[serde(default)]
     pub is_enabled: Option<bool>,
@@ -62,10 +76,22 @@ pub struct NewSkill {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SkillPatch {
     pub is_enabled: Option<bool>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub display_name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    #[schema(schema_with = super::schema::keyword_list)]
     pub trigger_keywords: Option<Vec<String>>,
+    #[schema(schema_with = super::schema::pattern_list)]
     pub trigger_patterns: Option<Vec<String>>,
+    #[schema(
+        min_length = 1,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub content: Option<String>,
 }
 
@@ -73,7 +99,9 @@ pub struct SkillPatch {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SkillImport {
-    /// http(s) URL of a markdown file with front matter.
+    /// http(s) URL of a markdown file with front matter, on a public address
+    /// (unless `HTTP_FETCH_ALLOW_PRIVATE`).
+    #[schema(format = "uri", pattern = "^https?://")]
     pub url: String,
 }
 

@@ -33,11 +33,20 @@ pub struct UsageRecord {
     pub created_at: i64,
 }
 
+/// The values of `?period=`, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum UsagePeriod {
+    Day,
+    Week,
+    Month,
+}
+
 /// `?period=`: day, week (default) or month; returns the window in milliseconds.
 pub fn period_ms(period: Option<&str>) -> Result<i64, Invalid> {
     const DAY: i64 = 24 * 3600 * 1000;
     match period {
-        None | Some("") | Some("week") => Ok(7 * DAY),
+        None | Some("week") => Ok(7 * DAY),
         Some("day") => Ok(DAY),
         Some("month") => Ok(30 * DAY),
         Some(_) => Err(Invalid::new("period must be one of: day, week, month")),

@@ -27,16 +27,26 @@ pub struct Webhook {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWebhook {
+    /// Its URL path is made of its letters and digits (`/webhook/<path>`).
+    #[schema(max_length = 200, pattern = "[A-Za-z0-9]")]
     pub name: String,
     pub agent_id: i64,
     /// Generated (32 random bytes, hex) when absent.
     #[serde(default)]
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = "^[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{16,}$"
+    )]
     pub secret: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 100000)]
     pub prompt_template: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub channel_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 50)]
     pub platform: Option<String>,
     #[serde(default)]
     pub is_enabled: Option<bool>,
@@ -46,17 +56,24 @@ pub struct NewWebhook {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(max_length = 200, pattern = "[A-Za-z0-9]")]
     pub name: Option<String>,
     pub agent_id: Option<i64>,
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = "^[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{16,}$"
+    )]
     pub secret: Option<String>,
+    #[schema(max_length = 100000)]
     pub prompt_template: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub channel_id: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 50)]
     pub platform: Option<Option<String>>,
     pub is_enabled: Option<bool>,
 }
@@ -131,7 +148,9 @@ impl WebhookPatch {
 impl WebhookFields {
     pub fn validate(&self) -> Result<(), Invalid> {
         check_text("name", &self.name, 200)?;
-        if self.path.is_empty() {
+        // The path is made from the name at creation and kept after that, but a
+        // renamed webhook must still have a name its path could be made from.
+        if self.path.is_empty() || slugify(&self.name).is_empty() {
             return Err(Invalid::new("name must contain at least one letter or digit (it becomes the URL path)"));
         }
         check_text("secret", &self.secret, 256)?;

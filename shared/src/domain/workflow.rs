@@ -25,13 +25,27 @@ pub struct Workflow {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWorkflow {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     pub agent_id: i64,
+    /// A 5-field cron line (or 6 with seconds), read in `SCHEDULER_TZ`.
+    #[schema(min_length = 1)]
     pub schedule: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub prompt: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub channel_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,50}$")]
     pub platform: Option<String>,
     #[serde(default)]
     pub is_enabled: Option<bool>,
@@ -40,17 +54,28 @@ pub struct NewWorkflow {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkflowPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     pub agent_id: Option<i64>,
+    #[schema(min_length = 1)]
     pub schedule: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 100000,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub prompt: Option<String>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub channel_id: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "super::nullable::field")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,50}$")]
     pub platform: Option<Option<String>>,
     pub is_enabled: Option<bool>,
 }

@@ -381,6 +381,7 @@ async fn queue_raw(report: &mut Report, secs: f64, pg_admin: &str) {
                                     reply: "ok",
                                     conversation_id: None,
                                     usage: &[],
+                                    effects: None,
                                 })
                                 .await
                                 .unwrap()

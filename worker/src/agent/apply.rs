@@ -5,9 +5,15 @@
 //! as an [`Outcome`] and the rest still runs (behaviour reference §3:
 //! "Actions run in order. Failures are only logged.").
 //!
-//! The caller publishes `JobReady` for [`Applied::job_ids`].
+//! Exactly once: every write of one reply runs in one transaction
+//! ([`arvis_shared::db::effects::EffectsTx`]) that also marks the job's
+//! recorded effects applied, so a crash either leaves all of them for the
+//! sweep ([`apply_recorded`] again, from another worker or after a restart)
+//! or none. The caller publishes `JobReady` for [`Applied::job_ids`] and the
+//! config notices after the commit.
 
 use arvis_shared::clock::now_ms;
+use arvis_shared::db::effects::EffectsTx;
 use arvis_shared::db::memory_ctx::ActionWorkflow;
 use arvis_shared::db::{DbError, Store};
 use arvis_shared::domain::agent::{Agent, AgentPatch, NewAgent};
@@ -16,7 +22,7 @@ use arvis_shared::domain::{Invalid, check_text, schedule};
 use serde_json::{Value, json};
 
 use super::is_conductor;
-use super::tags::{ConductorAction, Fields, ParsedReply};
+use super::tags::{ConductorAction, Effects, Fields, ParsedReply};
 
 /// Delegation chains stop here: a job at this depth may not delegate further.
 pub const MAX_DELEGATION_DEPTH: i64 = 3;
@@ -73,8 +79,59 @@ pub fn delegation_depth(job: &Job) -> i64 {
     job.payload.extra.get(DEPTH_KEY).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// Carries out `reply`, written by `agent` while running `job`.
-pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &ParsedReply) -> Applied {
+/// Applies job `job`'s recorded effects, written by `agent`, if nobody has:
+/// `Ok(None)` when there was nothing left to apply (no effects recorded, or
+/// another applier committed them first). Effects that cannot be read (a
+/// corrupt or future record) are marked applied with a refusal, never retried
+/// forever. A database error leaves them recorded for the next sweep.
+pub async fn apply_recorded(store: &Store, agent: Option<&Agent>, job: &Job) -> Result<Option<Applied>, DbError> {
+    // Warm the settings cache before the transaction holds a connection
+    // (conductor actions read them; see `EffectsTx::settings`).
+    store.settings().await?;
+    let Some(recorded) = store.begin_effects(job.id).await? else { return Ok(None) };
+    let mut tx = recorded.tx;
+    let applied = match (serde_json::from_str::<Effects>(&recorded.effects), agent) {
+        (Ok(effects), Some(agent)) => apply_in(&mut tx, agent, job, &effects).await,
+        (Err(e), _) => {
+            let mut applied = Applied::default();
+            applied.outcomes.push(Outcome::refused(format!("recorded effects unreadable, dropped: {e}")));
+            applied
+        }
+        (Ok(_), None) => {
+            let mut applied = Applied::default();
+            applied.outcomes.push(Outcome::refused("the agent no longer exists; its reply's effects were dropped"));
+            applied
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(applied))
+}
+
+/// Carries out `reply`, written by `agent` while running `job`, at once and
+/// in one transaction, without a record on the job (tests and tools: the
+/// worker records the effects with the reply and uses [`apply_recorded`]).
+pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &ParsedReply) -> Result<Applied, DbError> {
+    store.settings().await?;
+    let mut applied = match reply.effects() {
+        Some(effects) => {
+            let mut tx = store.begin_unrecorded_effects().await?;
+            let applied = apply_in(&mut tx, agent, job, &effects).await;
+            tx.commit().await?;
+            applied
+        }
+        None => Applied::default(),
+    };
+    applied.outcomes.extend(ignored(reply));
+    Ok(applied)
+}
+
+/// The reply's tags that were stripped without effect, as outcomes for the log.
+pub fn ignored(reply: &ParsedReply) -> Vec<Outcome> {
+    reply.ignored.iter().map(|i| Outcome::refused(format!("tag ignored: {i}"))).collect()
+}
+
+/// Every write of `effects`, in `tx`; each item best-effort.
+async fn apply_in(tx: &mut EffectsTx, agent: &Agent, job: &Job, reply: &Effects) -> Applied {
     let mut applied = Applied::default();
     let conversation = job.conversation_id.as_deref().or(job.payload.conversation_id.as_deref());
     for (category, fact) in &reply.memories {
@@ -82,7 +139,7 @@ pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &Parsed
             applied.outcomes.push(Outcome::refused(format!("memory [{category}] not saved: {e}")));
             continue;
         }
-        let o = match store.save_fact(agent.id, category, fact, conversation).await {
+        let o = match tx.save_fact(agent.id, category, fact, conversation).await {
             Ok(id) => Outcome::ok(format!("memory {id} saved [{category}]")),
             Err(e) => Outcome::refused(format!("memory [{category}] not saved: {e}")),
         };
@@ -93,20 +150,20 @@ pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &Parsed
             applied.outcomes.push(Outcome::refused(format!("state {key} not set: {e}")));
             continue;
         }
-        let o = match store.set_state(agent.id, key, value).await {
+        let o = match tx.set_state(agent.id, key, value).await {
             Ok(()) => Outcome::ok(format!("state {key} set")),
             Err(e) => Outcome::refused(format!("state {key} not set: {e}")),
         };
         applied.outcomes.push(o);
     }
     for (slug, task) in &reply.delegations {
-        let o = delegate(store, agent, job, slug, task, &mut applied.job_ids).await;
+        let o = delegate(tx, agent, job, slug, task, &mut applied.job_ids).await;
         applied.outcomes.push(o);
     }
     if !reply.actions.is_empty() {
         if is_conductor(agent) {
             for action in &reply.actions {
-                let o = run_action(store, agent, job, action, &mut applied).await;
+                let o = run_action(tx, agent, job, action, &mut applied).await;
                 applied.outcomes.push(o);
             }
         } else {
@@ -117,13 +174,17 @@ pub async fn apply_reply(store: &Store, agent: &Agent, job: &Job, reply: &Parsed
             )));
         }
     }
-    for ignored in &reply.ignored {
-        applied.outcomes.push(Outcome::refused(format!("tag ignored: {ignored}")));
-    }
     applied
 }
 
-async fn delegate(store: &Store, agent: &Agent, job: &Job, slug: &str, task: &str, ids: &mut Vec<i64>) -> Outcome {
+async fn delegate(
+    store: &mut EffectsTx,
+    agent: &Agent,
+    job: &Job,
+    slug: &str,
+    task: &str,
+    ids: &mut Vec<i64>,
+) -> Outcome {
     let depth = delegation_depth(job) + 1;
     if depth > MAX_DELEGATION_DEPTH {
         return Outcome::refused(format!(
@@ -134,7 +195,7 @@ async fn delegate(store: &Store, agent: &Agent, job: &Job, slug: &str, task: &st
     if let Err(e) = check_text("delegation task", task, arvis_shared::domain::limits::MAX_MESSAGE_CHARS) {
         return Outcome::refused(format!("delegation to {slug} refused: {e}"));
     }
-    let target = match store.get_agent_by_slug(slug).await {
+    let target = match store.agent_by_slug(slug).await {
         Ok(Some(a)) if a.is_active => a,
         Ok(Some(_)) => return Outcome::refused(format!("delegation to {slug} skipped: the agent is not active")),
         Ok(None) => return Outcome::refused(format!("delegation to {slug} skipped: no such agent")),
@@ -159,7 +220,7 @@ async fn delegate(store: &Store, agent: &Agent, job: &Job, slug: &str, task: &st
 }
 
 async fn run_action(
-    store: &Store,
+    store: &mut EffectsTx,
     conductor: &Agent,
     job: &Job,
     action: &ConductorAction,
@@ -262,7 +323,7 @@ fn refuse_conductor_role(role: &Option<String>) -> Result<(), Invalid> {
     Ok(())
 }
 
-async fn create_agent(store: &Store, fields: &Fields, applied: &mut Applied) -> Result<Outcome, ActionError> {
+async fn create_agent(store: &mut EffectsTx, fields: &Fields, applied: &mut Applied) -> Result<Outcome, ActionError> {
     let slug = string_field(fields, "slug")?.ok_or_else(|| Invalid::new("slug is required"))?;
     let role = string_field(fields, "role")?;
     refuse_conductor_role(&role)?;
@@ -294,12 +355,12 @@ async fn create_agent(store: &Store, fields: &Fields, applied: &mut Applied) -> 
 }
 
 async fn update_agent(
-    store: &Store,
+    store: &mut EffectsTx,
     slug: &str,
     fields: &Fields,
     applied: &mut Applied,
 ) -> Result<Outcome, ActionError> {
-    let current = store.get_agent_by_slug(slug).await?.ok_or_else(|| Invalid::new(format!("no agent {slug}")))?;
+    let current = store.agent_by_slug(slug).await?.ok_or_else(|| Invalid::new(format!("no agent {slug}")))?;
     let conductor_id = store.settings().await?.conductor_agent_id;
     if is_conductor(&current) || conductor_id == Some(current.id) {
         return Err(Invalid::new("the conductor cannot be updated by an action").into());
@@ -335,7 +396,7 @@ const CRON_KEYS: &[&str] =
     &["agent", "agent_slug", "name", "schedule", "prompt", "channel", "channel_id", "channelid", "platform"];
 
 async fn create_cron(
-    store: &Store,
+    store: &mut EffectsTx,
     conductor: &Agent,
     job: &Job,
     fields: &Fields,
@@ -346,7 +407,7 @@ async fn create_cron(
         None => string_field(fields, "agent_slug")?,
     };
     let target = match target_slug.filter(|s| !s.is_empty()) {
-        Some(slug) => store.get_agent_by_slug(&slug).await?.ok_or_else(|| Invalid::new(format!("no agent {slug}")))?,
+        Some(slug) => store.agent_by_slug(&slug).await?.ok_or_else(|| Invalid::new(format!("no agent {slug}")))?,
         None => conductor.clone(),
     };
     let prompt =

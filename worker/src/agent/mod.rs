@@ -6,7 +6,9 @@
 //! 3. [`budget::history`] — the conversation turns that fit the model's window;
 //! 4. [`tools::specs`] / [`tools::call`] — the built-in tools for the tool loop;
 //! 5. [`tags::parse_reply`] — take the reply apart (memory, state, delegation, actions);
-//! 6. [`apply::apply_reply`] — carry the tags out (store, enqueue, conductor actions).
+//! 6. [`apply::apply_recorded`] — carry the tags out (store, enqueue, conductor
+//!    actions) exactly once: recorded with the reply, applied in one transaction
+//!    with their mark.
 //!
 //! [`skills`] is the skill matcher used by the prompt builder.
 

@@ -5,18 +5,20 @@
 //! with `key: value` bodies. Every tag is stripped from the text the user sees;
 //! conductor-only tags in another agent's reply are stripped and ignored.
 //!
-//! Pure: no I/O. [`super::apply`] carries the result out.
+//! Pure: no I/O. [`super::apply`] carries the result out: [`ParsedReply::effects`]
+//! is what the worker records with the reply (as JSON) and applies once.
 
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The `key: value` fields of an action block, values JSON-parsed when they parse.
 pub type Fields = Map<String, Value>;
 
 /// A conductor action, in the order it appeared.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ConductorAction {
     CreateAgent(Fields),
     UpdateAgent { slug: String, fields: Fields },
@@ -39,6 +41,40 @@ pub struct ParsedReply {
     /// Tags that were stripped without effect (conductor-only tags from another
     /// agent, unsupported blocks, empty tags), described for the log.
     pub ignored: Vec<String>,
+}
+
+/// What a reply's tags ask to be written: recorded as JSON on the job with
+/// the reply (`jobs.effects`) and applied once ([`super::apply::apply_recorded`]).
+/// Versioned, since a job recorded by one release may be applied by the next.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Effects {
+    pub v: u32,
+    #[serde(default)]
+    pub memories: Vec<(String, String)>,
+    #[serde(default)]
+    pub states: Vec<(String, String)>,
+    #[serde(default)]
+    pub delegations: Vec<(String, String)>,
+    #[serde(default)]
+    pub actions: Vec<ConductorAction>,
+}
+
+impl ParsedReply {
+    /// The writes the tags ask for; `None` when there are none (tags that
+    /// were only ignored write nothing), so the reply is stored in one write.
+    pub fn effects(&self) -> Option<Effects> {
+        if self.memories.is_empty() && self.states.is_empty() && self.delegations.is_empty() && self.actions.is_empty()
+        {
+            return None;
+        }
+        Some(Effects {
+            v: 1,
+            memories: self.memories.clone(),
+            states: self.states.clone(),
+            delegations: self.delegations.clone(),
+            actions: self.actions.clone(),
+        })
+    }
 }
 
 /// Block tags. Leftmost-first alternation keeps the order of appearance.
@@ -352,5 +388,22 @@ mod tests {
         let p = parse_reply("  a  \n\n\n\nb [not a tag]\n", false);
         assert_eq!(p.clean, "  a\n\nb [not a tag]");
         assert_eq!(p, ParsedReply { clean: p.clean.clone(), ..Default::default() });
+    }
+
+    #[test]
+    fn effects_round_trip_as_json_and_are_none_without_writes() {
+        let p = parse_reply(
+            "Ok.\n[MEMORY:fact] tea\n[STATE:mood] fine\n[DELEGATE:helper]sum it[/DELEGATE]\n\
+             [CREATE_AGENT]\nslug: x\ntemperature: 0.2\n[/CREATE_AGENT]\n[UPDATE_AGENT:x]\nname: X\n[/UPDATE_AGENT]",
+            true,
+        );
+        let effects = p.effects().unwrap();
+        assert_eq!((effects.memories.len(), effects.states.len(), effects.delegations.len()), (1, 1, 1));
+        assert_eq!(effects.actions.len(), 2);
+        let text = serde_json::to_string(&effects).unwrap();
+        assert_eq!(serde_json::from_str::<Effects>(&text).unwrap(), effects);
+        assert_eq!(parse_reply("Just text.", false).effects(), None);
+        // Ignored tags write nothing: no effects to record.
+        assert_eq!(parse_reply("[CREATE_AGENT]\nslug: x\n[/CREATE_AGENT] hi", false).effects(), None);
     }
 }
