@@ -13,6 +13,7 @@ import { chromium } from "playwright-core";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
+import { opsScenarios } from "./ops_scenarios.mjs";
 
 const BASE = process.env.BASE_URL;
 const PASSWORD = process.env.PASSWORD;
@@ -188,6 +189,9 @@ const scenarios = {
     return { cookie: cookie.name + "=" + cookie.value };
   },
 };
+
+// The Queue and Usage pages' scenarios (ops_scenarios.mjs).
+Object.assign(scenarios, opsScenarios({ BASE, check, shot, login }));
 
 async function main() {
   const name = process.argv[2];

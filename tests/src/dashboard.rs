@@ -338,4 +338,40 @@ pub mod seed {
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
         pool.close().await;
     }
+
+    /// `count` LLM calls of `agent_id`, spread evenly over the last 35 days
+    /// (so each period holds a share): providers `anthropic` / `openai`
+    /// alternating, models `claude-haiku` / `gpt-mini`, every tenth call
+    /// unpriced (NULL cost), the others 0.0001 × i dollars.
+    pub async fn usage(app: &TestApp, agent_id: i64, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let step = 35 * 86_400_000 / count.max(1);
+        let sql = format!(
+            "INSERT INTO usage (agent_id, provider, model, input_tokens, output_tokens, cost_usd, duration_ms, \
+             created_at, cache_read_tokens, cache_write_tokens) {} \
+             SELECT {agent_id}, CASE WHEN i % 2 = 0 THEN 'anthropic' ELSE 'openai' END, \
+             CASE WHEN i % 2 = 0 THEN 'claude-haiku' ELSE 'gpt-mini' END, 100 + i % 7, 10 + i % 3, \
+             CASE WHEN i % 10 = 0 THEN NULL ELSE i * 0.0001 END, 200 + i % 1000, {t} - CAST(i AS BIGINT) * {step}, \
+             0, 0 FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    /// `count` log lines `seeded log N`, one a second back from now, levels
+    /// debug, info, warn, error in turn (so each level holds a quarter).
+    pub async fn logs(app: &TestApp, count: i64) {
+        let pool = app.db.pool().await;
+        let t = now();
+        let sql = format!(
+            "INSERT INTO logs (level, level_num, service, target, msg, fields, created_at) {} \
+             SELECT CASE i % 4 WHEN 0 THEN 'debug' WHEN 1 THEN 'info' WHEN 2 THEN 'warn' ELSE 'error' END, \
+             i % 4 + 1, 'gateway', 'seed', 'seeded log ' || i, '{{}}', {t} - i * 1000 FROM n",
+            counter(count)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
 }

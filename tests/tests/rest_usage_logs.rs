@@ -77,12 +77,15 @@ both_backends!(usage_is_aggregated_per_period, |backend| async move {
     assert_eq!(week["byAgent"][1]["avgDurationMs"], 501);
     assert_eq!(
         week["byProvider"],
-        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0},
-               {"provider": "openai", "requests": 1, "costUsd": 0.25, "cacheReadTokens": 0, "unpricedRequests": 0}])
+        json!([{"provider": "anthropic", "requests": 2, "costUsd": 2.0, "inputTokens": 4000, "outputTokens": 400,
+                "avgDurationMs": 1500, "cacheReadTokens": 0, "unpricedRequests": 0},
+               {"provider": "openai", "requests": 1, "costUsd": 0.25, "inputTokens": 10, "outputTokens": 5,
+                "avgDurationMs": 501, "cacheReadTokens": 0, "unpricedRequests": 0}])
     );
     assert_eq!(
         week["byModel"][0],
-        json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0, "cacheReadTokens": 0, "unpricedRequests": 0})
+        json!({"model": "claude-haiku", "requests": 2, "costUsd": 2.0, "inputTokens": 4000, "outputTokens": 400,
+               "avgDurationMs": 1500, "cacheReadTokens": 0, "unpricedRequests": 0})
     );
 
     let (_, day) = app.get("/api/usage?period=day").await;
@@ -132,7 +135,8 @@ both_backends!(cached_tokens_and_unpriced_calls_are_counted_apart, |backend| asy
     let model = |name: &str| week["byModel"].as_array().unwrap().iter().find(|m| m["model"] == name).unwrap().clone();
     assert_eq!(
         model("mystery:7b"),
-        json!({"model": "mystery:7b", "requests": 2, "costUsd": 0.0, "cacheReadTokens": 0, "unpricedRequests": 2})
+        json!({"model": "mystery:7b", "requests": 2, "costUsd": 0.0, "inputTokens": 200, "outputTokens": 20,
+               "avgDurationMs": 5, "cacheReadTokens": 0, "unpricedRequests": 2})
     );
     assert_eq!(model("claude-haiku-4-5")["cacheReadTokens"], 800);
 });

@@ -37,12 +37,12 @@
 //! - [`fields`]: the form parts the configuration pages (workflows, webhooks,
 //!   skills, bots, accounts, settings) share: the agent picker, enable/disable
 //!   and delete buttons, placing messages like `channelBindings.channelId …`.
-//! - Pages: [`login`], [`overview`], [`chat`], [`agents`], and one module per
-//!   page still to build ([`conversations`], [`queue`], …) that shows "coming
-//!   soon" until it is.
+//! - Pages: [`login`], [`overview`], [`chat`], [`agents`], [`conversations`],
+//!   [`queue`], [`usage`], [`logs`], [`workflows`], [`webhooks`], [`skills`],
+//!   [`bots`], [`accounts`], [`settings`].
 //!
 //! ## How to add a page
-//! 1. Take the stub of your page (`dashboard/queue.rs`, …): keep its `NAV`
+//! 1. Start from a page like `dashboard/queue.rs`: keep its `NAV`
 //!    entry and set `ready: true`, replace `router()` with your routes (page
 //!    paths at the top level: `/queue`, `/queue/{id}/retry`).
 //! 2. A handler takes [`layout::Ctx`] (current path, health, logout button)
@@ -77,7 +77,6 @@ pub mod markdown;
 pub mod overview;
 pub mod pager;
 
-// Pages not built yet: each shows "coming soon" (no broken links in the nav).
 pub mod accounts;
 pub mod bots;
 pub mod conversations;

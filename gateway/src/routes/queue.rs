@@ -66,9 +66,22 @@ async fn job_action(
     if body.action != "retry" {
         return Err(ApiError::bad_request("action must be \"retry\""));
     }
+    retry(&state, id).await.map(Json)
+}
+
+/// Retries a failed job and wakes a worker for it: `PATCH /api/queue/{id}`'s
+/// rule, shared with the dashboard's queue page.
+pub async fn retry(state: &AppState, id: i64) -> ApiResult<JobView> {
     let priority = outcome(state.deps.store.retry_job(id).await?, "failed", "retried")?;
     state.deps.bus.signal(&JobReady { v: 1, job_id: id, priority }).await;
-    view(&state, id).await
+    view(state, id).await.map(|Json(job)| job)
+}
+
+/// Cancels a pending job: `DELETE /api/queue/{id}`'s rule, shared with the
+/// dashboard's queue page.
+pub async fn cancel(state: &AppState, id: i64) -> ApiResult<JobView> {
+    outcome(state.deps.store.cancel_job(id).await?, "pending", "cancelled")?;
+    view(state, id).await.map(|Json(job)| job)
 }
 
 /// Cancel a pending job (it is kept with status `cancelled`). Other statuses → 409.
@@ -76,6 +89,5 @@ async fn job_action(
     responses((status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel_job(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult<Json<JobView>> {
-    outcome(state.deps.store.cancel_job(id).await?, "pending", "cancelled")?;
-    view(&state, id).await
+    cancel(&state, id).await.map(Json)
 }

@@ -58,14 +58,14 @@ async fn get_conversation(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<ConversationThread>> {
-    check_text("id", &id, 200)?;
-    let thread = state
-        .deps
-        .store
-        .get_conversation_thread(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation not found"))?;
-    Ok(Json(thread))
+    thread(&state, &id).await.map(Json)
+}
+
+/// A conversation's thread as `GET /api/conversations/{id}` answers it (the
+/// dashboard's JSON export is this same value).
+pub async fn thread(state: &AppState, id: &str) -> ApiResult<ConversationThread> {
+    check_text("id", id, 200)?;
+    state.deps.store.get_conversation_thread(id).await?.ok_or_else(|| ApiError::not_found("conversation not found"))
 }
 
 /// Message history of an agent's dashboard chat (its newest dashboard

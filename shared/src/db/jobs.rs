@@ -82,6 +82,31 @@ impl Store {
         rows.into_iter().map(JobView::try_from).collect()
     }
 
+    /// One page of the jobs with one of `statuses`, in `list_jobs`' order,
+    /// and how many there are (the dashboard's queue pages past 500).
+    pub async fn jobs_page(&self, statuses: &[&str], limit: i64, offset: i64) -> Result<(Vec<JobView>, i64)> {
+        let placeholders = super::placeholders(1, statuses.len());
+        let n = statuses.len();
+        let count_text = format!("SELECT COUNT(*) FROM jobs WHERE status IN ({placeholders})");
+        let mut count = sqlx::query_scalar::<_, i64>(sql(count_text));
+        for s in statuses {
+            count = count.bind(*s);
+        }
+        let total = count.fetch_one(self.r()).await?;
+        let text = format!(
+            "{JOB_SELECT} WHERE j.status IN ({placeholders}) ORDER BY j.created_at DESC, j.id DESC \
+             LIMIT ${} + 0 OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query_as::<_, JobRow>(sql(text));
+        for s in statuses {
+            q = q.bind(*s);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(self.r()).await?;
+        Ok((rows.into_iter().map(JobView::try_from).collect::<Result<_>>()?, total))
+    }
+
     pub async fn get_job(&self, id: i64) -> Result<Option<JobView>> {
         let row: Option<JobRow> =
             sqlx::query_as(sql(format!("{JOB_SELECT} WHERE j.id = $1"))).bind(id).fetch_optional(self.r()).await?;

@@ -17,6 +17,21 @@ any_row! {
     }
 }
 
+impl From<LogRow> for LogEntry {
+    fn from(r: LogRow) -> LogEntry {
+        LogEntry {
+            level: r.level,
+            msg: r.msg,
+            agent_id: r.agent_id,
+            job_id: r.job_id,
+            duration_ms: r.duration_ms,
+            time: to_rfc3339(r.created_at),
+            service: r.service,
+            target: r.target,
+        }
+    }
+}
+
 impl Store {
     /// Inserts a batch of log lines, up to [`LOG_ROWS_PER_STATEMENT`] rows a
     /// statement (one transaction when there are more).
@@ -49,19 +64,26 @@ impl Store {
         .bind(limit)
         .fetch_all(self.r())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LogEntry {
-                level: r.level,
-                msg: r.msg,
-                agent_id: r.agent_id,
-                job_id: r.job_id,
-                duration_ms: r.duration_ms,
-                time: to_rfc3339(r.created_at),
-                service: r.service,
-                target: r.target,
-            })
-            .collect())
+        Ok(rows.into_iter().map(LogEntry::from).collect())
+    }
+
+    /// One page of the lines at or above `min_level`, newest first, and how
+    /// many there are (the dashboard's log pages; `list_logs` stops at 1000).
+    pub async fn logs_page(&self, min_level: i64, limit: i64, offset: i64) -> Result<(Vec<LogEntry>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE level_num >= $1")
+            .bind(min_level)
+            .fetch_one(self.r())
+            .await?;
+        let rows: Vec<LogRow> = sqlx::query_as(
+            "SELECT level, msg, agent_id, job_id, duration_ms, created_at, service, target FROM logs \
+             WHERE level_num >= $1 ORDER BY created_at DESC, id DESC LIMIT $2 + 0 OFFSET $3",
+        )
+        .bind(min_level)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.r())
+        .await?;
+        Ok((rows.into_iter().map(LogEntry::from).collect(), total))
     }
 
     /// Keeps the newest `keep` lines. Returns how many were deleted.

@@ -47,6 +47,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod conversations;
 pub mod dashboard;
+pub mod dashboard_ops;
 pub mod effects;
 pub mod hot;
 pub mod jobs;

@@ -17,7 +17,8 @@ pub(crate) async fn insert_usage_row<'e>(
         "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
          output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens, api_key_id) \
          SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 RETURNING id",
+         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, CASE WHEN $14 THEN $9 ELSE NULL END, \
+         $10, $11, $12, $13, $15 RETURNING id",
     )
     .bind(u.account_id)
     .bind(u.agent_id)
@@ -27,11 +28,19 @@ pub(crate) async fn insert_usage_row<'e>(
     .bind(&u.model)
     .bind(u.input_tokens)
     .bind(u.output_tokens)
-    .bind(u.cost_usd)
+    // The cost is always bound as a number, its absence as a flag: sqlx
+    // 0.9's Any driver encodes a NULL `f64` as a `float4` (its
+    // `AnyTypeInfoKind::Double` arm adds `Option::<f32>::None`), so when an
+    // unpriced call was the first on a connection, the cached statement took
+    // parameter 9 as `float4` and Postgres then refused every priced call's
+    // 8-byte `float8` on that connection ("incorrect binary data format in
+    // bind parameter 9"): its usage row was lost.
+    .bind(u.cost_usd.unwrap_or(0.0))
     .bind(u.duration_ms)
     .bind(u.created_at)
     .bind(u.cache_read_tokens)
     .bind(u.cache_write_tokens)
+    .bind(u.cost_usd.is_some())
     .bind(u.api_key_id)
     .fetch_one(ex)
     .await
@@ -58,6 +67,9 @@ any_row! {
         key: String,
         requests: i64,
         cost_usd: f64,
+        input_tokens: i64,
+        output_tokens: i64,
+        avg_duration_ms: f64,
         cache_read_tokens: i64,
         unpriced_requests: i64,
     }
@@ -116,6 +128,9 @@ impl Store {
             let text = format!(
                 "SELECT {column} AS key, COUNT(*) AS requests, \
                  CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+                 CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+                 CAST(COALESCE(AVG(duration_ms), 0) AS DOUBLE PRECISION) AS avg_duration_ms, \
                  CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, \
                  {UNPRICED} AS unpriced_requests \
                  FROM usage WHERE created_at >= $1 GROUP BY {column} ORDER BY requests DESC, {column}"
@@ -156,6 +171,9 @@ impl Store {
                     provider: r.key,
                     requests: r.requests,
                     cost_usd: r.cost_usd,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    avg_duration_ms: r.avg_duration_ms.round() as i64,
                     cache_read_tokens: r.cache_read_tokens,
                     unpriced_requests: r.unpriced_requests,
                 })
@@ -166,6 +184,9 @@ impl Store {
                     model: r.key,
                     requests: r.requests,
                     cost_usd: r.cost_usd,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    avg_duration_ms: r.avg_duration_ms.round() as i64,
                     cache_read_tokens: r.cache_read_tokens,
                     unpriced_requests: r.unpriced_requests,
                 })

@@ -80,6 +80,12 @@ pub struct ProviderUsage {
     pub provider: String,
     pub requests: i64,
     pub cost_usd: f64,
+    /// Extension: prompt tokens of these calls (as `byAgent` has them).
+    pub input_tokens: i64,
+    /// Extension: completion tokens of these calls.
+    pub output_tokens: i64,
+    /// Extension: the calls' average duration (as `byAgent` has it).
+    pub avg_duration_ms: i64,
     /// Extension: input tokens read from the prompt cache.
     pub cache_read_tokens: i64,
     /// Extension: calls to models without a known price.
@@ -92,6 +98,12 @@ pub struct ModelUsage {
     pub model: String,
     pub requests: i64,
     pub cost_usd: f64,
+    /// Extension: prompt tokens of these calls (as `byAgent` has them).
+    pub input_tokens: i64,
+    /// Extension: completion tokens of these calls.
+    pub output_tokens: i64,
+    /// Extension: the calls' average duration (as `byAgent` has it).
+    pub avg_duration_ms: i64,
     /// Extension: input tokens read from the prompt cache.
     pub cache_read_tokens: i64,
     /// Extension: calls to this model without a known price.
