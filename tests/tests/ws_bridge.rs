@@ -375,6 +375,23 @@ async fn the_dashboard_session_cookie_authenticates() {
     let mut ws = try_connect(addr, &[("cookie", &cookie)]).await.unwrap();
     ping_pong(&mut ws).await;
 
+    // From the dashboard's page (same host, the gateway's port) it works; from
+    // a page of another site the browser's cookie is refused: 403, no socket.
+    let dashboard = format!("http://127.0.0.1:{}", addr.port().wrapping_sub(1));
+    let mut ws = try_connect(addr, &[("cookie", &cookie), ("origin", &dashboard)]).await.unwrap();
+    ping_pong(&mut ws).await;
+    for foreign in ["http://evil.example", "null", "http://127.0.0.1.evil.example:80"] {
+        match try_connect(addr, &[("cookie", &cookie), ("origin", foreign)]).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{foreign}");
+            }
+            other => panic!("a cookie from {foreign} was accepted: {:?}", other.map(|_| "a socket")),
+        }
+    }
+    // The key is not a browser's ambient credential: any origin may send it.
+    let mut ws = try_connect(addr, &[("x-api-key", KEY), ("origin", "http://evil.example")]).await.unwrap();
+    ping_pong(&mut ws).await;
+
     // Once the session is ended (logout), its cookie opens nothing.
     assert!(sessions.end(&token).await.unwrap());
     let mut ws = try_connect(addr, &[("cookie", &cookie)]).await.unwrap();

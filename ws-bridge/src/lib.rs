@@ -34,7 +34,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arvis_shared::Deps;
 use arvis_shared::bus::subjects;
-use arvis_shared::credentials::{Presented, Sessions, Verifier};
+use arvis_shared::credentials::{Presented, Principal, Sessions, Verifier};
 use arvis_shared::health::{self, Probe};
 use axum::Router;
 use axum::extract::State;
@@ -218,7 +218,18 @@ async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketU
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "too many connections"})))
             .into_response();
     };
-    let authenticated = !ctx.key_required || authorized(&ctx, &headers).await;
+    let authenticated = match authorize(&ctx, &headers).await {
+        Auth::Yes => true,
+        Auth::No => !ctx.key_required,
+        Auth::ForeignOrigin => {
+            tracing::warn!("refused a WebSocket upgrade carrying the session cookie from another site");
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": "cross-origin WebSocket refused: open it from the dashboard's site, or send the key"})),
+            )
+                .into_response();
+        }
+    };
     let token = ctx.tracker.token();
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
@@ -234,14 +245,53 @@ async fn upgrade(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, ws: WebSocketU
         })
 }
 
+enum Auth {
+    /// The key, a session bearer, or the session cookie from the dashboard's site.
+    Yes,
+    /// Nothing usable (the client may still send its key in an auth frame).
+    No,
+    /// The session cookie, sent by a browser on a page of another site: a
+    /// browser attaches cookies by itself, so without this check any page the
+    /// user visits could talk to their agents (cross-site WebSocket hijacking).
+    ForeignOrigin,
+}
+
 /// Does the upgrade request carry the key or a live dashboard session?
-async fn authorized(ctx: &Ctx, headers: &HeaderMap) -> bool {
+async fn authorize(ctx: &Ctx, headers: &HeaderMap) -> Auth {
     let presented = Presented::from_headers(headers);
     match ctx.credentials.check(&presented).await {
-        Ok(principal) => principal.is_some(),
+        Ok(Some(Principal::Session { via_cookie: true, .. })) if !same_site(headers) => Auth::ForeignOrigin,
+        Ok(Some(_)) => Auth::Yes,
+        Ok(None) => Auth::No,
         Err(error) => {
             tracing::warn!(%error, "cannot check a dashboard session; the client may send its key in an auth frame");
-            false
+            Auth::No
         }
+    }
+}
+
+/// An upgrade without `Origin` (not a browser), or from a page on the bridge's
+/// own host name. The port is not compared: the dashboard is served by the
+/// gateway, on another port of the same host in the launcher (5100 beside
+/// 5101). A dashboard on another host name is not same-site; its pages stream
+/// replies over the gateway's SSE, and other clients send the key.
+fn same_site(headers: &HeaderMap) -> bool {
+    let text = |name: axum::http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = text(axum::http::header::ORIGIN) else { return true };
+    let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).map(host_name);
+    let own = [text(axum::http::header::HOST), text(axum::http::header::HeaderName::from_static("x-forwarded-host"))];
+    match origin_host {
+        Some(origin_host) => own.into_iter().flatten().any(|h| host_name(h).eq_ignore_ascii_case(origin_host)),
+        // `Origin: null` and other schemes are other sites.
+        None => false,
+    }
+}
+
+/// `host:port/…` → `host` (IPv6 `[::1]:5101` → `[::1]`).
+fn host_name(authority: &str) -> &str {
+    let authority = authority.split('/').next().unwrap_or(authority);
+    match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
     }
 }
