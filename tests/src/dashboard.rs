@@ -5,6 +5,9 @@
 //! The seeders write with one `INSERT … SELECT` over a recursive counter (the
 //! same SQL on SQLite and Postgres), not 10 000 round trips: seeding 10 000
 //! messages takes well under a second on both.
+//!
+//! [`browser::run_scenario`] runs one scenario of `tests/browser/scenarios.mjs`
+//! (playwright-core in Debian's Chromium) against a running app.
 
 use reqwest::header::HeaderMap;
 
@@ -373,5 +376,61 @@ pub mod seed {
         );
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
         pool.close().await;
+    }
+}
+
+/// The real-browser scenarios: Node + playwright-core from `tests/browser/`
+/// (installed by `scripts/test.sh`), Chromium at `CHROMIUM` or `/usr/bin/chromium`.
+pub mod browser {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use crate::TestApp;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
+    }
+
+    fn chromium() -> String {
+        std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+    }
+
+    /// Runs `scenario` (logging in with `password`) with `env` added; returns
+    /// the JSON facts it printed last. A missing browser or package fails the
+    /// test with what to run, never passes it.
+    pub async fn run_scenario(app: &TestApp, scenario: &str, password: &str, env: &[(&str, String)]) -> Value {
+        assert!(
+            std::path::Path::new(&chromium()).exists(),
+            "no Chromium at {}: run scripts/test.sh (it installs Debian's chromium and chromium-driver), \
+             or point CHROMIUM at a browser",
+            chromium()
+        );
+        assert!(
+            dir().join("node_modules/playwright-core").exists(),
+            "playwright-core is not installed: run scripts/test.sh, or `npm ci` in {}",
+            dir().display()
+        );
+        let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg("scenarios.mjs")
+            .arg(scenario)
+            .current_dir(dir())
+            .env("BASE_URL", &app.base)
+            .env("PASSWORD", password)
+            .env("CHROMIUM", chromium())
+            .env("SCREENSHOTS", screenshots)
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let run = tokio::time::timeout(Duration::from_secs(120), cmd.output()).await;
+        let out = run.unwrap_or_else(|_| panic!("scenario {scenario} did not finish in 120 s")).expect("run node");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "scenario {scenario} failed:\n{stderr}\n{stdout}");
+        let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no result: {stdout}"));
+        serde_json::from_str(line).unwrap()
     }
 }

@@ -19,23 +19,12 @@
 //! `docs/screenshots/` for the README).
 
 // Test helpers outside #[test] fns: failing loudly is their job.
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::path::PathBuf;
-use std::time::Duration;
+#![expect(clippy::unwrap_used)]
 
 use arvis_testkit::{Backend, MockLlm, MockReply, TestApp, both_backends};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "browser-test-pw";
-
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
 
 async fn start(backend: Backend) -> (TestApp, MockLlm) {
     let mock = MockLlm::start().await;
@@ -49,39 +38,9 @@ async fn start(backend: Backend) -> (TestApp, MockLlm) {
     (app, mock)
 }
 
-/// Runs one scenario of `scenarios.mjs`; returns the facts it printed.
+/// Runs one scenario of `scenarios.mjs` (the test kit's browser runner); returns the facts it printed.
 async fn run_scenario(app: &TestApp, scenario: &str, env: &[(&str, String)]) -> Value {
-    assert!(
-        std::path::Path::new(&chromium()).exists(),
-        "no Chromium at {}: run scripts/test.sh (it installs Debian's chromium and chromium-driver), \
-         or point CHROMIUM at a browser",
-        chromium()
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run scripts/test.sh, or `npm ci` in {}",
-        browser_dir().display()
-    );
-    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("scenarios.mjs")
-        .arg(scenario)
-        .current_dir(browser_dir())
-        .env("BASE_URL", &app.base)
-        .env("PASSWORD", PASSWORD)
-        .env("CHROMIUM", chromium())
-        .env("SCREENSHOTS", screenshots)
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let run = tokio::time::timeout(Duration::from_secs(120), cmd.output()).await;
-    let out = run.unwrap_or_else(|_| panic!("scenario {scenario} did not finish in 120 s")).expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "scenario {scenario} failed:\n{stderr}\n{stdout}");
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no result: {stdout}"));
-    serde_json::from_str(line).unwrap()
+    arvis_testkit::dashboard::browser::run_scenario(app, scenario, PASSWORD, env).await
 }
 
 /// The API through a session of our own (the API needs one: a password is set).
