@@ -68,12 +68,12 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 fn retry_with_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     fn integers(v: &mut serde_json::Value) -> bool {
         match v {
-            serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
-                    *v = serde_json::Value::from(f as i64);
+            serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => match arvis_shared::domain::json_integer(n) {
+                Some(i) => {
+                    *v = serde_json::Value::from(i);
                     true
                 }
-                _ => false,
+                None => false,
             },
             serde_json::Value::Array(items) => items.iter_mut().map(integers).fold(false, |a, b| a | b),
             serde_json::Value::Object(map) => map.values_mut().map(integers).fold(false, |a, b| a | b),

@@ -56,8 +56,8 @@ impl AccountPatch {
                 "priority" => {
                     // `5.0` is an integer to JSON Schema (and to the document) too.
                     let n = value
-                        .as_i64()
-                        .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64))
+                        .as_number()
+                        .and_then(super::json_integer)
                         .ok_or_else(|| Invalid::new("priority must be an integer"))?;
                     if !(0..=1_000_000).contains(&n) {
                         return Err(Invalid::new("priority must be between 0 and 1000000"));

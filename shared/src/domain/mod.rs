@@ -34,6 +34,15 @@ impl Invalid {
     }
 }
 
+/// A JSON number as an integer, when it is one to JSON Schema: `456` and also
+/// `456.0` (a zero fraction), within `i64`. What the OpenAPI document calls
+/// `integer` is what the API accepts (gateway `AppJson`, `AccountPatch`).
+pub fn json_integer(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64().filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64).map(|f| f as i64)
+    })
+}
+
 /// Rejects text that would be stored badly: NUL bytes (Postgres TEXT refuses
 /// them) and values longer than `max` characters.
 pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
