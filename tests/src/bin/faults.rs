@@ -30,6 +30,7 @@ use arvis_shared::bus::events::JobReady;
 use arvis_shared::db::Store;
 use arvis_shared::db::queue::ChatRequest;
 use arvis_testkit::fake_discord::FakeDiscord;
+use arvis_testkit::fake_slack::FakeSlack;
 use arvis_testkit::{Chaos, FakeTelegram, MockLlm, MockReply};
 use serde_json::json;
 use sqlx::PgPool;
@@ -43,6 +44,9 @@ const WEB_KEY: &str = "faults-web-key-6c2d90e1b7";
 const TG_TOKEN: &str = "424242:faults-telegram-token-8e1f3a";
 /// The Discord bot's token in bridge-kill (`DISCORD_BOT_TOKEN_1`).
 const DC_TOKEN: &str = "faults-discord-token-MTA0.c9d2e7";
+/// The Slack bot's tokens in bridge-kill (`SLACK_BOT_TOKEN_1`, `SLACK_APP_TOKEN_1`).
+const SL_BOT_TOKEN: &str = "xoxb-faults-slack-bot-5a7c";
+const SL_APP_TOKEN: &str = "xapp-faults-slack-app-91d0";
 const SECRETS: [&str; 6] = [API_KEY, OPENAI_KEY, JWT_SECRET, WEB_KEY, TG_TOKEN, DC_TOKEN];
 
 fn bin_dir() -> PathBuf {
@@ -870,22 +874,25 @@ fn bridge_holder(p: &Proc) -> Option<String> {
 }
 
 /// Scenario 8: the ws-bridge holding the bots killed (-9) under inbound load
-/// (issue #19): two bridges, a Telegram and a Discord bot (leases
-/// `BOT_LEASE_MS=2000`) against the test kit's loopback Bot API and Discord
-/// gateway, DMs pushed at a steady rate (alternately Telegram and Discord,
-/// 25 users each), a holder killed and replaced each round. Every DM must be
-/// answered exactly once at its fake (the echoed text identifies the answer).
-/// A second Telegram answer is counted apart when it is the documented
-/// at-least-once window — the dead holder's send of that chunk reached the
-/// fake at most 2 s before the kill and was sent again after it
-/// (`sendMessage` has no idempotency key) — and as duplicated otherwise;
-/// Discord's `nonce` + `enforce_nonce` leave no such window, so every second
-/// Discord answer is a duplicate.
+/// (issue #19): two bridges, a Telegram, a Discord and a Slack bot (leases
+/// `BOT_LEASE_MS=2000`) against the test kit's loopback Bot API, Discord
+/// gateway and Slack Socket Mode (which retries unacknowledged envelopes as
+/// Slack does: 3 s, 1 min, 5 min), DMs pushed at a steady rate (in turn to
+/// each platform, 25 users each), a holder killed and replaced each round.
+/// Every DM must be answered exactly once at its fake (the echoed text
+/// identifies the answer). A second Telegram or Slack answer is counted apart
+/// when it is the documented at-least-once window — the dead holder's send of
+/// that chunk reached the fake at most 2 s before the kill and was sent again
+/// after it (`sendMessage` and `chat.postMessage` have no idempotency key) —
+/// and as duplicated otherwise; Discord's `nonce` + `enforce_nonce` leave no
+/// such window, so every second Discord answer is a duplicate.
 async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let mock = MockLlm::start().await;
     mock.set_default(MockReply::slow(Duration::from_millis(200), MockReply::Echo));
     let tg = Arc::new(FakeTelegram::start(TG_TOKEN).await);
     let dc = Arc::new(FakeDiscord::start(DC_TOKEN).await);
+    let sl = Arc::new(FakeSlack::start(SL_BOT_TOKEN, SL_APP_TOKEN).await);
+    sl.retry_unacknowledged();
     let mut c = Cluster::start(
         "bridge-kill",
         &ctx.logs,
@@ -898,6 +905,9 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
             ("TELEGRAM_BOT_TOKEN_1", TG_TOKEN),
             ("DISCORD_API_URL", &dc.url),
             ("DISCORD_BOT_TOKEN_1", DC_TOKEN),
+            ("SLACK_API_URL", &sl.url),
+            ("SLACK_BOT_TOKEN_1", SL_BOT_TOKEN),
+            ("SLACK_APP_TOKEN_1", SL_APP_TOKEN),
             ("BOT_LEASE_MS", "2000"),
         ],
     )
@@ -905,25 +915,28 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let second = c.spawn_with("arvis-ws-bridge", &[("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port()))]);
     let mut bridges: Vec<Proc> = c.bridge.take().into_iter().chain([second]).collect();
     let mut bots = Vec::new();
-    for (platform, var) in [("telegram", "TELEGRAM_BOT_TOKEN_1"), ("discord", "DISCORD_BOT_TOKEN_1")] {
-        let bot = c
-            .api_post(
-                "/api/bots",
-                json!({"name": platform, "platform": platform, "token": var, "defaultAgentId": c.agent_id}),
-            )
-            .await;
+    for (platform, var) in
+        [("telegram", "TELEGRAM_BOT_TOKEN_1"), ("discord", "DISCORD_BOT_TOKEN_1"), ("slack", "SLACK_BOT_TOKEN_1")]
+    {
+        let mut fields = json!({"name": platform, "platform": platform, "token": var, "defaultAgentId": c.agent_id});
+        if platform == "slack" {
+            fields["settings"] = json!({"appToken": "SLACK_APP_TOKEN_1"});
+        }
+        let bot = c.api_post("/api/bots", fields).await;
         bots.push((platform, bot["id"].as_i64().unwrap()));
     }
     tg.wait_polling(Duration::from_secs(20)).await;
     dc.wait_ready(Duration::from_secs(20)).await;
-    let (rate, kills) = if ctx.quick { (6u64, 1) } else { (10, 4) };
+    sl.wait_connected(1, Duration::from_secs(20)).await;
+    // Quick: each bot's holder is killed once (three rounds); full: four rounds at 10 DMs/s.
+    let (rate, kills) = if ctx.quick { (6u64, 3) } else { (10, 4) };
 
-    // The load: DMs alternately to each platform, from 25 users each, every text unique.
+    // The load: DMs to each platform in turn, from 25 users each, every text unique.
     type Pushed = (&'static str, String, String);
     let pushed: Arc<Mutex<Vec<Pushed>>> = Arc::default();
     let stop = CancellationToken::new();
     let load = {
-        let (tg, dc, pushed, stop) = (tg.clone(), dc.clone(), pushed.clone(), stop.clone());
+        let (tg, dc, sl, pushed, stop) = (tg.clone(), dc.clone(), sl.clone(), pushed.clone(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
             for i in 0..rate * 600 {
@@ -931,16 +944,24 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
                     _ = stop.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                let user = (i / 2) % 25;
+                let user = (i / 3) % 25;
                 let text = format!("dm #{i} {}", hex::encode(rand::random::<[u8; 6]>()));
-                let entry = if i % 2 == 0 {
-                    let chat = 5000 + user as i64;
-                    tg.dm(chat, &text);
-                    ("telegram", chat.to_string(), text)
-                } else {
-                    let channel = format!("4000000000000{user:05}");
-                    dc.dm(&channel, &format!("6000000000000{user:05}"), &text);
-                    ("discord", channel, text)
+                let entry = match i % 3 {
+                    0 => {
+                        let chat = 5000 + user as i64;
+                        tg.dm(chat, &text);
+                        ("telegram", chat.to_string(), text)
+                    }
+                    1 => {
+                        let channel = format!("4000000000000{user:05}");
+                        dc.dm(&channel, &format!("6000000000000{user:05}"), &text);
+                        ("discord", channel, text)
+                    }
+                    _ => {
+                        let channel = format!("D0FAULTS{user:03}");
+                        sl.dm(&channel, &format!("U0USER{user:04}"), &text);
+                        ("slack", channel, text)
+                    }
                 };
                 pushed.lock().unwrap().push(entry);
             }
@@ -951,11 +972,12 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
         let mut all: Vec<(&'static str, String, String, Instant)> =
             tg.sent().into_iter().map(|s| ("telegram", s.chat_id, s.text, s.at)).collect();
         all.extend(dc.posted().into_iter().map(|p| ("discord", p.channel_id, p.content, p.at)));
+        all.extend(sl.posted().into_iter().map(|p| ("slack", p.channel, p.text, p.at)));
         all
     };
     let mut o = Outcome {
         scenario: "bridge-kill".into(),
-        load: format!("{rate} DMs/s (Telegram + Discord, 25 users each), 2 bridges, 2 bots, BOT_LEASE_MS 2000"),
+        load: format!("{rate} DMs/s (Telegram + Discord + Slack, 25 users each), 2 bridges, 3 bots, BOT_LEASE_MS 2000"),
         faults: format!("{kills}× kill -9 of a bridge holding a bot"),
         ..Default::default()
     };
@@ -964,7 +986,7 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
     let mut epochs: Vec<String> = Vec::new();
     for k in 0..kills {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        // Alternately the Telegram bot's holder and the Discord bot's.
+        // In turn the Telegram bot's holder, the Discord bot's and the Slack bot's.
         let (platform, bot_id) = bots[k % bots.len()];
         let Some((holder, _)) = c.store.bot_lease_holder(bot_id).await.ok().flatten() else {
             o.notes.push(format!("no bridge held the {platform} bot when a kill was due"));
@@ -1039,9 +1061,9 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
         let mut times = times.clone();
         times.sort();
         for extra in &times[1..] {
-            // Telegram's documented window: the first send reached the fake
-            // at most 2 s before a kill, this one after it.
-            let in_window = *p == "telegram"
+            // Telegram's and Slack's documented window: the first send
+            // reached the fake at most 2 s before a kill, this one after it.
+            let in_window = matches!(*p, "telegram" | "slack")
                 && kill_at
                     .iter()
                     .any(|k| times[0] <= *k && k.duration_since(times[0]) <= Duration::from_secs(2) && *extra > *k);
@@ -1066,10 +1088,11 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
         final_epochs.push((*p, c.store.bot_lease_holder(*id).await.ok().flatten().map(|(_, e)| e)));
     }
     o.notes.push(format!(
-        "DMs: {} Telegram + {} Discord; recorded by the intake: {recorded}; answers at the fakes: {}; \
-         second Telegram answers inside the documented at-least-once send window: {window}",
+        "DMs: {} Telegram + {} Discord + {} Slack; recorded by the intake: {recorded}; answers at the fakes: {}; \
+         second Telegram/Slack answers inside the documented at-least-once send window: {window}",
         per("telegram"),
         per("discord"),
+        per("slack"),
         all.len()
     ));
     o.notes.push(format!(
@@ -1079,10 +1102,15 @@ async fn bridge_kill(ctx: &Ctx) -> Outcome {
         final_epochs.iter().map(|(p, e)| format!("{p} {}", e.unwrap_or(0))).collect::<Vec<_>>().join(", ")
     ));
     o.notes.push(format!(
-        "Telegram 409 conflicts: {}; Discord IDENTIFYs {}, RESUMEs {}",
+        "Telegram 409 conflicts: {}; Discord IDENTIFYs {}, RESUMEs {}; Slack connections {}, \
+         envelopes {} for {} events (retried unacknowledged: {})",
         tg.conflicts(),
         dc.identifies().len(),
-        dc.resumes().len()
+        dc.resumes().len(),
+        sl.connections(),
+        sl.deliveries().len(),
+        per("slack"),
+        sl.deliveries().iter().filter(|d| d.retry_attempt > 0).count()
     ));
     o.ok = o.lost == 0
         && o.duplicated == 0
