@@ -14,6 +14,8 @@
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
+//! - [`harness`]: free ports, child processes killed on drop, scratch and private
+//!   Postgres — shared by `process`, the `faults` suite and the `loadgen` benchmarks.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
 // Test support: failing loudly on broken set-up is the point here.
@@ -25,6 +27,7 @@ pub mod db;
 pub mod fake_discord;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod harness;
 pub mod mock_llm;
 pub mod nats;
 pub mod process;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arvis_testkit::fake_telegram::FakeTelegram;
 use serde_json::json;
 
-use super::{KEY, Report, bin_dir, free_port, percentile, self_process, spawn, wait_http};
+use super::{KEY, Report, free_port, percentile, self_process, spawn, wait_http};
 
 const TOKEN: &str = "424242:loadgen-telegram-token";
 const SC: &str = "telegram-inbound/sqlite-launcher";
@@ -39,7 +39,7 @@ pub async fn telegram_inbound(report: &mut Report, secs: f64) {
         ("TELEGRAM_API_URL", tg.url.clone()),
         ("ARVIS_DATA_DIR", work.path().display().to_string()),
     ];
-    let _arvis = spawn(&bin_dir().join("arvis"), &env, work.path());
+    let _arvis = spawn("arvis", &env, work.path());
     let base = format!("http://127.0.0.1:{gw}");
     wait_http(&format!("{base}/api/health")).await;
     let client = reqwest::Client::new();

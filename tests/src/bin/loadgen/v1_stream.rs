@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{KEY, Report, bin_dir, free_port, percentile, self_process, spawn, wait_http};
+use super::{KEY, Report, free_port, percentile, self_process, spawn, wait_http};
 
 const SC: &str = "v1-stream/sqlite-launcher";
 /// Concurrent clients of the second part.
@@ -62,7 +62,7 @@ pub async fn v1_stream(report: &mut Report, secs: f64) {
         ("WORKER_CONCURRENCY", "64".to_string()),
         ("ARVIS_DATA_DIR", work.path().display().to_string()),
     ];
-    let _arvis = spawn(&bin_dir().join("arvis"), &env, work.path());
+    let _arvis = spawn("arvis", &env, work.path());
     let base = format!("http://127.0.0.1:{gw}");
     wait_http(&format!("{base}/api/health")).await;
     super::seed_chat_agents(&base, 1).await;
