@@ -3,23 +3,8 @@ use super::*;
 /// chat-overhead: at a fixed 200 chats/s, the round trip through the platform
 /// against the same client calling the provider directly, interleaved.
 pub async fn chat_overhead(report: &mut Report, secs: f64) {
-    let work = tempfile::tempdir().unwrap();
-    let pport = free_port();
-    let _provider = self_process(&["--provider-server", &pport.to_string()]);
-    let provider = format!("http://127.0.0.1:{pport}/v1/chat/completions");
-    let gw = free_port();
-    let env = vec![
-        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
-        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
-        ("DASHBOARD_API_KEY", KEY.to_string()),
-        ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
-        ("WORKER_CONCURRENCY", "64".to_string()),
-        ("ARVIS_DATA_DIR", work.path().display().to_string()),
-    ];
-    let _arvis = spawn("arvis", &env, work.path());
-    let base = format!("http://127.0.0.1:{gw}");
-    wait_http(&format!("{base}/api/health")).await;
+    let launcher = launcher(&[]).await;
+    let (base, provider) = (launcher.base.clone(), launcher.provider_url.clone());
     let agents = seed_chat_agents(&base, CHAT_AGENTS).await;
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]});

@@ -239,6 +239,49 @@ fn self_process(args: &[&str]) -> Proc {
     Proc::spawn("loadgen", cmd, Output::Null)
 }
 
+/// The all-in-one launcher on a fresh SQLite database in a temp dir, with the
+/// instant loopback provider in its own process, ready to serve. Fields drop
+/// in order: the launcher first, then the provider, then its directory.
+struct Launcher {
+    _arvis: Proc,
+    _provider: Proc,
+    /// `http://127.0.0.1:<gateway port>`.
+    base: String,
+    ws_port: u16,
+    /// The provider's chat completions URL (to call it directly, as a baseline).
+    provider_url: String,
+    _work: tempfile::TempDir,
+}
+
+/// Starts a [`Launcher`] with `WORKER_CONCURRENCY` 64 and `extra` variables.
+async fn launcher(extra: &[(&str, String)]) -> Launcher {
+    let work = tempfile::tempdir().unwrap();
+    let pport = free_port();
+    let provider = self_process(&["--provider-server", &pport.to_string()]);
+    let (gw, ws_port) = (free_port(), free_port());
+    let mut env = vec![
+        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
+        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{ws_port}")),
+        ("DASHBOARD_API_KEY", KEY.to_string()),
+        ("OPENAI_API_KEY", "sk-bench".to_string()),
+        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
+        ("WORKER_CONCURRENCY", "64".to_string()),
+        ("ARVIS_DATA_DIR", work.path().display().to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let arvis = spawn("arvis", &env, work.path());
+    let base = format!("http://127.0.0.1:{gw}");
+    wait_http(&format!("{base}/api/health")).await;
+    Launcher {
+        _arvis: arvis,
+        _provider: provider,
+        base,
+        ws_port,
+        provider_url: format!("http://127.0.0.1:{pport}/v1/chat/completions"),
+        _work: work,
+    }
+}
+
 /// Creates `n` agents answering through the loopback provider.
 async fn seed_chat_agents(base: &str, n: usize) -> Vec<i64> {
     let client = reqwest::Client::new();

@@ -9,25 +9,10 @@ use super::*;
 pub async fn ws_chat(report: &mut Report, secs: f64) {
     use futures::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message as WsMessage;
-    let work = tempfile::tempdir().unwrap();
-    let pport = free_port();
-    let _provider = self_process(&["--provider-server", &pport.to_string()]);
-    let (gw, wport) = (free_port(), free_port());
-    let env = vec![
-        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
-        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{wport}")),
-        ("DASHBOARD_API_KEY", KEY.to_string()),
-        ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
-        ("WORKER_CONCURRENCY", "64".to_string()),
-        ("ARVIS_DATA_DIR", work.path().display().to_string()),
-        // A closed-loop client sends far more than a person's 20 frames per
-        // second (the default per-socket limit); builds without the setting ignore it.
-        ("WS_FRAMES_PER_SEC", "100000".to_string()),
-    ];
-    let _arvis = spawn("arvis", &env, work.path());
-    let base = format!("http://127.0.0.1:{gw}");
-    wait_http(&format!("{base}/api/health")).await;
+    // A closed-loop client sends far more than a person's 20 frames per
+    // second (the default per-socket limit); builds without the setting ignore it.
+    let launcher = launcher(&[("WS_FRAMES_PER_SEC", "100000".to_string())]).await;
+    let (base, wport) = (launcher.base.clone(), launcher.ws_port);
     let agents = seed_chat_agents(&base, 16).await;
     let url = format!("ws://127.0.0.1:{wport}/ws");
     // One conversation: send, wait for the final message, repeat. Returns the round trips (µs).
