@@ -129,11 +129,12 @@ fn error(status: StatusCode, errcode: &str, message: &str) -> Response {
     (status, Json(json!({"errcode": errcode, "error": message}))).into_response()
 }
 
-fn authorized(s: &FakeState, headers: &HeaderMap) -> Result<(), Response> {
+/// The 401 answer for a missing or wrong token; `None` when it is the bot's.
+fn refused(s: &FakeState, headers: &HeaderMap) -> Option<Response> {
     match headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-        None => Err(error(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token")),
-        Some(t) if t == s.token => Ok(()),
-        Some(_) => Err((
+        None => Some(error(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token")),
+        Some(t) if t == s.token => None,
+        Some(_) => Some((
             StatusCode::UNAUTHORIZED,
             Json(json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token passed.", "soft_logout": false})),
         )
@@ -143,7 +144,7 @@ fn authorized(s: &FakeState, headers: &HeaderMap) -> Result<(), Response> {
 
 async fn whoami(State(s): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
     s.whoami_calls.fetch_add(1, Ordering::SeqCst);
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     Json(json!({"user_id": USER_ID, "device_id": "ARVISDEVICE", "is_guest": false})).into_response()
@@ -162,7 +163,7 @@ async fn account_data(
     headers: HeaderMap,
     Path((user, kind)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     if user != USER_ID {
@@ -310,7 +311,7 @@ async fn sync(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     let since_token = q.get("since").cloned();
@@ -357,7 +358,7 @@ async fn sync(
 }
 
 async fn join(State(s): State<Arc<FakeState>>, headers: HeaderMap, Path(room): Path<String>) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     let mut inner = s.inner.lock().unwrap();
@@ -387,7 +388,7 @@ async fn send(
     Path((room, kind, txn)): Path<(String, String, String)>,
     Json(content): Json<Value>,
 ) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     let mut inner = s.inner.lock().unwrap();
@@ -441,7 +442,7 @@ async fn typing(
     Path((room, user)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     if user != USER_ID {
@@ -456,7 +457,7 @@ async fn typing(
 }
 
 async fn joined_members(State(s): State<Arc<FakeState>>, headers: HeaderMap, Path(room): Path<String>) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
+    if let Some(r) = refused(&s, &headers) {
         return r;
     }
     let inner = s.inner.lock().unwrap();

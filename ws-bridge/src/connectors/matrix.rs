@@ -117,9 +117,10 @@ enum MxError {
 impl MxError {
     fn text(&self) -> &str {
         match self {
-            MxError::RetryAfter(_, t) | MxError::Unavailable(t) | MxError::Refused(_, t) | MxError::Misconfigured(t) => {
-                t
-            }
+            MxError::RetryAfter(_, t)
+            | MxError::Unavailable(t)
+            | MxError::Refused(_, t)
+            | MxError::Misconfigured(t) => t,
         }
     }
 }
@@ -257,15 +258,15 @@ impl Matrix {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Value, MxError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
-            .timeout(timeout);
+        let mut req =
+            self.http.request(method, url).header(AUTHORIZATION, format!("Bearer {}", self.token)).timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| MxError::Unavailable(format!("Matrix {what}: {}", describe(e, &self.token))))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| MxError::Unavailable(format!("Matrix {what}: {}", describe(e, &self.token))))?;
         let status = resp.status().as_u16();
         let header_wait = retry_after_header(resp.headers());
         let text = resp
@@ -344,13 +345,15 @@ impl Matrix {
         loop {
             let first_sync = since.is_none();
             let timeout = if first_sync { "0".to_string() } else { POLL_MS.to_string() };
-            let mut query = vec![("timeout", timeout.as_str()), ("filter", if first_sync { FIRST_FILTER } else { FILTER })];
+            let mut query =
+                vec![("timeout", timeout.as_str()), ("filter", if first_sync { FIRST_FILTER } else { FILTER })];
             if let Some(s) = since.as_deref() {
                 query.push(("since", s));
             }
             let url = self.url(&["sync"], &query);
-            let body =
-                self.call(Method::GET, "sync", url, None, Duration::from_millis(POLL_MS) + Duration::from_secs(15)).await?;
+            let body = self
+                .call(Method::GET, "sync", url, None, Duration::from_millis(POLL_MS) + Duration::from_secs(15))
+                .await?;
             if first_poll {
                 backoff.reset();
                 first_poll = false;
@@ -362,7 +365,11 @@ impl Matrix {
                 self.join(ctx, room).await?;
             }
             if first_sync {
-                tracing::info!(bot_id = ctx.bot.id, rooms = sync.rooms.join.len(), "matrix: first sync, backlog skipped");
+                tracing::info!(
+                    bot_id = ctx.bot.id,
+                    rooms = sync.rooms.join.len(),
+                    "matrix: first sync, backlog skipped"
+                );
             } else {
                 for (room_id, room) in &sync.rooms.join {
                     self.take_room(ctx, &me, display.as_deref(), room_id, room).await?;

@@ -276,7 +276,8 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
                 missing_token(&ctx.lease, url_var, stop).await;
                 return;
             };
-            let user = shared.deps.config.bot_secret(user_var).map(|u| (u.expose_secret().to_string(), user_var.to_string()));
+            let user =
+                shared.deps.config.bot_secret(user_var).map(|u| (u.expose_secret().to_string(), user_var.to_string()));
             let mx = match matrix::Matrix::new(&ctx, homeserver.expose_secret(), url_var, user) {
                 Ok(mx) => mx,
                 Err(why) => {
