@@ -399,3 +399,23 @@ both_backends!(per_bot_settings_name_the_homeserver_and_user_variables, |backend
     assert_eq!(sent[0].body, "from the second bot");
     app.stop().await;
 });
+
+both_backends!(a_room_in_m_direct_is_a_dm_whatever_its_size, |backend| async move {
+    let mock = MockLlm::start().await;
+    mock.set_default(MockReply::text("direct answer"));
+    let mx = FakeMatrix::start(TOKEN).await;
+    // Three members, but the bot's m.direct lists it: a DM, answered without a mention.
+    let direct = mx.room(&[(ALICE, "Alice"), (BOB, "Bob")], true);
+    let group = mx.room(&[(ALICE, "Alice"), (BOB, "Bob")], true);
+    mx.set_direct(json!({ALICE: [direct.clone()]}));
+    let app = app(backend, &mock, &mx, true).await;
+    running_bot(&app, &mx).await;
+    mx.text(&group, ALICE, "not for the bot");
+    mx.text(&direct, ALICE, "no mention needed here");
+    let sent = mx.wait_sent(&direct, 1, REPLY_WITHIN).await;
+    assert!(sent[0].content.get("m.relates_to").is_none(), "a DM reply is not a quote");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(mx.sent_to(&group).is_empty());
+    assert_eq!(mock.request_count(), 1);
+    app.stop().await;
+});
