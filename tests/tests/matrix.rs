@@ -170,9 +170,26 @@ both_backends!(a_group_message_is_answered_only_when_mentioned, |backend| async 
     mx.wait_sent(&group, 3, REPLY_WITHIN).await;
     assert_eq!(mock.last_user_prompt(), "and too");
 
+    // A mention in a thread is answered in the thread, quoting the message.
+    let root = mx.text(&group, ALICE, "a thread about lunch");
+    let in_thread = mx.message_with(
+        &group,
+        BOB,
+        json!({"msgtype": "m.text", "body": format!("{DISPLAY_NAME}, pizza or pasta?"),
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": true,
+                "m.in_reply_to": {"event_id": root}}}),
+    );
+    let sent = mx.wait_sent(&group, 4, REPLY_WITHIN).await;
+    assert_eq!(mock.last_user_prompt(), "pizza or pasta?");
+    let relation = &sent[3].content["m.relates_to"];
+    assert_eq!(relation["rel_type"], "m.thread", "{relation}");
+    assert_eq!(relation["event_id"], root.as_str());
+    assert_eq!(relation["is_falling_back"], false);
+    assert_eq!(relation["m.in_reply_to"]["event_id"], in_thread.as_str());
+
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(mx.sent_to(&group).len(), 3, "neither the chatter nor the encrypted event got an answer");
-    assert_eq!(mock.request_count(), 3);
+    assert_eq!(mx.sent_to(&group).len(), 4, "neither the chatter nor the encrypted event got an answer");
+    assert_eq!(mock.request_count(), 4);
     app.stop().await;
 });
 

@@ -39,7 +39,8 @@
 //! the transaction id is the outbox row's, so a retry after a lost answer
 //! is the same transaction and the homeserver does not post it twice. Plain
 //! `m.text`, with `m.mentions: {}` (an agent's text pings nobody) and, in
-//! group rooms, `m.in_reply_to` the message answered. At most [`LIMIT`]
+//! group rooms, `m.in_reply_to` the message answered; a message in a thread
+//! (`rel_type` `m.thread`) is answered in that thread. At most [`LIMIT`]
 //! characters per message. `PUT /rooms/{roomId}/typing/{userId}` while the
 //! agent works, cleared after the reply. Errors are `{"errcode", "error"}`:
 //! 429 (`M_LIMIT_EXCEEDED`) waits `retry_after_ms` or `Retry-After`; 5xx
@@ -589,7 +590,10 @@ impl Matrix {
         }
         let content = strip_spans(body, &spans);
         let external = format!("{}:{event_id}", ctx.bot.id);
-        let at = ReplyAt { reply_to: (!is_dm).then(|| event_id.clone()), thread_id: None };
+        // A message in a thread is answered in that thread.
+        let relation = &c["m.relates_to"];
+        let thread_id = (relation["rel_type"] == "m.thread").then(|| relation["event_id"].as_str()).flatten();
+        let at = ReplyAt { reply_to: (!is_dm).then(|| event_id.clone()), thread_id: thread_id.map(str::to_string) };
         if content.is_empty() {
             if attachment {
                 notice(ctx, room_id, &external, at, ONLY_TEXT).await.map_err(MxError::Unavailable)?;
@@ -721,8 +725,15 @@ impl Outbound for Matrix {
         // The outbox row's id: a retry is the same transaction to the homeserver.
         let txn = format!("arvis-{}", d.id);
         let mut body = json!({"msgtype": "m.text", "body": d.content, "m.mentions": {}});
-        if let Some(to) = &d.reply_to {
-            body["m.relates_to"] = json!({"m.in_reply_to": {"event_id": to}});
+        match (&d.thread_id, &d.reply_to) {
+            // In a thread: a reply to the message answered, or (a later
+            // chunk) the thread's fallback reply to its root.
+            (Some(root), to) => {
+                body["m.relates_to"] = json!({"rel_type": "m.thread", "event_id": root, "is_falling_back": to.is_none(),
+                    "m.in_reply_to": {"event_id": to.as_ref().unwrap_or(root)}});
+            }
+            (None, Some(to)) => body["m.relates_to"] = json!({"m.in_reply_to": {"event_id": to}}),
+            (None, None) => {}
         }
         let url = self.url(&["rooms", &d.channel_id, "send", "m.room.message", &txn], &[]);
         match self.call(Method::PUT, "send", url, Some(&body), Duration::from_secs(30)).await {
