@@ -11,6 +11,7 @@
 //! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
 //! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
 //! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
+//! - [`fake_matrix`]: a loopback Matrix homeserver (sync with real since/next_batch tokens, invites, idempotent txnIds, 429s, dropped syncs).
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod dashboard;
 pub mod db;
 pub mod fake_discord;
+pub mod fake_matrix;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod harness;
