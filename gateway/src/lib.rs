@@ -107,6 +107,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::v1::router())
         .merge(routes::openapi::router())
         .merge(routes::webhook_in::router())
+        .merge(routes::platform_in::router())
         .merge(routes::ops::router())
 }
 

@@ -99,7 +99,18 @@ impl BotForm {
     }
 
     fn settings(&self) -> Option<BotSettings> {
-        fields::non_empty(&self.app_token).map(|app| BotSettings { app_token: Some(app) })
+        fields::non_empty(&self.app_token).map(|app| BotSettings { app_token: Some(app), ..Default::default() })
+    }
+
+    /// The form's settings over the bot's current ones: the form edits only
+    /// `appToken`, so the settings it has no field for (WhatsApp's and SMS's
+    /// variable names, set through the API) are kept.
+    /// A bot moved to another platform keeps none of the old platform's.
+    fn settings_over(&self, current: &Bot) -> Option<BotSettings> {
+        let kept = current.settings.as_ref().filter(|_| current.platform == self.platform);
+        let mut s = kept.cloned().unwrap_or_default();
+        s.app_token = fields::non_empty(&self.app_token);
+        (s != BotSettings::default()).then_some(s)
     }
 
     fn into_new(self) -> Result<NewBot, Errors> {
@@ -114,10 +125,10 @@ impl BotForm {
         })
     }
 
-    fn into_patch(self) -> Result<BotPatch, Errors> {
+    fn into_patch(self, current: &Bot) -> Result<BotPatch, Errors> {
         Ok(BotPatch {
             default_agent_id: Some(self.default_agent()?),
-            settings: Some(self.settings()),
+            settings: Some(self.settings_over(current)),
             channel_bindings: None,
             is_enabled: Some(self.is_enabled.is_some()),
             name: Some(self.name),
@@ -433,7 +444,7 @@ async fn update(
 ) -> PageResult {
     let bot = load(&state, id).await?;
     let rows = current_rows(&bot);
-    let patch = match form.clone().into_patch() {
+    let patch = match form.clone().into_patch(&bot) {
         Ok(p) => p,
         Err(errors) => {
             return render_detail(&ctx, &state, &bot, &form, &errors, &rows, &Errors::none(), StatusCode::BAD_REQUEST)
