@@ -12,6 +12,8 @@
 //! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
 //! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
+//! - [`fake_whatsapp`]: a loopback WhatsApp Cloud API (Graph sends with 429/500s; webhooks signed as Meta signs them).
+//! - [`fake_twilio`]: a loopback Twilio (Messages.json with 429/500s; inbound SMS signed as Twilio signs them).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`harness`]: free ports, child processes killed on drop, scratch and private
@@ -27,6 +29,8 @@ pub mod db;
 pub mod fake_discord;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod fake_twilio;
+pub mod fake_whatsapp;
 pub mod harness;
 pub mod mock_llm;
 pub mod nats;

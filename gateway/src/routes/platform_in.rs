@@ -76,7 +76,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn body_or_error(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large (limit 1 MiB)");
     let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError::bad_request("cannot read request body") }
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::bad_request("cannot read request body")
+        }
     })?;
     if body.len() > crate::BODY_LIMIT {
         return Err(too_large());
@@ -110,8 +114,9 @@ fn unavailable(why: String) -> ApiError {
         (status = 200, description = "the challenge", body = String, content_type = "text/plain"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn whatsapp_verify(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<Response> {
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let (Some(mode), Some(token), Some(challenge)) = (get("hub.mode"), get("hub.verify_token"), get("hub.challenge"))
     else {
@@ -224,10 +229,7 @@ impl WaMessage {
             "text" => self.text.as_ref().map(|t| t.body.clone()),
             "button" => self.button.as_ref().map(|b| b.text.clone()),
             "interactive" => self.interactive.as_ref().and_then(|i| {
-                ["button_reply", "list_reply"]
-                    .iter()
-                    .find_map(|k| i[k]["title"].as_str())
-                    .map(str::to_string)
+                ["button_reply", "list_reply"].iter().find_map(|k| i[k]["title"].as_str()).map(str::to_string)
             }),
             "image" => caption(&self.image),
             "video" => caption(&self.video),
@@ -297,7 +299,11 @@ async fn whatsapp_receive(
             continue;
         };
         if !bot.is_enabled {
-            tracing::info!(bot_id = bot.id, messages = value.messages.len(), "WhatsApp messages for a disabled bot: dropped");
+            tracing::info!(
+                bot_id = bot.id,
+                messages = value.messages.len(),
+                "WhatsApp messages for a disabled bot: dropped"
+            );
             continue;
         }
         for msg in &value.messages {
@@ -370,7 +376,8 @@ fn twilio_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> S
     if let Some(url) = &state.deps.config.twilio_webhook_url {
         return url.clone();
     }
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
+    let h =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
     let scheme = h("x-forwarded-proto").unwrap_or("http");
     let host = h("x-forwarded-host").or_else(|| h("host")).unwrap_or("localhost");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhook/sms");
@@ -410,12 +417,15 @@ async fn sms_receive(
     let mut signed_for: Vec<(Bot, Option<String>)> = Vec::new();
     for bot in bots_of(&state, "sms").await? {
         if value_of(&state, &bot.token).is_some_and(|t| twilio_signature_ok(&t, &url, &params, &signature)) {
-            let number = value_of(&state, &SmsVars::of(bot.settings.as_ref()).phone_number).map(|n| n.trim().to_string());
+            let number =
+                value_of(&state, &SmsVars::of(bot.settings.as_ref()).phone_number).map(|n| n.trim().to_string());
             signed_for.push((bot, number));
         }
     }
     if signed_for.is_empty() {
-        tracing::warn!("Twilio webhook refused: no SMS bot's auth token verifies its signature (is TWILIO_WEBHOOK_URL the URL Twilio calls?)");
+        tracing::warn!(
+            "Twilio webhook refused: no SMS bot's auth token verifies its signature (is TWILIO_WEBHOOK_URL the URL Twilio calls?)"
+        );
         return Err(bad());
     }
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -495,13 +505,21 @@ mod tests {
             }
             m
         };
-        assert!(matches!(parse(base("text", serde_json::json!({"text": {"body": " hi "}}))), Some(WaContent::Text(t)) if t == "hi"));
-        assert!(matches!(parse(base("image", serde_json::json!({"image": {"id": "m1"}}))), Some(WaContent::Unreadable)));
+        assert!(
+            matches!(parse(base("text", serde_json::json!({"text": {"body": " hi "}}))), Some(WaContent::Text(t)) if t == "hi")
+        );
+        assert!(matches!(
+            parse(base("image", serde_json::json!({"image": {"id": "m1"}}))),
+            Some(WaContent::Unreadable)
+        ));
         assert!(matches!(
             parse(base("image", serde_json::json!({"image": {"id": "m1", "caption": "look"}}))),
             Some(WaContent::Text(t)) if t == "look"
         ));
-        assert!(matches!(parse(base("reaction", serde_json::json!({"reaction": {"emoji": "👍"}}))), Some(WaContent::Ignored)));
+        assert!(matches!(
+            parse(base("reaction", serde_json::json!({"reaction": {"emoji": "👍"}}))),
+            Some(WaContent::Ignored)
+        ));
         assert!(matches!(parse(base("sticker", serde_json::json!({}))), Some(WaContent::Unreadable)));
     }
 }

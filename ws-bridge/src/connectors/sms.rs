@@ -98,7 +98,12 @@ impl Sms {
                 TwError::Auth(_) | TwError::Refused(_) => backoff.next_delay().max(Duration::from_secs(30)),
                 TwError::Unavailable(_) => backoff.next_delay(),
             };
-            tracing::warn!(bot_id = ctx.bot.id, error = error.text(), retry_in_ms = wait.as_millis() as u64, "twilio check failed");
+            tracing::warn!(
+                bot_id = ctx.bot.id,
+                error = error.text(),
+                retry_in_ms = wait.as_millis() as u64,
+                "twilio check failed"
+            );
             ctx.lease.report("error", Some(error.text())).await;
             tokio::select! {
                 () = ctx.lease.lost.cancelled() => return,
@@ -179,9 +184,14 @@ mod tests {
     fn twilio_errors_are_rate_limits_transient_or_refusals() {
         let body = r#"{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}"#;
         let wait = Some(Duration::from_secs(3));
-        assert!(matches!(classify("x", 429, wait, body, "t"), TwError::RetryAfter(d, _) if d == Duration::from_secs(3)));
+        assert!(
+            matches!(classify("x", 429, wait, body, "t"), TwError::RetryAfter(d, _) if d == Duration::from_secs(3))
+        );
         assert!(matches!(classify("x", 503, None, "", "t"), TwError::Unavailable(_)));
-        assert!(matches!(classify("x", 401, None, r#"{"code":20003,"message":"Authenticate"}"#, "t"), TwError::Auth(_)));
+        assert!(matches!(
+            classify("x", 401, None, r#"{"code":20003,"message":"Authenticate"}"#, "t"),
+            TwError::Auth(_)
+        ));
         let refused = classify("x", 400, None, r#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#, "t");
         assert!(matches!(&refused, TwError::Refused(t) if t.contains("21211")), "{refused:?}");
     }

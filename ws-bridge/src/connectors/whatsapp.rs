@@ -107,7 +107,12 @@ impl WhatsApp {
                 WaError::Auth(_) | WaError::Refused(_) => backoff.next_delay().max(Duration::from_secs(30)),
                 WaError::Unavailable(_) => backoff.next_delay(),
             };
-            tracing::warn!(bot_id = ctx.bot.id, error = error.text(), retry_in_ms = wait.as_millis() as u64, "whatsapp check failed");
+            tracing::warn!(
+                bot_id = ctx.bot.id,
+                error = error.text(),
+                retry_in_ms = wait.as_millis() as u64,
+                "whatsapp check failed"
+            );
             ctx.lease.report("error", Some(error.text())).await;
             tokio::select! {
                 () = ctx.lease.lost.cancelled() => return,
@@ -197,7 +202,9 @@ mod tests {
         let body = |code: i64| format!(r#"{{"error":{{"message":"m","type":"OAuthException","code":{code}}}}}"#);
         assert!(matches!(classify("x", 400, None, &body(131056), "t"), WaError::RetryAfter(d, _) if d == RATE_WAIT));
         let wait = Some(Duration::from_secs(2));
-        assert!(matches!(classify("x", 429, wait, &body(130429), "t"), WaError::RetryAfter(d, _) if d == Duration::from_secs(2)));
+        assert!(
+            matches!(classify("x", 429, wait, &body(130429), "t"), WaError::RetryAfter(d, _) if d == Duration::from_secs(2))
+        );
         assert!(matches!(classify("x", 500, None, &body(131000), "t"), WaError::Unavailable(_)));
         assert!(matches!(classify("x", 502, None, "<html>", "t"), WaError::Unavailable(_)));
         assert!(matches!(classify("x", 401, None, &body(190), "t"), WaError::Auth(_)));
