@@ -9,7 +9,8 @@
 //!   that is not the account's number 400 code 21606). A wrong SID or token
 //!   answers 401 code 20003, in Twilio's `{"code","message","more_info","status"}`.
 //! - Chaos: [`FakeTwilio::fail_next`] queues answers for the next sends —
-//!   429 code 20429 with `Retry-After`, or 500 code 20500.
+//!   429 code 20429 with `Retry-After`, 500 code 20500, or a connection cut
+//!   mid-answer (the message not accepted).
 //! - Webhooks: [`FakeTwilio::deliver_sms`] posts an inbound SMS the way Twilio
 //!   does — form-encoded parameters and `X-Twilio-Signature` = base64
 //!   HMAC-SHA1(auth token, the URL + every parameter's name and value, sorted
@@ -47,6 +48,16 @@ pub enum Failure {
     RateLimited { retry_after_secs: u64 },
     /// HTTP 500, code 20500.
     ServerError,
+    /// The connection drops after the status line: the message was not
+    /// accepted, and the client sees a broken answer.
+    Disconnect,
+}
+
+/// A 200 whose body breaks off: the connection is cut mid-answer.
+fn cut_off() -> Response {
+    let stream =
+        futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection cut")) });
+    (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
 }
 
 #[derive(Default)]
@@ -165,6 +176,7 @@ async fn create_message(
         Some(Failure::ServerError) => {
             return twilio_error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error");
         }
+        Some(Failure::Disconnect) => return cut_off(),
         None => {}
     }
     let id = format!("SM{:032x}", s.next_id.fetch_add(1, Ordering::SeqCst));

@@ -9,7 +9,8 @@
 //!   number id 400 code 100, all in Graph's `{"error":{"message","type","code",
 //!   "fbtrace_id"}}`.
 //! - Chaos: [`FakeWhatsApp::fail_next`] queues answers for the next sends —
-//!   429 code 130429 with `Retry-After`, or 500 code 131000.
+//!   429 code 130429 with `Retry-After`, 500 code 131000, or a connection
+//!   cut mid-answer (the message not accepted).
 //! - Webhooks: [`FakeWhatsApp::deliver`] posts a notification to the gateway
 //!   signed as Meta signs it, `X-Hub-Signature-256: sha256=` + hex
 //!   HMAC-SHA256(app secret, raw body); [`text_notification`] and friends
@@ -43,6 +44,16 @@ pub enum Failure {
     RateLimited { retry_after_secs: u64 },
     /// HTTP 500, code 131000 ("Something went wrong").
     ServerError,
+    /// The connection drops after the status line: the message was not
+    /// accepted, and the client sees a broken answer.
+    Disconnect,
+}
+
+/// A 200 whose body breaks off: the connection is cut mid-answer.
+fn cut_off() -> Response {
+    let stream =
+        futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection cut")) });
+    (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
 }
 
 #[derive(Default)]
@@ -145,6 +156,7 @@ async fn messages(
         Some(Failure::ServerError) => {
             return graph_error(StatusCode::INTERNAL_SERVER_ERROR, 131000, "(#131000) Something went wrong");
         }
+        Some(Failure::Disconnect) => return cut_off(),
         None => {}
     }
     let id = format!("wamid.OUT{}", s.next_id.fetch_add(1, Ordering::SeqCst));

@@ -270,27 +270,32 @@ both_backends!(a_bad_or_missing_signature_is_401_and_stores_nothing, |backend| a
     app.stop().await;
 });
 
-both_backends!(a_429_then_a_500_on_send_is_retried_and_delivered_once, |backend| async move {
+both_backends!(a_429_a_500_and_a_cut_connection_on_send_are_retried_and_delivered_once, |backend| async move {
     let mock = MockLlm::start().await;
     mock.set_default(MockReply::text("patience"));
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
-    wa.fail_next(&[Failure::RateLimited { retry_after_secs: 2 }, Failure::ServerError]);
+    wa.fail_next(&[Failure::RateLimited { retry_after_secs: 2 }, Failure::ServerError, Failure::Disconnect]);
     let app = app(backend, &mock, &wa, true).await;
     create_bot(&app, agent(&app).await).await;
     let (note, _) = wa.text_notification(USER, "hello?");
     assert_eq!(wa.deliver(&app.base, &note).await.0, 200);
     let sent = wa.wait_sent(USER, 1, REPLY_WITHIN).await;
     let failed = wa.failed_at();
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed.len(), 3, "{failed:?}");
     let waited = failed[1].1.duration_since(failed[0].1);
     assert!(waited >= Duration::from_millis(1950), "Retry-After 2 s honoured, waited {waited:?}");
-    assert!(sent[0].at > failed[1].1);
+    assert!(sent[0].at > failed[2].1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(wa.sent_to(USER).len(), 1, "delivered once");
     app.wait_sent_deliveries(1).await;
     let (_, d) = app.get("/api/deliveries?status=sent").await;
-    assert_eq!(d[0]["attempts"], 3, "{d}");
+    assert_eq!(d[0]["attempts"], 4, "{d}");
     assert_eq!(d[0]["platform"], "whatsapp");
+    let last = d[0]["lastError"].as_str().unwrap();
+    assert!(
+        last.starts_with("WhatsApp sending a message") && !last.contains(ACCESS_TOKEN),
+        "the cut connection: {last}"
+    );
     assert!(d[0]["platformMessageId"].as_str().unwrap().starts_with("wamid.OUT"), "{d}");
     app.stop().await;
 });
