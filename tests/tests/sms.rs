@@ -110,6 +110,12 @@ both_backends!(a_text_is_answered_with_empty_twiml_then_a_reply_once, |backend| 
     }
     assert_eq!(text(&app, &tw, &elsewhere).await.status, 200);
     assert_eq!((count(&app, "messages").await, count(&app, "jobs").await), (messages, jobs));
+    // A text for a disabled bot: answered (so that Twilio does not retry), not stored.
+    let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"isEnabled": false})).await;
+    assert_eq!(status, 200);
+    let answer = text(&app, &tw, &tw.sms_params(USER, "anyone?")).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, EMPTY_TWIML));
+    assert_eq!((count(&app, "messages").await, count(&app, "jobs").await), (messages, jobs));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(tw.sent_to(USER).len(), 1, "the redelivery was not answered");
