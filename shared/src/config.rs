@@ -126,6 +126,15 @@ pub struct Config {
     pub discord_api_url: String,
     /// `SLACK_API_URL` (default `https://slack.com/api`): the Web API base; the socket URL comes from `apps.connections.open`.
     pub slack_api_url: String,
+    /// `WHATSAPP_API_URL` (default `https://graph.facebook.com/v21.0`): the Graph API base
+    /// that replies go to (`POST {base}/{phone-number-id}/messages`).
+    pub whatsapp_api_url: String,
+    /// `TWILIO_API_URL` (default `https://api.twilio.com`): the REST base that SMS replies go to.
+    pub twilio_api_url: String,
+    /// `TWILIO_WEBHOOK_URL`: the public URL Twilio calls for inbound SMS, which its
+    /// `X-Twilio-Signature` is computed over. When absent, the URL is rebuilt from the
+    /// request (`X-Forwarded-Proto` or http, the `Host` header, the path and query).
+    pub twilio_webhook_url: Option<String>,
     /// `BOT_LEASE_MS` (default 10000): how long a bridge holds a bot without renewing.
     /// Another bridge takes a dead holder's bots over within this plus its 2 s look-up period.
     pub bot_lease_ms: i64,
@@ -238,6 +247,15 @@ impl Config {
             telegram_api_url: api_url(&get, "TELEGRAM_API_URL", "https://api.telegram.org")?,
             discord_api_url: api_url(&get, "DISCORD_API_URL", "https://discord.com/api/v10")?,
             slack_api_url: api_url(&get, "SLACK_API_URL", "https://slack.com/api")?,
+            whatsapp_api_url: api_url(&get, "WHATSAPP_API_URL", "https://graph.facebook.com/v21.0")?,
+            twilio_api_url: api_url(&get, "TWILIO_API_URL", "https://api.twilio.com")?,
+            twilio_webhook_url: match get("TWILIO_WEBHOOK_URL") {
+                Some(u) if u.trim().starts_with("http://") || u.trim().starts_with("https://") => {
+                    Some(u.trim().to_string())
+                }
+                Some(_) => return Err(invalid("TWILIO_WEBHOOK_URL", "must be an http:// or https:// URL")),
+                None => None,
+            },
             bot_lease_ms: parse_or(&get, "BOT_LEASE_MS", 10_000i64)
                 .and_then(|n| if n < 500 { Err(invalid("BOT_LEASE_MS", "must be at least 500")) } else { Ok(n) })?,
             bot_secrets: bot_secrets(&get),

@@ -13,6 +13,8 @@
 //! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
 //! - [`fake_matrix`]: a loopback Matrix homeserver (sync with real since/next_batch tokens, invites, idempotent txnIds, 429s, dropped syncs).
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
+//! - [`fake_whatsapp`]: a loopback WhatsApp Cloud API (Graph sends with 429/500s; webhooks signed as Meta signs them).
+//! - [`fake_twilio`]: a loopback Twilio (Messages.json with 429/500s; inbound SMS signed as Twilio signs them).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`harness`]: free ports, child processes killed on drop, scratch and private
@@ -29,6 +31,8 @@ pub mod fake_discord;
 pub mod fake_matrix;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod fake_twilio;
+pub mod fake_whatsapp;
 pub mod harness;
 pub mod mock_llm;
 pub mod nats;

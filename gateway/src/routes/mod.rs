@@ -14,6 +14,7 @@ pub mod logs;
 pub mod memory;
 pub mod openapi;
 pub mod ops;
+pub mod platform_in;
 pub mod queue;
 pub mod sessions;
 pub mod settings;
