@@ -7,7 +7,7 @@
 //! are missing. The model is the loopback [`MockLlm`]: it makes the tool
 //! calls, and its recorded requests show what was declared and what came back.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+#![expect(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -237,6 +237,13 @@ both_backends!(a_chat_calls_an_mcp_tool_over_stdio, |backend: Backend| async mov
     let names = tool_names(&tools);
     assert!(names.contains(&"echo".to_string()) && names.contains(&"get-sum".to_string()), "{names:?}");
     assert!(tools["statusAt"].is_string() && tools["lastError"].is_null(), "{tools}");
+    // The dashboard's agent editor lists what the worker recorded.
+    for path in ["/agents/new".to_string(), format!("/agents/{a}")] {
+        let page = app.page(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(page.contains("<code>mcp:everything/echo</code>"), "{path}: {}", page.html);
+        assert!(page.contains("<code>mcp:everything/*</code>") && page.contains("ready"), "{path}");
+    }
     app.stop().await;
 });
 
@@ -441,5 +448,57 @@ both_backends!(stdio_servers_can_be_turned_off, |backend: Backend| async move {
     assert!(declared(&mock.requests()[0].body).is_empty());
     let tools = wait_tools(&app, id, Duration::from_secs(5), |b| b["status"] == "error").await;
     assert!(tools["lastError"].as_str().unwrap().contains("MCP_STDIO_ALLOWED=false"), "{tools}");
+    app.stop().await;
+});
+
+// The same MCP tool, declared and answered in each provider's wire format.
+both_backends!(mcp_tools_in_every_providers_wire_format, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = app_with(
+        backend,
+        &mock,
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+            ("ANTHROPIC_BASE_URL", &mock.url),
+            ("GOOGLE_API_KEY", "goog-test"),
+            ("GOOGLE_BASE_URL", &mock.url),
+        ],
+    )
+    .await;
+    server(
+        &app,
+        json!({"name": "everything", "transport": "stdio", "command": "node", "args": [everything(), "stdio"]}),
+    )
+    .await;
+    for (slug, model) in [("claude", "anthropic/claude-haiku-4-5-20251001"), ("gem", "google/gemini-2.0-flash")] {
+        let (status, body) = app
+            .post(
+                "/api/agents",
+                json!({"slug": slug, "name": slug, "model": model, "allowedTools": ["mcp:everything/echo"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_i64().unwrap();
+        let before = mock.request_count();
+        mock.push(MockReply::tool("mcp_everything_echo", json!({"message": slug})));
+        mock.push(MockReply::text("done"));
+        assert_eq!(chat(&app, id, "go").await["content"], "done", "{model}");
+        let reqs = mock.requests();
+        let (first, second) = (&reqs[before].body, &reqs[before + 1].body);
+        if slug == "claude" {
+            assert_eq!(first["tools"][0]["name"], "mcp_everything_echo", "{first}");
+            assert!(first["tools"][0]["input_schema"]["properties"]["message"].is_object());
+            let last = second["messages"].as_array().unwrap().last().unwrap();
+            assert_eq!(last["content"][0]["type"], "tool_result", "{last}");
+            assert!(last["content"][0].to_string().contains("Echo: claude"), "{last}");
+        } else {
+            let decl = &first["tools"][0]["functionDeclarations"][0];
+            assert_eq!(decl["name"], "mcp_everything_echo", "{first}");
+            let contents = second["contents"].as_array().unwrap();
+            let response = &contents.last().unwrap()["parts"][0]["functionResponse"];
+            assert_eq!(response["name"], "mcp_everything_echo");
+            assert!(response.to_string().contains("Echo: gem"), "{response}");
+        }
+    }
     app.stop().await;
 });
