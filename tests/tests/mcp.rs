@@ -237,6 +237,16 @@ both_backends!(a_chat_calls_an_mcp_tool_over_stdio, |backend: Backend| async mov
     let names = tool_names(&tools);
     assert!(names.contains(&"echo".to_string()) && names.contains(&"get-sum".to_string()), "{names:?}");
     assert!(tools["statusAt"].is_string() && tools["lastError"].is_null(), "{tools}");
+    // Prometheus: the call counted by server, tool and outcome, and timed.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("arvis_mcp_tool_calls_total")
+            && l.contains("server=\"everything\"")
+            && l.contains("tool=\"echo\"")
+            && l.contains("outcome=\"ok\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("arvis_mcp_tool_call_duration_seconds"), "{metrics}");
     // The dashboard's agent editor lists what the worker recorded.
     for path in ["/agents/new".to_string(), format!("/agents/{a}")] {
         let page = app.page(&path).await;
@@ -344,6 +354,13 @@ both_backends!(misbehaving_tools_are_tool_errors_and_runs_complete, |backend: Ba
     let text = result["content"].as_str().unwrap();
     assert!(text.starts_with("Error: ") && text.contains("1500 ms"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(12), "the timeout bounds the call");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("arvis_mcp_tool_calls_total")
+            && l.contains("tool=\"hang\"")
+            && l.contains("outcome=\"timeout\"")),
+        "{metrics}"
+    );
 
     // huge
     mock.push(MockReply::tool("mcp_py_huge", json!({"size": 50_000})));
@@ -500,5 +517,35 @@ both_backends!(mcp_tools_in_every_providers_wire_format, |backend: Backend| asyn
             assert!(response.to_string().contains("Echo: gem"), "{response}");
         }
     }
+    app.stop().await;
+});
+
+// An edit reaches the worker (ConfigChanged): the old child is closed and the
+// next run uses the new configuration; after a delete the tools are gone.
+both_backends!(server_edits_and_deletes_reach_the_worker, |backend: Backend| async move {
+    let mock = MockLlm::start().await;
+    let app = app_with(backend, &mock, &[]).await;
+    let id = python_stdio(&app, "py", &[]).await;
+    let a = agent(&app, "editor", json!(["mcp:py/env"])).await;
+    let env_call = || {
+        mock.push(MockReply::tool("mcp_py_env", json!({"name": "CARGO_PKG_NAME"})));
+        mock.push(MockReply::text("read"));
+    };
+    env_call();
+    chat(&app, a, "env").await;
+    assert_eq!(last_message(&mock.requests()[1].body)["content"], "<unset>");
+    let (status, body) = app.patch(&format!("/api/mcp-servers/{id}"), json!({"env": ["CARGO_PKG_NAME"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "unknown", "what was learned about the old configuration is reset");
+    env_call();
+    chat(&app, a, "env").await;
+    assert_eq!(last_message(&mock.requests()[3].body)["content"], env!("CARGO_PKG_NAME"), "the new env is used");
+    wait_tools(&app, id, Duration::from_secs(5), |b| b["status"] == "ready").await;
+
+    let (status, _) = app.delete(&format!("/api/mcp-servers/{id}")).await;
+    assert_eq!(status, 200);
+    mock.push(MockReply::text("nothing to call"));
+    chat(&app, a, "env").await;
+    assert!(declared(&mock.requests()[4].body).is_empty(), "a deleted server's tools are not declared");
     app.stop().await;
 });
