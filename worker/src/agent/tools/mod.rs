@@ -229,6 +229,18 @@ pub(crate) mod tests {
         assert!(out[1].content.starts_with("Error: unknown tool"));
     }
 
+    #[tokio::test]
+    async fn mcp_calls_need_a_declared_and_allowed_tool() {
+        let binding = McpBinding { wire: "mcp_fs_read".into(), server: "fs".into(), tool: "read".into() };
+        // Not declared in this run: refused, whatever the model sends.
+        let out = call(&tool("mcp_fs_read", json!({})), &ctx(false)).await;
+        assert_eq!(out, "Error: tool mcp_fs_read is not enabled for this agent");
+        // Declared but no longer granted by allowedTools: refused too.
+        let c = ToolContext { mcp_tools: vec![binding], ..ctx(false) };
+        let out = call(&tool("mcp_fs_read", json!({})), &c).await;
+        assert_eq!(out, "Error: tool mcp_fs_read is not enabled for this agent");
+    }
+
     #[test]
     fn specs_only_for_allowed_builtins() {
         let s = specs(&["http_fetch".into(), "run_shell".into(), "calculate".into()]);
