@@ -5,6 +5,7 @@ the misbehaviours the worker must survive:
 - echo(text): "echo: <text>"
 - pid(): this process's id (the shutdown test checks it is gone)
 - env(name): the value of an environment variable in this process, or "<unset>"
+- fail(): raises, so the result has isError: true
 - hang(): never answers (the per-call timeout)
 - die(): kills this process in the middle of the call (a server that dies mid-call)
 - huge(size): a text result of `size` bytes (the result size cap)
@@ -36,6 +37,11 @@ def env(name: str) -> str:
 @server.tool(description="This server's process id.")
 def pid() -> str:
     return str(os.getpid())
+
+
+@server.tool(description="Fails (an isError result).")
+def fail() -> str:
+    raise ValueError("boom: the tool failed on purpose")
 
 
 @server.tool(description="Never answers.")

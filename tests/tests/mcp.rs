@@ -362,41 +362,56 @@ both_backends!(misbehaving_tools_are_tool_errors_and_runs_complete, |backend: Ba
         "{metrics}"
     );
 
+    // isError
+    mock.push(MockReply::tool("mcp_py_fail", json!({})));
+    mock.push(MockReply::text("after fail"));
+    let n = mock.request_count();
+    assert_eq!(chat(&app, a, "fail").await["content"], "after fail");
+    let text = last_message(&mock.requests()[n + 1].body)["content"].as_str().unwrap().to_string();
+    assert_eq!(text, "Error: Error executing tool fail", "the isError text, as the server wrote it");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("arvis_mcp_tool_calls_total")
+            && l.contains("tool=\"fail\"")
+            && l.contains("outcome=\"tool_error\"")),
+        "{metrics}"
+    );
+
     // huge
     mock.push(MockReply::tool("mcp_py_huge", json!({"size": 50_000})));
     mock.push(MockReply::text("after huge"));
     assert_eq!(chat(&app, a, "huge").await["content"], "after huge");
-    let text = last_message(&mock.requests()[3].body)["content"].as_str().unwrap().to_string();
+    let text = last_message(&mock.requests()[5].body)["content"].as_str().unwrap().to_string();
     assert!(text.len() < 1200 && text.contains("truncated: the result was 50000 bytes"), "{}", text.len());
 
     // env: the named variable reaches the child, the others do not.
     mock.push(MockReply::tool("mcp_py_env", json!({"name": "CARGO_PKG_NAME"})));
     mock.push(MockReply::text("env 1"));
     chat(&app, a, "env").await;
-    assert_eq!(last_message(&mock.requests()[5].body)["content"], env!("CARGO_PKG_NAME"));
+    assert_eq!(last_message(&mock.requests()[7].body)["content"], env!("CARGO_PKG_NAME"));
     mock.push(MockReply::tool("mcp_py_env", json!({"name": "CARGO_MANIFEST_DIR"})));
     mock.push(MockReply::text("env 2"));
     chat(&app, a, "env").await;
-    assert_eq!(last_message(&mock.requests()[7].body)["content"], "<unset>");
+    assert_eq!(last_message(&mock.requests()[9].body)["content"], "<unset>");
 
     // die mid-call
     mock.push(MockReply::tool("mcp_py_pid", json!({})));
     mock.push(MockReply::text("pid"));
     chat(&app, a, "pid").await;
-    let first_pid = last_message(&mock.requests()[9].body)["content"].as_str().unwrap().to_string();
+    let first_pid = last_message(&mock.requests()[11].body)["content"].as_str().unwrap().to_string();
     mock.push(MockReply::tool("mcp_py_die", json!({})));
     mock.push(MockReply::text("after die"));
     assert_eq!(chat(&app, a, "die").await["content"], "after die");
-    let text = last_message(&mock.requests()[11].body)["content"].as_str().unwrap().to_string();
+    let text = last_message(&mock.requests()[13].body)["content"].as_str().unwrap().to_string();
     assert!(text.starts_with("Error: "), "{text}");
     mock.push(MockReply::tool("mcp_py_echo", json!({"text": "back"})));
     mock.push(MockReply::text("after restart"));
     assert_eq!(chat(&app, a, "echo").await["content"], "after restart");
-    assert_eq!(last_message(&mock.requests()[13].body)["content"], "echo: back", "the server was restarted");
+    assert_eq!(last_message(&mock.requests()[15].body)["content"], "echo: back", "the server was restarted");
     mock.push(MockReply::tool("mcp_py_pid", json!({})));
     mock.push(MockReply::text("pid"));
     chat(&app, a, "pid").await;
-    let second_pid = last_message(&mock.requests()[15].body)["content"].as_str().unwrap().to_string();
+    let second_pid = last_message(&mock.requests()[17].body)["content"].as_str().unwrap().to_string();
     assert_ne!(first_pid, second_pid, "a new process");
     let tools = wait_tools(&app, id, Duration::from_secs(5), |b| b["status"] == "ready").await;
     assert!(tool_names(&tools).contains(&"die".to_string()));
