@@ -304,7 +304,13 @@ both_backends!(a_chat_calls_an_mcp_tool_over_streamable_http, |backend: Backend|
     let remote = HttpEverything::start();
     let mock = MockLlm::start().await;
     let app = app_with(backend, &mock, &[("HTTP_FETCH_ALLOW_PRIVATE", "true")]).await;
-    let id = server(&app, json!({"name": "web", "transport": "http", "url": remote.url})).await;
+    // A header's value comes from the worker's environment variable of that name.
+    let id = server(
+        &app,
+        json!({"name": "web", "transport": "http", "url": remote.url,
+                                  "headers": {"X-Arvis-Test": "CARGO_PKG_NAME"}}),
+    )
+    .await;
     let a = agent(&app, "adder", json!(["mcp:web/*"])).await;
     mock.push(MockReply::tool("mcp_web_get-sum", json!({"a": 2, "b": 3})));
     mock.push(MockReply::text("Five."));
@@ -317,6 +323,19 @@ both_backends!(a_chat_calls_an_mcp_tool_over_streamable_http, |backend: Backend|
     assert!(result["content"].as_str().unwrap().contains('5'), "{result}");
     let tools = wait_tools(&app, id, Duration::from_secs(5), |b| b["status"] == "ready").await;
     assert!(tool_names(&tools).contains(&"get-sum".to_string()));
+
+    // A variable that is not set on the worker: status error naming it, the run goes on.
+    let missing = server(
+        &app,
+        json!({"name": "nokey", "transport": "http", "url": remote.url,
+                                       "headers": {"Authorization": "ARVIS_TEST_NOT_SET"}}),
+    )
+    .await;
+    let b = agent(&app, "nokey", json!(["mcp:nokey/*"])).await;
+    mock.push(MockReply::text("without"));
+    assert_eq!(chat(&app, b, "hi").await["content"], "without");
+    let tools = wait_tools(&app, missing, Duration::from_secs(5), |b| b["status"] == "error").await;
+    assert!(tools["lastError"].as_str().unwrap().contains("ARVIS_TEST_NOT_SET"), "{tools}");
     app.stop().await;
 });
 
