@@ -100,6 +100,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::skills::router())
         .merge(routes::workflows::router())
         .merge(routes::webhooks::router())
+        .merge(routes::mcp_servers::router())
         .merge(routes::connectors::router())
         .merge(routes::deliveries::router())
         .merge(routes::usage::router())

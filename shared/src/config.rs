@@ -99,6 +99,14 @@ pub struct Config {
     pub http_fetch_allow_private: bool,
     /// `WEB_SEARCH_URL`: the endpoint the `web_search` tool queries (`GET …?q=`, JSON results).
     pub web_search_url: Option<String>,
+    /// `MCP_STDIO_ALLOWED` (default true): let workers start stdio MCP servers
+    /// (child processes). `false` for deployments that must not spawn processes:
+    /// such servers get status `error` saying so.
+    pub mcp_stdio_allowed: bool,
+    /// `MCP_CALL_TIMEOUT_MS` (default 30000): how long one MCP `tools/call` may take.
+    pub mcp_call_timeout: Duration,
+    /// `MCP_RESULT_MAX_BYTES` (default 65536): the most of an MCP tool's text result fed to the model.
+    pub mcp_result_max_bytes: usize,
     /// `WORKER_SHUTDOWN_GRACE_SECS` (default 25): on shutdown, how long running jobs may finish before they are released.
     pub worker_shutdown_grace: Duration,
     /// `WORKER_LEASE_MS` (default 30000): how long a claimed job stays held without a renewal.
@@ -227,6 +235,13 @@ impl Config {
                 Some(_) => return Err(invalid("WEB_SEARCH_URL", "must be an http:// or https:// URL")),
                 None => None,
             },
+            mcp_stdio_allowed: parse_bool(&get, "MCP_STDIO_ALLOWED", true)?,
+            mcp_call_timeout: Duration::from_millis(parse_or(&get, "MCP_CALL_TIMEOUT_MS", 30_000u64).and_then(
+                |n| if n < 10 { Err(invalid("MCP_CALL_TIMEOUT_MS", "must be at least 10")) } else { Ok(n) },
+            )?),
+            mcp_result_max_bytes: parse_or(&get, "MCP_RESULT_MAX_BYTES", 65_536usize).and_then(|n| {
+                if n < 256 { Err(invalid("MCP_RESULT_MAX_BYTES", "must be at least 256")) } else { Ok(n) }
+            })?,
             worker_shutdown_grace: Duration::from_secs(parse_or(&get, "WORKER_SHUTDOWN_GRACE_SECS", 25u64)?),
             worker_lease_ms: parse_or(&get, "WORKER_LEASE_MS", 30_000i64)
                 .and_then(|n| if n < 100 { Err(invalid("WORKER_LEASE_MS", "must be at least 100")) } else { Ok(n) })?,

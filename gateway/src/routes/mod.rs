@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod health;
 pub mod keys;
 pub mod logs;
+pub mod mcp_servers;
 pub mod memory;
 pub mod openapi;
 pub mod ops;

@@ -258,6 +258,7 @@ impl AgentFields {
             if tool.trim().is_empty() {
                 return Err(Invalid::new("allowedTools entries must not be empty"));
             }
+            super::mcp::ToolRef::parse(tool)?;
         }
         if !(0.0..=2.0).contains(&self.temperature) || !self.temperature.is_finite() {
             return Err(Invalid::new("temperature must be between 0 and 2"));
