@@ -22,13 +22,15 @@
 //!   codes that forbid reconnecting; REST for messages and typing.
 //! - [`slack`]: Socket Mode (apps.connections.open, acknowledged envelopes,
 //!   refresh without a gap) and the Web API (auth.test, chat.postMessage).
+//! - [`email`]: IMAP (IDLE, else polling; UIDVALIDITY+UID cursor) in, SMTP
+//!   submission out, threaded with `In-Reply-To`/`References`.
 //! - [`inbound`]: taking a message in (intake, owed reply, announce) the same
 //!   way on every platform; [`chunk`]: splitting replies at the platform's
 //!   limit; [`http`]: the HTTP client, backoff, retry-after, token scrubbing.
 //!
 //! Every inbound message goes through the chat intake with its platform id
 //! (Telegram `<bot user id>:<update_id>`, the Discord message id, the Slack
-//! `event_id`), so a redelivery is a duplicate with nothing
+//! `event_id`, the email's Message-ID), so a redelivery is a duplicate with nothing
 //! written; the job the bot owes an answer for is recorded before the
 //! platform's cursor moves. Why one task per bot instead of a task per
 //! platform: a platform's outage or a bad token then stops only its bot.
@@ -37,6 +39,7 @@
 
 mod chunk;
 mod discord;
+mod email;
 mod http;
 mod inbound;
 mod lease;
@@ -63,7 +66,7 @@ use lease::Lease;
 use outbox::Owed;
 
 /// Platforms with a connector in this bridge.
-pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack"];
+pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "email"];
 /// How often the manager re-reads the bots, and a non-holder looks for a free lease.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How long stopping a bot may take before the manager moves on.
@@ -266,6 +269,21 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
                 outbox::watch_replies(&ctx, &sl)
             );
         }
+        "email" => {
+            let em = match email::Email::new(&ctx) {
+                Ok(em) => em,
+                Err(why) => {
+                    give_up(&ctx.lease, &why, stop).await;
+                    return;
+                }
+            };
+            tokio::join!(
+                ctx.lease.keep(),
+                em.run(&ctx),
+                outbox::send_deliveries(&ctx, &em),
+                outbox::watch_replies(&ctx, &em)
+            );
+        }
         _ => {}
     }
     if stop.is_cancelled() {
@@ -278,9 +296,14 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
 /// Reports a token variable that is not set, gives the bot up and waits
 /// before the supervisor looks again.
 async fn missing_token(lease: &Lease, var: &str, stop: &CancellationToken) {
-    let why = format!("the environment variable {var} is not set on this bridge");
+    give_up(lease, &format!("the environment variable {var} is not set on this bridge"), stop).await;
+}
+
+/// Reports why the bot cannot run with this bridge's configuration, gives
+/// it up and waits before the supervisor looks again.
+async fn give_up(lease: &Lease, why: &str, stop: &CancellationToken) {
     tracing::warn!(bot_id = lease.bot_id, "{why}");
-    lease.report("error", Some(&why)).await;
+    lease.report("error", Some(why)).await;
     lease.release().await;
     tokio::select! {
         () = stop.cancelled() => {}
@@ -296,6 +319,8 @@ async fn seed(deps: &Deps) {
         ("telegram", "Telegram bot", &["TELEGRAM_BOT_TOKEN"]),
         ("discord", "Discord bot", &["DISCORD_BOT_TOKEN"]),
         ("slack", "Slack bot", &["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]),
+        // The token is the password; the other required settings must be there too.
+        ("email", "Email bot", &["EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST", "EMAIL_USER"]),
     ];
     for (platform, name, vars) in SEEDS {
         if !vars.iter().all(|v| deps.config.env_present(v)) {
