@@ -520,6 +520,23 @@ mod tests {
     }
 
     #[test]
+    fn email_settings_are_not_secrets_but_its_password_is() {
+        let c = config(&[
+            ("EMAIL_IMAP_HOST", "127.0.0.1"),
+            ("EMAIL_USER", "bot@example.test"),
+            ("EMAIL_PASSWORD", "pw-secret"),
+            ("EMAIL_PASSWORD_2", "pw-other"),
+        ])
+        .unwrap();
+        let secrets = c.all_secret_values();
+        assert!(secrets.contains(&"pw-secret".to_string()) && secrets.contains(&"pw-other".to_string()));
+        assert!(!secrets.iter().any(|s| s == "127.0.0.1" || s == "bot@example.test"), "{secrets:?}");
+        assert_eq!(c.email.imap_host.as_deref(), Some("127.0.0.1"));
+        assert!(c.bot_secret("EMAIL_PASSWORD_2").is_some());
+        assert!(c.env_present("EMAIL_IMAP_HOST") && !c.env_present("EMAIL_SMTP_HOST"));
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         let err = config(&[("GATEWAY_ADDR", "not-an-address")]).unwrap_err().to_string();
         assert!(err.starts_with("GATEWAY_ADDR:"), "{err}");

@@ -80,10 +80,14 @@ impl Dovecot {
         );
         let conf_path = root.join("dovecot.conf");
         std::fs::write(&conf_path, conf).unwrap();
+        // Not the test's own stdout/stderr: the daemon would keep them open.
+        let errors = std::fs::File::create(root.join("start.log")).unwrap();
         let status = Command::new(binary)
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errors)
             .status()
             .unwrap_or_else(|e| panic!("cannot start dovecot ({e}): {INSTALL_HINT}"));
         let server = Dovecot { port, user: user.to_string(), dir, next: AtomicUsize::new(0) };
@@ -120,9 +124,10 @@ impl Dovecot {
         }
     }
 
-    /// Dovecot's log (logins, failures, disconnects).
+    /// Dovecot's log (logins, failures, disconnects), after what it said when starting.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        read("start.log") + &read("dovecot.log")
     }
 }
 
@@ -227,9 +232,8 @@ impl SmtpReceiver {
     /// Every accepted message, in arrival order.
     pub fn received(&self) -> Vec<Received> {
         let dir = self.dir.path().join("mail");
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut names: Vec<PathBuf> =
+            std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
         names.retain(|p| p.extension().is_some_and(|e| e == "json"));
         names.sort();
         names

@@ -262,7 +262,8 @@ both_backends!(a_restart_answers_new_mail_once_and_old_mail_never, |backend| asy
 both_backends!(a_wrong_password_is_reported_without_the_password, |backend| async move {
     let mock = MockLlm::start().await;
     let mail_servers = servers();
-    let app = builder(backend, &mock, &mail_servers).env("EMAIL_PASSWORD_2", "Wrong-pw-0815").with_bridge().start().await;
+    let app =
+        builder(backend, &mock, &mail_servers).env("EMAIL_PASSWORD_2", "Wrong-pw-0815").with_bridge().start().await;
     let id = create_bot(&app, agent(&app).await, "EMAIL_PASSWORD_2").await;
     let b = app.wait_bot_status(id, "error", Duration::from_secs(15)).await;
     let why = b["lastError"].as_str().unwrap();

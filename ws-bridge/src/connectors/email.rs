@@ -236,12 +236,7 @@ impl Email {
         }
     }
 
-    async fn session(
-        &self,
-        ctx: &BotCtx,
-        cursor: &mut Option<Cursor>,
-        backoff: &mut Backoff,
-    ) -> Result<(), ImapError> {
+    async fn session(&self, ctx: &BotCtx, cursor: &mut Option<Cursor>, backoff: &mut Backoff) -> Result<(), ImapError> {
         let mut session = self.login().await?;
         let idle = self.within("CAPABILITY", session.capabilities()).await?.has_str("IDLE");
         let mailbox = self.within("SELECT INBOX", session.select("INBOX")).await?;
@@ -328,7 +323,9 @@ impl Email {
             Err(_) => Err(unavailable("LOGIN", &"timed out")),
             Ok(Ok(session)) => Ok(session),
             Ok(Err((async_imap::error::Error::No(text), _))) | Ok(Err((async_imap::error::Error::Bad(text), _))) => {
-                Err(ImapError::Refused(self.scrubbed(format!("IMAP login as {} refused by {server}: {text}", self.user))))
+                Err(ImapError::Refused(
+                    self.scrubbed(format!("IMAP login as {} refused by {server}: {text}", self.user)),
+                ))
             }
             Ok(Err((e, _))) => Err(unavailable("LOGIN", &e)),
         }
@@ -411,8 +408,7 @@ impl Email {
             return Ok(true);
         }
         let mut fetched = {
-            let stream =
-                self.within("UID FETCH", session.uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])")).await?;
+            let stream = self.within("UID FETCH", session.uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])")).await?;
             self.within("UID FETCH", stream.try_collect::<Vec<_>>()).await?
         };
         fetched.sort_by_key(|f| f.uid);
@@ -551,7 +547,8 @@ impl Outbound for Email {
             .channel_id
             .parse()
             .map_err(|e| SendError::Permanent(format!("{:?} is not an email address: {e}", d.channel_id)))?;
-        let thread: mail::Thread = d.thread_id.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let thread: mail::Thread =
+            d.thread_id.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
         let subject = if thread.subject.is_empty() { mail::reply_subject("") } else { thread.subject };
         let id = self.message_id(d);
         let mut b = Message::builder()
@@ -568,7 +565,8 @@ impl Outbound for Email {
         if !thread.references.is_empty() {
             b = b.references(thread.references);
         }
-        let message = b.body(d.content.clone()).map_err(|e| SendError::Permanent(format!("cannot build the mail: {e}")))?;
+        let message =
+            b.body(d.content.clone()).map_err(|e| SendError::Permanent(format!("cannot build the mail: {e}")))?;
         match self.smtp.send(message).await {
             Ok(_) => Ok(Some(id)),
             Err(e) if e.is_permanent() => Err(SendError::Permanent(self.scrubbed(format!("SMTP: {e}")))),
