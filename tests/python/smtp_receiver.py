@@ -13,13 +13,18 @@ the next DATA is answered with CODE (e.g. 451 or 421, or a 5xx) and COUNT
 goes down by one. Every DATA, accepted or not, appends a line to
 DIR/attempts, so a test can count attempts.
 
-Usage: smtp_receiver.py DIR USER PASSWORD
+TLS: with MODE CERT KEY after the password, MODE `tls` speaks TLS from the
+first byte (SMTPS) and `starttls` requires STARTTLS before AUTH; in both,
+AUTH is refused on a connection that is not encrypted.
+
+Usage: smtp_receiver.py DIR USER PASSWORD [MODE CERT KEY]
 """
 
 import asyncio
 import json
 import logging
 import os
+import ssl
 import sys
 import warnings
 
@@ -67,10 +72,13 @@ class Handler:
         return "250 Message accepted for delivery"
 
 
-def authenticator(user, password):
+def authenticator(user, password, encrypted_only):
     def check(server, session, envelope, mechanism, auth_data):
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        # aiosmtpd's own auth_require_tls only knows STARTTLS: check SMTPS here.
+        if encrypted_only and server.transport.get_extra_info("ssl_object") is None:
+            return AuthResult(success=False, message="538 Encryption required for requested authentication mechanism")
         ok = auth_data.login.decode() == user and auth_data.password.decode() == password
         return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
 
@@ -82,6 +90,11 @@ async def main():
     warnings.filterwarnings("ignore")
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     directory, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+    mode = sys.argv[4] if len(sys.argv) > 4 else "plain"
+    context = None
+    if mode != "plain":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[5], sys.argv[6])
     handler = Handler(directory)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -89,11 +102,14 @@ async def main():
             handler,
             hostname="receiver.test",
             auth_required=True,
-            auth_require_tls=False,
-            authenticator=authenticator(user, password),
+            auth_require_tls=mode == "starttls",
+            require_starttls=mode == "starttls",
+            tls_context=context if mode == "starttls" else None,
+            authenticator=authenticator(user, password, mode == "tls"),
         ),
         host="127.0.0.1",
         port=0,
+        ssl=context if mode == "tls" else None,
     )
     port = server.sockets[0].getsockname()[1]
     print(f"listening on {port}", flush=True)

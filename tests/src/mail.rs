@@ -36,9 +36,76 @@ fn wait_listening(port: u16, what: &str, log: impl Fn() -> String) {
     }
 }
 
+/// A certificate authority for one test and a server certificate it signed
+/// for `127.0.0.1` and `localhost` (ECDSA P-256, made with the openssl CLI).
+pub struct TestCa {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755);
+        let p = |name: &str| dir.path().join(name);
+        let ext = "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+                   keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n";
+        std::fs::write(p("server.ext"), ext).unwrap();
+        let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run openssl ({e}): it comes with Debian's base system"));
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let mut ca_args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Arvis Test CA", "-keyout", "ca.key"];
+        ca_args.extend(key);
+        ca_args.extend(["-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE"]);
+        ca_args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        run(&ca_args);
+        let mut csr_args = vec!["req", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "server.csr"];
+        csr_args.extend(key);
+        run(&csr_args);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            set_mode(&p(f), 0o644);
+        }
+        TestCa { ca: p("ca.pem"), cert: p("cert.pem"), key: p("key.pem"), _dir: dir }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> TestCa {
+        TestCa::new()
+    }
+}
+
 /// A private Dovecot IMAP server with one user.
 pub struct Dovecot {
+    /// IMAP (plain; with TLS set up, STARTTLS before login is required).
     pub port: u16,
+    /// IMAPS (implicit TLS), when started with [`Dovecot::start_tls`]; 0 otherwise.
+    pub tls_port: u16,
     pub user: String,
     dir: tempfile::TempDir,
     next: AtomicUsize,
@@ -47,6 +114,16 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot for `user` with `password` and waits until it accepts.
     pub fn start(user: &str, password: &str) -> Dovecot {
+        Dovecot::start_with(user, password, None)
+    }
+
+    /// Dovecot with `ca`'s server certificate: IMAPS on `tls_port`, and
+    /// STARTTLS on `port` (login refused before it).
+    pub fn start_tls(user: &str, password: &str, ca: &TestCa) -> Dovecot {
+        Dovecot::start_with(user, password, Some(ca))
+    }
+
+    fn start_with(user: &str, password: &str, ca: Option<&TestCa>) -> Dovecot {
         let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -66,16 +143,25 @@ impl Dovecot {
         let passwd = root.join("passwd");
         std::fs::write(&passwd, format!("{user}:{{PLAIN}}{password}:{NOBODY}:{NOBODY}::{}\n", home.display())).unwrap();
         let port = free_port();
+        let tls_port = if ca.is_some() { free_port() } else { 0 };
         let r = root.display();
+        let ssl = match ca {
+            None => "ssl = no\ndisable_plaintext_auth = no\n".to_string(),
+            Some(ca) => format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}\ndisable_plaintext_auth = yes\n",
+                ca.cert.display(),
+                ca.key.display()
+            ),
+        };
         let conf = format!(
             "base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
-             protocols = imap\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             protocols = imap\nlisten = 127.0.0.1\n{ssl}\
              auth_mechanisms = plain login\nauth_verbose = yes\nmail_location = maildir:~/Maildir\n\
              first_valid_uid = 1\n\
              passdb {{\n  driver = passwd-file\n  args = {p}\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = {p}\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  \
-             inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
+             inet_listener imaps {{\n    port = {tls_port}\n    ssl = yes\n  }}\n}}\n",
             p = passwd.display()
         );
         let conf_path = root.join("dovecot.conf");
@@ -90,9 +176,12 @@ impl Dovecot {
             .stderr(errors)
             .status()
             .unwrap_or_else(|e| panic!("cannot start dovecot ({e}): {INSTALL_HINT}"));
-        let server = Dovecot { port, user: user.to_string(), dir, next: AtomicUsize::new(0) };
+        let server = Dovecot { port, tls_port, user: user.to_string(), dir, next: AtomicUsize::new(0) };
         assert!(status.success(), "dovecot refused to start (it must run as root here); log:\n{}", server.log());
         wait_listening(port, "dovecot", || server.log());
+        if tls_port != 0 {
+            wait_listening(tls_port, "dovecot (imaps)", || server.log());
+        }
         server
     }
 
@@ -188,7 +277,18 @@ pub struct SmtpReceiver {
 }
 
 impl SmtpReceiver {
+    /// Plain SMTP (AUTH over plain text).
     pub fn start(user: &str, password: &str) -> SmtpReceiver {
+        SmtpReceiver::start_with(user, password, None)
+    }
+
+    /// SMTP with `ca`'s server certificate: `mode` `tls` (implicit TLS from
+    /// the first byte) or `starttls` (STARTTLS required before AUTH or MAIL).
+    pub fn start_tls(user: &str, password: &str, mode: &str, ca: &TestCa) -> SmtpReceiver {
+        SmtpReceiver::start_with(user, password, Some((mode, ca)))
+    }
+
+    fn start_with(user: &str, password: &str, tls: Option<(&str, &TestCa)>) -> SmtpReceiver {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let python = root.join("../target/mail-venv/bin/python");
         assert!(python.exists(), "{} is missing: {INSTALL_HINT}", python.display());
@@ -199,6 +299,12 @@ impl SmtpReceiver {
             .arg(dir.path())
             .arg(user)
             .arg(password)
+            .args(
+                tls.map(|(mode, ca)| {
+                    vec![mode.into(), ca.cert.clone().into_os_string(), ca.key.clone().into_os_string()]
+                })
+                .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use arvis_testkit::mail::{Dovecot, Received, SmtpReceiver};
+use arvis_testkit::mail::{Dovecot, Received, SmtpReceiver, TestCa};
 use arvis_testkit::{MockLlm, MockReply, TestApp, both_backends};
 use serde_json::{Value, json};
 
@@ -311,4 +311,42 @@ both_backends!(email_is_listed_configured_and_seeded_from_the_environment, |back
     assert_eq!(seeded["token"], "EMAIL_PASSWORD");
     app.wait_bot_status(seeded["id"].as_i64().unwrap(), "running", Duration::from_secs(10)).await;
     app.stop().await;
+});
+
+both_backends!(implicit_tls_and_starttls_both_work_with_a_trusted_certificate, |backend| async move {
+    let ca = TestCa::new();
+    // The system's certificate store, as rustls-native-certs reads it (each
+    // test is its own process under nextest; no other test here uses TLS).
+    unsafe { std::env::set_var("SSL_CERT_FILE", &ca.ca) };
+    let imap = Dovecot::start_tls(USER, PASSWORD, &ca);
+    for (mode, imap_port) in [("tls", imap.tls_port), ("starttls", imap.port)] {
+        let smtp = SmtpReceiver::start_tls(USER, PASSWORD, mode, &ca);
+        let mock = MockLlm::start().await;
+        mock.set_default(MockReply::text(&format!("Over {mode}.")));
+        let app = TestApp::builder(backend)
+            .with_worker()
+            .with_bridge()
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("OPENAI_BASE_URL", &format!("{}/v1", mock.url))
+            .env("EMAIL_IMAP_HOST", "127.0.0.1")
+            .env("EMAIL_IMAP_PORT", &imap_port.to_string())
+            .env("EMAIL_SMTP_HOST", "127.0.0.1")
+            .env("EMAIL_SMTP_PORT", &smtp.port.to_string())
+            .env("EMAIL_USER", USER)
+            .env("EMAIL_TLS", mode)
+            .env(PASSWORD_VAR, PASSWORD)
+            .start()
+            .await;
+        let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+        app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
+        imap.deliver(&mail("ada@example.test", &format!("{mode}@example.test"), "Secure?", "Is this encrypted?"));
+        let got = smtp.wait_received(1, REPLY_WITHIN).await;
+        assert_eq!(got[0].text(), format!("Over {mode}."), "{mode}");
+        assert_eq!(got[0].auth_user.as_deref(), Some(USER), "{mode}: AUTH is only offered over TLS there");
+        app.stop().await;
+    }
+    // Dovecot refuses a plain-text login here: both sessions were encrypted.
+    let logins: Vec<String> = imap.log().lines().filter(|l| l.contains("Login: user=")).map(str::to_string).collect();
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    assert!(logins.iter().all(|l| l.contains("TLS")), "{logins:?}");
 });
