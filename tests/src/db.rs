@@ -61,16 +61,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {
             // Drop is synchronous; psql is on every machine that runs Postgres.
-            let _ = std::process::Command::new("psql")
-                .args([
-                    &format!("{}/postgres", postgres_admin_url()),
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+            crate::harness::psql(&postgres_admin_url(), &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }

@@ -19,6 +19,10 @@
 //! [`FakeSlack::refresh`] sends `disconnect` / `refresh_requested`; the
 //! fake counts any moment when the client had no connection open after it
 //! had one ([`FakeSlack::gaps`]).
+//! [`FakeSlack::retry_unacknowledged`] turns on Slack's own retries: an
+//! envelope not acknowledged within 3 s is sent again (`retry_attempt` 1),
+//! then after 1 and 5 minutes (2 and 3), on whichever connection is newest —
+//! what a bot killed between receiving an event and acknowledging it relies on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +56,8 @@ pub struct Delivery {
     pub envelope_id: String,
     pub event_id: String,
     pub connection: usize,
+    /// 0 for the first envelope of an event, then 1, 2, 3 (Slack's `retry_attempt`).
+    pub retry_attempt: u32,
     pub sent_at: Instant,
     pub acked_at: Option<Instant>,
 }
@@ -69,7 +75,8 @@ struct Inner {
     /// event_id → the envelope payload (for redelivery).
     events: HashMap<String, Value>,
     /// Envelopes that could not be sent (no connection): sent on the next one.
-    waiting: Vec<(String, String, String)>,
+    /// (envelope id, event id, retry attempt, envelope).
+    waiting: Vec<(String, String, u32, String)>,
     posted: Vec<Posted>,
     rate_limited: Vec<Instant>,
     tickets: HashMap<String, bool>,
@@ -88,16 +95,23 @@ struct FakeState {
     retry_after: AtomicU64,
 }
 
+/// When Slack retries an unacknowledged event: after 3 s, 1 min and 5 min.
+const RETRY_AFTER_UNACKED: [Duration; 3] = [Duration::from_secs(3), Duration::from_secs(60), Duration::from_secs(300)];
+
 pub struct FakeSlack {
     /// What `SLACK_API_URL` should be.
     pub url: String,
     state: Arc<FakeState>,
     server: tokio::task::JoinHandle<()>,
+    retries: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for FakeSlack {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(r) = self.retries.lock().unwrap().take() {
+            r.abort();
+        }
     }
 }
 
@@ -206,12 +220,13 @@ async fn connection(s: Arc<FakeState>, mut socket: WebSocket) {
     }
     {
         let mut inner = s.inner.lock().unwrap();
-        for (envelope_id, event_id, env) in std::mem::take(&mut inner.waiting) {
+        for (envelope_id, event_id, retry_attempt, env) in std::mem::take(&mut inner.waiting) {
             let _ = tx.send(env);
             inner.deliveries.push(Delivery {
                 envelope_id,
                 event_id,
                 connection: id,
+                retry_attempt,
                 sent_at: Instant::now(),
                 acked_at: None,
             });
@@ -278,7 +293,48 @@ impl FakeSlack {
             });
             let _ = axum::serve(listener, app).await;
         });
-        FakeSlack { url: format!("{addr}/api"), state, server }
+        FakeSlack { url: format!("{addr}/api"), state, server, retries: Mutex::default() }
+    }
+
+    /// From now on, retries every envelope left unacknowledged as Slack does
+    /// (3 s, 1 min, 5 min after the previous attempt; `retry_attempt` 1–3).
+    pub fn retry_unacknowledged(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                me.retry_due();
+            }
+        });
+        *self.retries.lock().unwrap() = Some(task);
+    }
+
+    /// Sends again each event whose newest envelope went unacknowledged for its retry delay.
+    fn retry_due(&self) {
+        let due: Vec<(String, Value, u32)> = {
+            let inner = self.state.inner.lock().unwrap();
+            // event_id → (envelopes sent, when the newest went out, any acknowledged).
+            let mut by_event: HashMap<&str, (u32, Instant, bool)> = HashMap::new();
+            for d in &inner.deliveries {
+                let e = by_event.entry(d.event_id.as_str()).or_insert((0, d.sent_at, false));
+                e.0 += 1;
+                e.1 = e.1.max(d.sent_at);
+                e.2 |= d.acked_at.is_some();
+            }
+            by_event
+                .into_iter()
+                .filter(|(_, (sent, newest, acked))| {
+                    let retries = *sent as usize - 1;
+                    !acked && RETRY_AFTER_UNACKED.get(retries).is_some_and(|after| newest.elapsed() >= *after)
+                })
+                .filter_map(|(ev, (sent, _, _))| inner.events.get(ev).map(|p| (ev.to_string(), p.clone(), sent)))
+                .collect()
+        };
+        for (event_id, payload, attempt) in due {
+            self.send_envelope(&event_id, &payload, attempt);
+        }
     }
 
     fn next_id(&self, prefix: &str) -> String {
@@ -302,11 +358,12 @@ impl FakeSlack {
                     envelope_id: envelope_id.clone(),
                     event_id: event_id.to_string(),
                     connection: id,
+                    retry_attempt,
                     sent_at: Instant::now(),
                     acked_at: None,
                 });
             }
-            None => inner.waiting.push((envelope_id.clone(), event_id.to_string(), env)),
+            None => inner.waiting.push((envelope_id.clone(), event_id.to_string(), retry_attempt, env)),
         }
         envelope_id
     }

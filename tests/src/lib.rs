@@ -11,10 +11,13 @@
 //! - [`MockLlm`]: a loopback LLM provider (OpenAI, Anthropic, Gemini wire formats) scripted per test.
 //! - [`fake_telegram`]: a loopback Telegram Bot API (long polling, 429 with retry_after, 409 on a second poller).
 //! - [`fake_discord`]: a loopback Discord (a real WebSocket gateway with RESUME replay, op 7/9, close codes; REST with 429s).
+//! - [`fake_matrix`]: a loopback Matrix homeserver (sync with real since/next_batch tokens, invites, idempotent txnIds, 429s, dropped syncs).
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
 //! - [`mail`]: a private Dovecot (IMAP, IDLE; mail delivered into its Maildir) and an aiosmtpd SMTP receiver (AUTH, 4xx/5xx on demand).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
+//! - [`harness`]: free ports, child processes killed on drop, scratch and private
+//!   Postgres — shared by `process`, the `faults` suite and the `loadgen` benchmarks.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
 
 // Test support: failing loudly on broken set-up is the point here.
@@ -24,8 +27,10 @@ pub mod app;
 pub mod dashboard;
 pub mod db;
 pub mod fake_discord;
+pub mod fake_matrix;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod harness;
 pub mod mail;
 pub mod mock_llm;
 pub mod nats;

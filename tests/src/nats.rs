@@ -1,24 +1,30 @@
-//! A private `nats-server` for one test.
+//! A private `nats-server` for one test, benchmark or fault scenario.
 
-use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::harness::{free_port, wait_tcp};
 
 pub struct NatsServer {
     pub port: u16,
     child: Option<Child>,
     store_dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    jetstream: bool,
+    /// Where its output goes (appended across restarts); discarded when `None`.
+    log: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts `nats-server` with JetStream on a free loopback port and waits until it accepts.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(true, None)
+    }
+
+    /// [`NatsServer::start`] with or without JetStream, its output appended to `log`.
+    pub fn start_with(jetstream: bool, log: Option<PathBuf>) -> NatsServer {
         let store_dir = tempfile::tempdir().expect("temp dir");
-        let mut server = NatsServer { port: free_port(), child: None, store_dir };
+        let mut server = NatsServer { port: free_port(), child: None, store_dir, jetstream, log };
         server.restart();
         server
     }
@@ -35,22 +41,26 @@ impl NatsServer {
         }
     }
 
-    /// Starts it again on the same port.
+    /// Starts it again on the same port (and the same JetStream store).
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store_dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server must be on the PATH (./scripts/test.sh installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        let mut cmd = Command::new("nats-server");
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.jetstream {
+            cmd.args(["-js", "-sd"]).arg(self.store_dir.path());
         }
+        match &self.log {
+            Some(path) => {
+                let file = std::fs::File::options().create(true).append(true).open(path).expect("nats log file");
+                cmd.stdout(file.try_clone().expect("nats log file")).stderr(file);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = cmd.spawn().expect("nats-server must be on the PATH (./scripts/test.sh installs it)");
+        self.child = Some(child);
+        wait_tcp(self.port, Duration::from_secs(10), "nats-server");
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::NatsServer;
+use crate::harness::free_port;
 
 /// How one stop went.
 #[derive(Debug)]
@@ -19,11 +20,6 @@ pub struct Stopped {
     pub after: Duration,
     /// Everything it wrote (log and errors).
     pub log: String,
-}
-
-/// A port nothing listens on (bound, read and released).
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running service binary; killed when dropped.
@@ -136,7 +132,7 @@ pub fn start_then_sigterm(bin: &str, ready: &str, nats_url: &str, patience: Dura
 /// within 10 s, with the NATS server unreachable and with it up.
 pub fn assert_sigterm_exits_cleanly(bin: &str, ready: &str) {
     let patience = Duration::from_secs(10);
-    let down = start_then_sigterm(bin, ready, &format!("nats://127.0.0.1:{}", closed_port()), patience);
+    let down = start_then_sigterm(bin, ready, &format!("nats://127.0.0.1:{}", free_port()), patience);
     assert!(
         down.status.is_some_and(|s| s.success()),
         "broker down: {bin} {:?} after {:?}\n{}",

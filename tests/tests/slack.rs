@@ -271,3 +271,49 @@ both_backends!(a_killed_holder_is_taken_over_and_unacknowledged_events_are_answe
     b.stop().await;
     app.stop().await;
 });
+
+/// The fake's own retries, which the `faults` bridge-kill scenario relies on:
+/// an envelope left unacknowledged is sent again after 3 s with
+/// `retry_attempt` 1 (as Slack does), and an acknowledged one never again.
+#[tokio::test]
+async fn the_fake_retries_an_unacknowledged_envelope_after_3_s() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    arvis_shared::install_crypto_provider();
+    let sl = std::sync::Arc::new(FakeSlack::start(BOT_TOKEN, APP_TOKEN).await);
+    sl.retry_unacknowledged();
+    let open: Value = reqwest::Client::new()
+        .post(format!("{}/apps.connections.open", sl.url))
+        .bearer_auth(APP_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(open["url"].as_str().unwrap()).await.unwrap();
+    let mut next = async || -> Value {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap() {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                _ => continue,
+            }
+        }
+    };
+    assert_eq!(next().await["type"], "hello");
+    let (event_id, _) = sl.dm(DM, USER, "ack me");
+    let first = next().await;
+    assert_eq!(first["retry_attempt"], 0);
+    let sent = Instant::now();
+    let retry = next().await;
+    assert!(sent.elapsed() >= Duration::from_millis(2900), "retried after {:?}", sent.elapsed());
+    assert_eq!(retry["retry_attempt"], 1);
+    assert_eq!(retry["payload"]["event_id"], event_id.as_str());
+    assert_ne!(retry["envelope_id"], first["envelope_id"]);
+    ws.send(Message::Text(json!({"envelope_id": retry["envelope_id"]}).to_string().into())).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let deliveries = sl.deliveries();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    assert!(deliveries[1].acked_at.is_some());
+}

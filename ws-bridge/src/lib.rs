@@ -5,7 +5,7 @@
 //! - `session`: one connection — reader, writer task, limits, commands.
 //! - `fanout`: the bridge's one bus subscription and the channel → sockets map.
 //! - `protocol`: the JSON frames.
-//! - `connectors`: the chat-platform bots (Telegram, Discord, Slack), each held by exactly one
+//! - `connectors`: the chat-platform bots (Telegram, Discord, Slack, Matrix), each held by exactly one
 //!   bridge through a lease in the database, replies sent through a durable
 //!   outbox (see its module docs).
 //!

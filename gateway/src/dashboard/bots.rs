@@ -75,6 +75,12 @@ pub struct BotForm {
     /// Slack: the app-level token's variable; "" = `SLACK_APP_TOKEN`.
     #[serde(default)]
     pub app_token: String,
+    /// Matrix: the homeserver URL's variable; "" = `MATRIX_HOMESERVER_URL`.
+    #[serde(default)]
+    pub homeserver_url: String,
+    /// Matrix: the user id's variable; "" = `MATRIX_USER_ID`.
+    #[serde(default)]
+    pub user_id: String,
     #[serde(default)]
     pub is_enabled: Option<String>,
 }
@@ -87,6 +93,8 @@ impl BotForm {
             token: b.token.clone(),
             default_agent_id: b.default_agent_id.map(|id| id.to_string()).unwrap_or_default(),
             app_token: b.settings.as_ref().and_then(|s| s.app_token.clone()).unwrap_or_default(),
+            homeserver_url: b.settings.as_ref().and_then(|s| s.homeserver_url.clone()).unwrap_or_default(),
+            user_id: b.settings.as_ref().and_then(|s| s.user_id.clone()).unwrap_or_default(),
             is_enabled: b.is_enabled.then(|| "on".into()),
         }
     }
@@ -99,7 +107,12 @@ impl BotForm {
     }
 
     fn settings(&self) -> Option<BotSettings> {
-        fields::non_empty(&self.app_token).map(|app| BotSettings { app_token: Some(app) })
+        let s = BotSettings {
+            app_token: fields::non_empty(&self.app_token),
+            homeserver_url: fields::non_empty(&self.homeserver_url),
+            user_id: fields::non_empty(&self.user_id),
+        };
+        (s != BotSettings::default()).then_some(s)
     }
 
     fn into_new(self) -> Result<NewBot, Errors> {
@@ -531,6 +544,18 @@ fn bot_form(action: &str, f: &BotForm, agents: &[Agent], errors: &Errors, submit
                         aria-invalid=[errors.invalid("settings")] aria-describedby="settings-error";
                     span.hint { "Slack only: the variable with the xapp- token; empty: SLACK_APP_TOKEN" }
                     (errors.field("settings"))
+                }
+                div.field {
+                    label for="homeserverUrl" { "Matrix homeserver-URL variable" }
+                    input #homeserverUrl type="text" name="homeserverUrl" value=(f.homeserver_url)
+                        aria-invalid=[errors.invalid("settings")] aria-describedby="settings-error";
+                    span.hint { "Matrix only: the variable with the homeserver's URL; empty: MATRIX_HOMESERVER_URL" }
+                }
+                div.field {
+                    label for="userId" { "Matrix user-id variable" }
+                    input #userId type="text" name="userId" value=(f.user_id)
+                        aria-invalid=[errors.invalid("settings")] aria-describedby="settings-error";
+                    span.hint { "Matrix only: the variable with the bot's user id; empty: MATRIX_USER_ID" }
                 }
                 (fields::check(errors, "isEnabled", "Enabled (connects within 5 s)", f.is_enabled.is_some()))
             }

@@ -54,11 +54,14 @@ async fn list_bots(State(state): State<AppState>) -> ApiResult<Json<Vec<Bot>>> {
 /// Create a bot instance. `platform` is one of discord, telegram, slack,
 /// whatsapp, matrix, sms, email; `token` names the environment variable that
 /// holds the secret (e.g. `DISCORD_BOT_TOKEN`). A second bot with the same
-/// platform and token variable is a 409. Telegram, Discord and Slack bots
-/// start running within 5 s. `settings` holds platform options: for Slack,
-/// `{"appToken": "SLACK_APP_TOKEN_2"}` names the variable with the app-level
-/// (xapp-, Socket Mode) token, `SLACK_APP_TOKEN` when absent — a variable
-/// name like `token`, validated the same way, and only for Slack.
+/// platform and token variable is a 409. Telegram, Discord, Slack and Matrix
+/// bots start running within 5 s. `settings` holds platform options: for
+/// Slack, `{"appToken": "SLACK_APP_TOKEN_2"}` names the variable with the
+/// app-level (xapp-, Socket Mode) token, `SLACK_APP_TOKEN` when absent; for
+/// Matrix, `{"homeserverUrl": "MATRIX_HOMESERVER_URL_2", "userId":
+/// "MATRIX_USER_ID_2"}` name the variables with the homeserver's URL and the
+/// bot's user id (`MATRIX_HOMESERVER_URL`, `MATRIX_USER_ID` when absent) —
+/// variable names like `token`, validated the same way, each only for its platform.
 #[utoipa::path(post, path = "/api/bots", tag = "bots", request_body = NewBot,
     responses((status = 201, body = Bot), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]

@@ -206,7 +206,8 @@ async fn check_token_free(
 /// What [`Store::seed_bot`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seeded {
-    Created(Bot),
+    /// Boxed: a bot is large next to the other variants.
+    Created(Box<Bot>),
     /// A bot already uses this (platform, token variable).
     InUse,
     /// Seeded once before (the user may have deleted it since): left alone.
@@ -238,7 +239,7 @@ impl Store {
         }
         let id = insert_bot_row(&mut tx, f, now).await?;
         tx.commit().await?;
-        Ok(self.get_bot(id).await?.map(Seeded::Created).unwrap_or(Seeded::InUse))
+        Ok(self.get_bot(id).await?.map(|b| Seeded::Created(Box::new(b))).unwrap_or(Seeded::InUse))
     }
 }
 

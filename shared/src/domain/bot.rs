@@ -40,7 +40,8 @@ pub struct Bot {
     pub settings: Option<BotSettings>,
 }
 
-/// Optional per-bot settings. Today one: the Slack app-level token's variable.
+/// Optional per-bot settings: the Slack app-level token's variable; the Matrix
+/// homeserver's and user id's variables. All are variable NAMES, like `token`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BotSettings {
@@ -49,11 +50,21 @@ pub struct BotSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
     pub app_token: Option<String>,
+    /// Matrix only: the NAME of the environment variable holding the homeserver's
+    /// base URL; `MATRIX_HOMESERVER_URL` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub homeserver_url: Option<String>,
+    /// Matrix only: the NAME of the environment variable holding the bot's user id
+    /// (`@bot:example.org`, checked against `whoami`); `MATRIX_USER_ID` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub user_id: Option<String>,
 }
 
 impl BotSettings {
     fn is_empty(&self) -> bool {
-        self.app_token.is_none()
+        self.app_token.is_none() && self.homeserver_url.is_none() && self.user_id.is_none()
     }
 }
 
@@ -202,7 +213,27 @@ impl BotFields {
             }
             check_env_name("settings.appToken", app)?;
         }
+        if let Some(settings) = &self.settings {
+            for (field, var) in
+                [("settings.homeserverUrl", &settings.homeserver_url), ("settings.userId", &settings.user_id)]
+            {
+                let Some(var) = var else { continue };
+                if self.platform != "matrix" {
+                    return Err(Invalid::new(format!("{field} is a Matrix setting (a variable name)")));
+                }
+                check_env_name(field, var)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The variables a Matrix bot reads its homeserver URL and user id from
+    /// (`MATRIX_HOMESERVER_URL`, `MATRIX_USER_ID` by default).
+    pub fn matrix_vars(settings: Option<&BotSettings>) -> (&str, &str) {
+        (
+            settings.and_then(|s| s.homeserver_url.as_deref()).unwrap_or("MATRIX_HOMESERVER_URL"),
+            settings.and_then(|s| s.user_id.as_deref()).unwrap_or("MATRIX_USER_ID"),
+        )
     }
 
     /// The variable holding a Slack bot's app-level token (`SLACK_APP_TOKEN` by default).
@@ -240,10 +271,33 @@ mod tests {
             default_agent_id: None,
             channel_bindings: Vec::new(),
             is_enabled: true,
-            settings: Some(BotSettings { app_token: Some(app.into()) }),
+            settings: Some(BotSettings { app_token: Some(app.into()), ..Default::default() }),
         };
         assert!(bot("slack", "SLACK_APP_TOKEN_2").validate().is_ok());
         assert!(bot("slack", "xapp-1-secret").validate().is_err(), "a token, not a name");
         assert!(bot("discord", "SLACK_APP_TOKEN_2").validate().is_err(), "a Slack setting only");
+    }
+
+    #[test]
+    fn the_matrix_settings_are_matrix_variable_names() {
+        let bot = |platform: &str, url: &str| BotFields {
+            name: "b".into(),
+            platform: platform.into(),
+            token: "MATRIX_ACCESS_TOKEN_2".into(),
+            default_agent_id: None,
+            channel_bindings: Vec::new(),
+            is_enabled: true,
+            settings: Some(BotSettings {
+                homeserver_url: Some(url.into()),
+                user_id: Some("MATRIX_USER_ID_2".into()),
+                ..Default::default()
+            }),
+        };
+        assert!(bot("matrix", "MATRIX_HOMESERVER_URL_2").validate().is_ok());
+        assert!(bot("matrix", "https://matrix.example.org").validate().is_err(), "a URL, not a name");
+        assert!(bot("slack", "MATRIX_HOMESERVER_URL_2").validate().is_err(), "a Matrix setting only");
+        let plain = bot("matrix", "X");
+        assert_eq!(BotFields::matrix_vars(None), ("MATRIX_HOMESERVER_URL", "MATRIX_USER_ID"));
+        assert_eq!(BotFields::matrix_vars(plain.settings.as_ref()), ("X", "MATRIX_USER_ID_2"));
     }
 }

@@ -11,7 +11,7 @@ pub const CONNECTORS: &[(&str, &[&str])] = &[
     ("telegram", &["TELEGRAM_BOT_TOKEN"]),
     ("slack", &["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]),
     ("whatsapp", &[]),
-    ("matrix", &[]),
+    ("matrix", &["MATRIX_HOMESERVER_URL", "MATRIX_ACCESS_TOKEN", "MATRIX_USER_ID"]),
     ("sms", &["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"]),
     (
         "email",

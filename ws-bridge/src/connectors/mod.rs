@@ -1,4 +1,4 @@
-//! Chat-platform connectors (issue #19): Telegram, Discord and Slack bots that
+//! Chat-platform connectors (issues #19, #22): Telegram, Discord, Slack and Matrix bots that
 //! answer, survive restarts, reconnects and takeovers, and never lose or
 //! double a message.
 //!
@@ -22,6 +22,9 @@
 //!   codes that forbid reconnecting; REST for messages and typing.
 //! - [`slack`]: Socket Mode (apps.connections.open, acknowledged envelopes,
 //!   refresh without a gap) and the Web API (auth.test, chat.postMessage).
+//! - [`matrix`]: the Client-Server API v3 (whoami, `/sync` long polling with
+//!   `next_batch` as the cursor, joining invites, `send` with the outbox
+//!   row as transaction id, typing).
 //! - [`email`]: IMAP (IDLE, else polling; UIDVALIDITY+UID cursor) in, SMTP
 //!   submission out, threaded with `In-Reply-To`/`References`.
 //! - [`inbound`]: taking a message in (intake, owed reply, announce) the same
@@ -30,7 +33,8 @@
 //!
 //! Every inbound message goes through the chat intake with its platform id
 //! (Telegram `<bot user id>:<update_id>`, the Discord message id, the Slack
-//! `event_id`, the email's Message-ID), so a redelivery is a duplicate with nothing
+//! `event_id`, Matrix `<bot id>:<event_id>`, the email's Message-ID), so a
+//! redelivery is a duplicate with nothing
 //! written; the job the bot owes an answer for is recorded before the
 //! platform's cursor moves. Why one task per bot instead of a task per
 //! platform: a platform's outage or a bad token then stops only its bot.
@@ -43,6 +47,7 @@ mod email;
 mod http;
 mod inbound;
 mod lease;
+mod matrix;
 mod outbox;
 mod slack;
 mod telegram;
@@ -57,7 +62,7 @@ use arvis_shared::bus::subjects;
 use arvis_shared::db::bots::Seeded;
 use arvis_shared::domain::bot::{Bot, BotFields, BotSettings};
 use arvis_shared::intake::Intake;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +71,7 @@ use lease::Lease;
 use outbox::Owed;
 
 /// Platforms with a connector in this bridge.
-pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "email"];
+pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "matrix", "email"];
 /// How often the manager re-reads the bots, and a non-holder looks for a free lease.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How long stopping a bot may take before the manager moves on.
@@ -269,6 +274,28 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
                 outbox::watch_replies(&ctx, &sl)
             );
         }
+        "matrix" => {
+            let (url_var, user_var) = BotFields::matrix_vars(bot.settings.as_ref());
+            let Some(homeserver) = shared.deps.config.bot_secret(url_var) else {
+                missing_token(&ctx.lease, url_var, stop).await;
+                return;
+            };
+            let user =
+                shared.deps.config.bot_secret(user_var).map(|u| (u.expose_secret().to_string(), user_var.to_string()));
+            let mx = match matrix::Matrix::new(&ctx, homeserver.expose_secret(), url_var, user) {
+                Ok(mx) => mx,
+                Err(why) => {
+                    give_up(&ctx.lease, &why, stop).await;
+                    return;
+                }
+            };
+            tokio::join!(
+                ctx.lease.keep(),
+                mx.run(&ctx),
+                outbox::send_deliveries(&ctx, &mx),
+                outbox::watch_replies(&ctx, &mx)
+            );
+        }
         "email" => {
             let em = match email::Email::new(&ctx) {
                 Ok(em) => em,
@@ -299,8 +326,8 @@ async fn missing_token(lease: &Lease, var: &str, stop: &CancellationToken) {
     give_up(lease, &format!("the environment variable {var} is not set on this bridge"), stop).await;
 }
 
-/// Reports why the bot cannot run with this bridge's configuration, gives
-/// it up and waits before the supervisor looks again.
+/// Reports a configuration the bot cannot run with, gives the bot up and
+/// waits before the supervisor looks again.
 async fn give_up(lease: &Lease, why: &str, stop: &CancellationToken) {
     tracing::warn!(bot_id = lease.bot_id, "{why}");
     lease.report("error", Some(why)).await;
@@ -319,6 +346,7 @@ async fn seed(deps: &Deps) {
         ("telegram", "Telegram bot", &["TELEGRAM_BOT_TOKEN"]),
         ("discord", "Discord bot", &["DISCORD_BOT_TOKEN"]),
         ("slack", "Slack bot", &["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]),
+        ("matrix", "Matrix bot", &["MATRIX_ACCESS_TOKEN", "MATRIX_HOMESERVER_URL", "MATRIX_USER_ID"]),
         // The token is the password; the other required settings must be there too.
         ("email", "Email bot", &["EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST", "EMAIL_USER"]),
     ];

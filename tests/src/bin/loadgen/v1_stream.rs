@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{KEY, Report, bin_dir, free_port, percentile, self_process, spawn, wait_http};
+use super::{KEY, Report, percentile};
 
 const SC: &str = "v1-stream/sqlite-launcher";
 /// Concurrent clients of the second part.
@@ -49,22 +49,8 @@ async fn one(client: &reqwest::Client, url: &str, key: &str) -> Option<Duration>
 }
 
 pub async fn v1_stream(report: &mut Report, secs: f64) {
-    let work = tempfile::tempdir().unwrap();
-    let pport = free_port();
-    let _provider = self_process(&["--provider-server", &pport.to_string()]);
-    let gw = free_port();
-    let env = vec![
-        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
-        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{}", free_port())),
-        ("DASHBOARD_API_KEY", KEY.to_string()),
-        ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
-        ("WORKER_CONCURRENCY", "64".to_string()),
-        ("ARVIS_DATA_DIR", work.path().display().to_string()),
-    ];
-    let _arvis = spawn(&bin_dir().join("arvis"), &env, work.path());
-    let base = format!("http://127.0.0.1:{gw}");
-    wait_http(&format!("{base}/api/health")).await;
+    let launcher = super::launcher(&[]).await;
+    let base = launcher.base.clone();
     super::seed_chat_agents(&base, 1).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).tcp_nodelay(true).build().unwrap();
     let created: Value = client

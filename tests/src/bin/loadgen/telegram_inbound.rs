@@ -17,31 +17,16 @@ use std::time::{Duration, Instant};
 use arvis_testkit::fake_telegram::FakeTelegram;
 use serde_json::json;
 
-use super::{KEY, Report, bin_dir, free_port, percentile, self_process, spawn, wait_http};
+use super::{KEY, Report, percentile};
 
 const TOKEN: &str = "424242:loadgen-telegram-token";
 const SC: &str = "telegram-inbound/sqlite-launcher";
 
 pub async fn telegram_inbound(report: &mut Report, secs: f64) {
-    let work = tempfile::tempdir().unwrap();
-    let pport = free_port();
-    let _provider = self_process(&["--provider-server", &pport.to_string()]);
     let tg = FakeTelegram::start(TOKEN).await;
-    let (gw, wport) = (free_port(), free_port());
-    let env = vec![
-        ("GATEWAY_ADDR", format!("127.0.0.1:{gw}")),
-        ("WS_BRIDGE_ADDR", format!("127.0.0.1:{wport}")),
-        ("DASHBOARD_API_KEY", KEY.to_string()),
-        ("OPENAI_API_KEY", "sk-bench".to_string()),
-        ("OPENAI_BASE_URL", format!("http://127.0.0.1:{pport}/v1")),
-        ("WORKER_CONCURRENCY", "64".to_string()),
-        ("TELEGRAM_BOT_TOKEN", TOKEN.to_string()),
-        ("TELEGRAM_API_URL", tg.url.clone()),
-        ("ARVIS_DATA_DIR", work.path().display().to_string()),
-    ];
-    let _arvis = spawn(&bin_dir().join("arvis"), &env, work.path());
-    let base = format!("http://127.0.0.1:{gw}");
-    wait_http(&format!("{base}/api/health")).await;
+    let launcher =
+        super::launcher(&[("TELEGRAM_BOT_TOKEN", TOKEN.to_string()), ("TELEGRAM_API_URL", tg.url.clone())]).await;
+    let base = launcher.base.clone();
     let client = reqwest::Client::new();
     let agent = super::seed_chat_agents(&base, 1).await[0];
     // The seeded "Telegram bot" answers with that agent.
