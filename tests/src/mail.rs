@@ -114,16 +114,22 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot for `user` with `password` and waits until it accepts.
     pub fn start(user: &str, password: &str) -> Dovecot {
-        Dovecot::start_with(user, password, None)
+        Dovecot::start_with(user, password, None, true)
+    }
+
+    /// Dovecot that does not offer IDLE (its CAPABILITY after login leaves it
+    /// out), as some servers do: the connector must poll.
+    pub fn start_without_idle(user: &str, password: &str) -> Dovecot {
+        Dovecot::start_with(user, password, None, false)
     }
 
     /// Dovecot with `ca`'s server certificate: IMAPS on `tls_port`, and
     /// STARTTLS on `port` (login refused before it).
     pub fn start_tls(user: &str, password: &str, ca: &TestCa) -> Dovecot {
-        Dovecot::start_with(user, password, Some(ca))
+        Dovecot::start_with(user, password, Some(ca), true)
     }
 
-    fn start_with(user: &str, password: &str, ca: Option<&TestCa>) -> Dovecot {
+    fn start_with(user: &str, password: &str, ca: Option<&TestCa>, idle: bool) -> Dovecot {
         let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -153,8 +159,9 @@ impl Dovecot {
                 ca.key.display()
             ),
         };
+        let capability = if idle { "" } else { "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS\n" };
         let conf = format!(
-            "base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
+            "{capability}base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
              protocols = imap\nlisten = 127.0.0.1\n{ssl}\
              auth_mechanisms = plain login\nauth_verbose = yes\nmail_location = maildir:~/Maildir\n\
              first_valid_uid = 1\n\

@@ -350,3 +350,21 @@ both_backends!(implicit_tls_and_starttls_both_work_with_a_trusted_certificate, |
     assert_eq!(logins.len(), 2, "{logins:?}");
     assert!(logins.iter().all(|l| l.contains("TLS")), "{logins:?}");
 });
+
+both_backends!(a_server_without_idle_is_polled, |backend| async move {
+    let mock = MockLlm::start().await;
+    mock.set_default(MockReply::text("Polled."));
+    let mail_servers =
+        Mail { imap: Dovecot::start_without_idle(USER, PASSWORD), smtp: SmtpReceiver::start(USER, PASSWORD) };
+    let app = builder(backend, &mock, &mail_servers).with_bridge().start().await;
+    let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+    app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent_at = Instant::now();
+    mail_servers.imap.deliver(&mail("ada@example.test", "p1@example.test", "Poll", "Anyone?"));
+    // The next look is at most POLL_EVERY (30 s) away; no IDLE notice brings it sooner.
+    let got = mail_servers.smtp.wait_received(1, Duration::from_secs(50)).await;
+    assert_eq!(got[0].text(), "Polled.");
+    assert!(sent_at.elapsed() > Duration::from_secs(3), "answered in {:?}: no IDLE here", sent_at.elapsed());
+    app.stop().await;
+});

@@ -286,6 +286,9 @@ impl Email {
                 session = self.idle(session).await?;
             } else {
                 tokio::time::sleep(POLL_EVERY).await;
+                // NOOP is where a server must report new mail (RFC 3501 §6.1.2);
+                // a FETCH alone may still see the mailbox as it was.
+                self.within("NOOP", session.noop()).await?;
             }
         }
     }
