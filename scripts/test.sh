@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README "Testing"). Makes sure the services the tests talk
 # to exist and run — nats-server on the PATH, PostgreSQL on 127.0.0.1:5432,
-# Chromium and playwright-core for the dashboard's browser tests, Dovecot and
-# aiosmtpd for the email connector's —
+# Chromium and playwright-core for the dashboard's browser tests, the MCP
+# servers of tests/tests/mcp.rs (npm and a Python venv), Dovecot and aiosmtpd
+# for the email connector's —
 # installing them from Debian's packages (and npm) on a fresh machine, then
 # runs the whole workspace's tests (nextest when installed, cargo test otherwise).
 set -euo pipefail
@@ -71,6 +72,29 @@ if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
     fi
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "openai==$OPENAI_VERSION"
+fi
+
+# --- MCP servers for tests/tests/mcp.rs: the reference server
+# @modelcontextprotocol/server-everything from npm (pinned by
+# tests/mcp/package-lock.json) into target/mcp-npm, and the official Python
+# `mcp` package into its own venv for tests/python/mcp_test_server.py.
+mcp_npm=target/mcp-npm
+if ! [ -f "$mcp_npm/.installed-from-lock" ] || ! cmp -s tests/mcp/package-lock.json "$mcp_npm/.installed-from-lock"; then
+    echo "test.sh: npm ci of the MCP test servers into $mcp_npm"
+    mkdir -p "$mcp_npm"
+    cp tests/mcp/package.json tests/mcp/package-lock.json "$mcp_npm/"
+    (cd "$mcp_npm" && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/mcp/package-lock.json "$mcp_npm/.installed-from-lock"
+fi
+MCP_PY_VERSION="${MCP_PY_VERSION:-2.3.0}"
+MCP_VENV=target/mcp-venv
+if ! "$MCP_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_PY_VERSION')" 2>/dev/null; then
+    echo "test.sh: installing mcp==$MCP_PY_VERSION into $MCP_VENV"
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    python3 -m venv "$MCP_VENV"
+    "$MCP_VENV/bin/pip" install -q "mcp==$MCP_PY_VERSION"
 fi
 
 # --- The email connector's tests (tests/tests/email.rs): a private Dovecot per

@@ -12,6 +12,9 @@
 //! - `routes/v1/`: the OpenAI-compatible API (`/v1/models`,
 //!   `/v1/chat/completions`), with its own error type in OpenAI's shape;
 //!   `routes/keys.rs`: its API keys.
+//! - `routes/webhook_in.rs`: user webhooks (`/webhook/{path}`);
+//!   `routes/platform_in.rs`: the WhatsApp and Twilio webhooks, taken in for
+//!   their bots through `arvis_shared::bot_inbound` like the bridge's connectors.
 //!
 //! A request's path: router → access guard → extractor → handler → a `shared`
 //! service (the chat intake) or `Store` method → bus signal after commit →
@@ -97,6 +100,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::skills::router())
         .merge(routes::workflows::router())
         .merge(routes::webhooks::router())
+        .merge(routes::mcp_servers::router())
         .merge(routes::connectors::router())
         .merge(routes::deliveries::router())
         .merge(routes::usage::router())
@@ -107,6 +111,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::v1::router())
         .merge(routes::openapi::router())
         .merge(routes::webhook_in::router())
+        .merge(routes::platform_in::router())
         .merge(routes::ops::router())
 }
 

@@ -102,6 +102,14 @@ pub struct Config {
     pub http_fetch_allow_private: bool,
     /// `WEB_SEARCH_URL`: the endpoint the `web_search` tool queries (`GET …?q=`, JSON results).
     pub web_search_url: Option<String>,
+    /// `MCP_STDIO_ALLOWED` (default true): let workers start stdio MCP servers
+    /// (child processes). `false` for deployments that must not spawn processes:
+    /// such servers get status `error` saying so.
+    pub mcp_stdio_allowed: bool,
+    /// `MCP_CALL_TIMEOUT_MS` (default 30000): how long one MCP `tools/call` may take.
+    pub mcp_call_timeout: Duration,
+    /// `MCP_RESULT_MAX_BYTES` (default 65536): the most of an MCP tool's text result fed to the model.
+    pub mcp_result_max_bytes: usize,
     /// `WORKER_SHUTDOWN_GRACE_SECS` (default 25): on shutdown, how long running jobs may finish before they are released.
     pub worker_shutdown_grace: Duration,
     /// `WORKER_LEASE_MS` (default 30000): how long a claimed job stays held without a renewal.
@@ -129,6 +137,15 @@ pub struct Config {
     pub discord_api_url: String,
     /// `SLACK_API_URL` (default `https://slack.com/api`): the Web API base; the socket URL comes from `apps.connections.open`.
     pub slack_api_url: String,
+    /// `WHATSAPP_API_URL` (default `https://graph.facebook.com/v21.0`): the Graph API base
+    /// that replies go to (`POST {base}/{phone-number-id}/messages`).
+    pub whatsapp_api_url: String,
+    /// `TWILIO_API_URL` (default `https://api.twilio.com`): the REST base that SMS replies go to.
+    pub twilio_api_url: String,
+    /// `TWILIO_WEBHOOK_URL`: the public URL Twilio calls for inbound SMS, which its
+    /// `X-Twilio-Signature` is computed over. When absent, the URL is rebuilt from the
+    /// request (`X-Forwarded-Proto` or http, the `Host` header, the path and query).
+    pub twilio_webhook_url: Option<String>,
     /// `BOT_LEASE_MS` (default 10000): how long a bridge holds a bot without renewing.
     /// Another bridge takes a dead holder's bots over within this plus its 2 s look-up period.
     pub bot_lease_ms: i64,
@@ -224,6 +241,13 @@ impl Config {
                 Some(_) => return Err(invalid("WEB_SEARCH_URL", "must be an http:// or https:// URL")),
                 None => None,
             },
+            mcp_stdio_allowed: parse_bool(&get, "MCP_STDIO_ALLOWED", true)?,
+            mcp_call_timeout: Duration::from_millis(parse_or(&get, "MCP_CALL_TIMEOUT_MS", 30_000u64).and_then(
+                |n| if n < 10 { Err(invalid("MCP_CALL_TIMEOUT_MS", "must be at least 10")) } else { Ok(n) },
+            )?),
+            mcp_result_max_bytes: parse_or(&get, "MCP_RESULT_MAX_BYTES", 65_536usize).and_then(|n| {
+                if n < 256 { Err(invalid("MCP_RESULT_MAX_BYTES", "must be at least 256")) } else { Ok(n) }
+            })?,
             worker_shutdown_grace: Duration::from_secs(parse_or(&get, "WORKER_SHUTDOWN_GRACE_SECS", 25u64)?),
             worker_lease_ms: parse_or(&get, "WORKER_LEASE_MS", 30_000i64)
                 .and_then(|n| if n < 100 { Err(invalid("WORKER_LEASE_MS", "must be at least 100")) } else { Ok(n) })?,
@@ -244,6 +268,15 @@ impl Config {
             telegram_api_url: api_url(&get, "TELEGRAM_API_URL", "https://api.telegram.org")?,
             discord_api_url: api_url(&get, "DISCORD_API_URL", "https://discord.com/api/v10")?,
             slack_api_url: api_url(&get, "SLACK_API_URL", "https://slack.com/api")?,
+            whatsapp_api_url: api_url(&get, "WHATSAPP_API_URL", "https://graph.facebook.com/v21.0")?,
+            twilio_api_url: api_url(&get, "TWILIO_API_URL", "https://api.twilio.com")?,
+            twilio_webhook_url: match get("TWILIO_WEBHOOK_URL") {
+                Some(u) if u.trim().starts_with("http://") || u.trim().starts_with("https://") => {
+                    Some(u.trim().to_string())
+                }
+                Some(_) => return Err(invalid("TWILIO_WEBHOOK_URL", "must be an http:// or https:// URL")),
+                None => None,
+            },
             bot_lease_ms: parse_or(&get, "BOT_LEASE_MS", 10_000i64)
                 .and_then(|n| if n < 500 { Err(invalid("BOT_LEASE_MS", "must be at least 500")) } else { Ok(n) })?,
             email: EmailConfig::from_lookup(&get)?,

@@ -17,6 +17,7 @@
 //! - [`telemetry`]: tracing set-up (readable or JSON logs).
 //! - [`logs`]: every process's INFO+ log events into the `logs` table (for `GET /api/logs`), batched, bounded.
 //! - [`intake`]: the one chat intake every entry point calls (check → route → store → signal → typed reply events).
+//! - [`bot_inbound`]: a bot's message through the intake with its owed reply (the bridge's connectors and the gateway's platform webhooks).
 //! - [`routing`]: which agent answers an incoming message (the routing chain).
 //! - [`credentials`]: API keys and dashboard sessions, checked the same way by every listener.
 //! - [`health`]: the `/healthz`, `/readyz`, `/metrics` replies of every listener, and their own listener on `HEALTH_ADDR` (plain hyper).
@@ -26,6 +27,7 @@
 //! - [`clock`]: timestamps as the database stores them (milliseconds) and as the API shows them.
 
 pub mod bootstrap;
+pub mod bot_inbound;
 pub mod budget;
 pub mod bus;
 pub mod clock;

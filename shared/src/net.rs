@@ -136,8 +136,9 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
-/// Resolves the URL's host and checks every address; the addresses to connect to.
-async fn resolve_checked(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
+/// Resolves the URL's host and checks every address; the addresses to connect
+/// to (the MCP client's HTTP transport pins its connections to them too).
+pub async fn resolve_checked(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
     let host = url.host_str().ok_or("the URL has no host")?;
     let port = url.port_or_known_default().ok_or("the URL has no port")?;
     let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');

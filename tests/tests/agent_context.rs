@@ -475,6 +475,7 @@ async fn http_fetch_reaches_loopback_only_when_allowed() {
         allowed_tools: vec!["http_fetch".into()],
         http_fetch_allow_private: true,
         web_search_url: None,
+        ..Default::default()
     };
     assert_eq!(tools::call(&call("/page"), &allowed).await, "Hello\nfrom & loopback");
     assert_eq!(tools::call(&call("/moved"), &allowed).await, "Hello\nfrom & loopback");
@@ -507,6 +508,7 @@ async fn web_search_queries_the_configured_endpoint() {
         allowed_tools: vec!["web_search".into()],
         http_fetch_allow_private: false,
         web_search_url: Some(format!("http://{addr}/search")),
+        ..Default::default()
     };
     let call = ToolCall { id: "1".into(), name: "web_search".into(), arguments: json!({"query": "rust lang"}) };
     assert_eq!(tools::call(&call, &ctx).await, "1. About rust lang — https://example.org\n   snippet");

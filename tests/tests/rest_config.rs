@@ -112,7 +112,11 @@ both_backends!(settings_connectors_and_metrics, |backend| async move {
         connectors[2],
         json!({"platform": "slack", "configured": false, "vars": ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]})
     );
-    assert_eq!(connectors[3], json!({"platform": "whatsapp", "configured": false, "vars": []}));
+    assert_eq!(
+        connectors[3],
+        json!({"platform": "whatsapp", "configured": false, "vars":
+            ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"]})
+    );
     assert_eq!(connectors[5]["vars"], json!(["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"]));
     assert!(!connectors.to_string().contains("secret"));
 

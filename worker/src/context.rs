@@ -54,6 +54,8 @@ pub struct RunCtx {
     pub param_memory: crate::providers::ParamMemory,
     /// Prices and context windows (the embedded table plus `MODEL_PRICES_FILE`).
     pub prices: crate::pricing::PriceTable,
+    /// Connections to the MCP servers this worker's agents use.
+    pub mcp: std::sync::Arc<crate::mcp::McpManager>,
 }
 
 /// Every model call one run made — the answer, tool rounds, compaction

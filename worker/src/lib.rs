@@ -9,6 +9,7 @@
 //! - [`providers`]: the Anthropic, OpenAI-compatible and Gemini wire formats, streaming.
 //! - [`error`]: `JobError` and the retry schedule; [`pricing`]: prices and context windows per model (LiteLLM's table).
 //! - [`llm`]: the provider-neutral request/response types.
+//! - [`mcp`]: the MCP client — connections to the MCP servers agents use (stdio children, Streamable HTTP).
 //! - [`agent`]: the agent's brain — system prompt, skills, history budget,
 //!   compaction, reply tags and their effects, built-in tools.
 
@@ -18,6 +19,7 @@ pub mod context;
 pub mod error;
 pub mod failover;
 pub mod llm;
+pub mod mcp;
 pub mod pipeline;
 pub mod pool;
 pub mod pricing;
@@ -47,6 +49,8 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
     let settings = Settings::from_config(&deps.config);
     let prices =
         pricing::PriceTable::load(deps.config.model_prices_file.as_deref()).context("loading the model price table")?;
+    let mcp = mcp::McpManager::new(deps.store.clone(), mcp::McpSettings::from_config(&deps.config), deps.tasks.clone());
+    mcp.watch_config(&deps.bus).await;
     let ctx = Arc::new(RunCtx {
         deps,
         client,
@@ -55,8 +59,13 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> 
         conversations: Default::default(),
         param_memory: Default::default(),
         prices,
+        mcp: mcp.clone(),
     });
-    pool::run(ctx, shutdown).await
+    let result = pool::run(ctx, shutdown).await;
+    // After the pool drained (no run calls a tool any more): close every MCP
+    // connection and kill every stdio child before the process goes on to exit.
+    mcp.shutdown().await;
+    result
 }
 
 /// The HTTP client of provider calls (per-request timeouts are set per call).

@@ -70,18 +70,19 @@ pub async fn prepare(ctx: &RunCtx, agent: &Agent, job: &Job, bill: &Bill) -> Res
     if job.payload.message_id.is_none() || messages.is_empty() {
         messages.push(ChatMessage::user(job.payload.prompt.as_str()));
     }
+    let (specs, tool_ctx) = agent::tools::for_run(&ctx.deps.config, &ctx.mcp, &agent.allowed_tools).await;
     Ok(Prepared {
         request: LlmRequest {
             model: split_model(&agent.model).1.to_string(),
             system,
             messages,
-            tools: agent::tools::specs(&agent.allowed_tools),
+            tools: specs,
             max_tokens: if agent.max_tokens > 0 { agent.max_tokens } else { 4096 },
             temperature: agent.temperature,
             effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
             show_thinking: agent.show_thinking,
         },
-        tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
+        tools: tool_ctx,
     })
 }
 
@@ -113,18 +114,19 @@ async fn prepare_api(
         .collect();
     let messages = agent::budget::fit_transcript(&turns, window, &system);
     let max_tokens = api.max_tokens.unwrap_or(if agent.max_tokens > 0 { agent.max_tokens } else { 4096 });
+    let (specs, tool_ctx) = agent::tools::for_run(&ctx.deps.config, &ctx.mcp, &agent.allowed_tools).await;
     Ok(Prepared {
         request: LlmRequest {
             model: split_model(&agent.model).1.to_string(),
             system,
             messages,
-            tools: agent::tools::specs(&agent.allowed_tools),
+            tools: specs,
             max_tokens,
             temperature: api.temperature.unwrap_or(agent.temperature),
             effort: agent.reasoning_effort.as_deref().and_then(crate::llm::Effort::parse),
             show_thinking: agent.show_thinking,
         },
-        tools: ToolContext::from_config(&ctx.deps.config, &agent.allowed_tools),
+        tools: tool_ctx,
     })
 }
 

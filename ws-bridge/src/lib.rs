@@ -5,7 +5,8 @@
 //! - `session`: one connection — reader, writer task, limits, commands.
 //! - `fanout`: the bridge's one bus subscription and the channel → sockets map.
 //! - `protocol`: the JSON frames.
-//! - `connectors`: the chat-platform bots (Telegram, Discord, Slack, Matrix), each held by exactly one
+//! - `connectors`: the chat-platform bots (Telegram, Discord, Slack, Matrix; WhatsApp and SMS, whose
+//!   inbound webhooks the gateway takes in), each held by exactly one
 //!   bridge through a lease in the database, replies sent through a durable
 //!   outbox (see its module docs).
 //!

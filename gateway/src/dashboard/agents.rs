@@ -19,6 +19,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use arvis_shared::domain::agent::{Agent, AgentPatch, NewAgent, REASONING_EFFORTS, ROLES};
+use arvis_shared::domain::mcp::{McpServer, McpTool};
 
 use super::form::Errors;
 use super::layout::{Ctx, NavItem, PageResult, page, page_with_status, see_other};
@@ -213,13 +214,15 @@ async fn list(ctx: Ctx, State(state): State<AppState>, Query(p): Query<PageParam
     )
 }
 
-async fn new_form(ctx: Ctx) -> PageResult {
-    page(&ctx, "New agent", agent_form("/agents/new", &AgentForm::blank(), &Errors::none(), "Create agent"))
+async fn new_form(ctx: Ctx, State(state): State<AppState>) -> PageResult {
+    let mcp = state.deps.store.list_mcp_servers_with_tools().await?;
+    page(&ctx, "New agent", agent_form("/agents/new", &AgentForm::blank(), &Errors::none(), "Create agent", &mcp))
 }
 
 async fn create(ctx: Ctx, State(state): State<AppState>, AppForm(form): AppForm<AgentForm>) -> PageResult {
+    let mcp = state.deps.store.list_mcp_servers_with_tools().await?;
     let refused = |form: &AgentForm, errors: Errors, status: StatusCode| {
-        page_with_status(&ctx, status, "New agent", agent_form("/agents/new", form, &errors, "Create agent"))
+        page_with_status(&ctx, status, "New agent", agent_form("/agents/new", form, &errors, "Create agent", &mcp))
     };
     let body = match form.clone().into_new() {
         Ok(body) => body,
@@ -277,6 +280,7 @@ async fn render_detail(
     let cpager = Pager::new(cpage, PER_PAGE, total);
     let (conversations, _) = store.agent_conversations(id, cpager.limit(), cpager.offset()).await?;
     let conductor = store.settings().await?.conductor_agent_id == Some(id);
+    let mcp = store.list_mcp_servers_with_tools().await?;
     let base = format!("/agents/{id}");
     page_with_status(
         ctx,
@@ -288,7 +292,7 @@ async fn render_detail(
                 @if conductor { span.soon { "the active conductor" } }
             }
             h2 { "Settings" }
-            (agent_form(&base, form, form_errors, "Save changes"))
+            (agent_form(&base, form, form_errors, "Save changes", &mcp))
 
             h2 #memory { "Memory (" (fact_total) ")" }
             @if facts.is_empty() {
@@ -402,8 +406,10 @@ async fn delete_fact(State(state): State<AppState>, AppPath((id, fact)): AppPath
 }
 
 /// The create/edit form. Each input is labelled, carries its API name, and
-/// shows the API's message for it when the last submit was refused.
-fn agent_form(action: &str, f: &AgentForm, errors: &Errors, submit: &str) -> Markup {
+/// shows the API's message for it when the last submit was refused. `mcp`:
+/// the configured MCP servers with the tools workers last saw them offer
+/// (from the database), listed under the tools field as entries to copy.
+fn agent_form(action: &str, f: &AgentForm, errors: &Errors, submit: &str, mcp: &[(McpServer, Vec<McpTool>)]) -> Markup {
     let text = |name: &str, label: &str, value: &str, hint: Option<&str>| {
         html! {
             div.field {
@@ -429,7 +435,34 @@ fn agent_form(action: &str, f: &AgentForm, errors: &Errors, submit: &str) -> Mar
                     (errors.field("role"))
                 }
                 (text("model", "Model", &f.model, Some("provider/model, e.g. openai/gpt-6-luna; empty: the default model")))
-                (text("allowedTools", "Tools", &f.allowed_tools, Some(&format!("comma-separated: {BUILT_IN_TOOLS}"))))
+                (text("allowedTools", "Tools", &f.allowed_tools, Some(&format!("comma-separated: {BUILT_IN_TOOLS}, mcp:<server>/<tool>, mcp:<server>/*"))))
+                @if !mcp.is_empty() {
+                    div.field.wide #mcp-tools {
+                        details open {
+                            summary { "MCP tools (add an entry to Tools)" }
+                            ul {
+                                @for (server, tools) in mcp {
+                                    li {
+                                        code { "mcp:" (server.name) "/*" }
+                                        " — server " (server.name) ", " (server.transport) ", "
+                                        @if !server.is_enabled { "disabled" } @else { (server.status) }
+                                        @if let Some(e) = &server.last_error { " (" (e) ")" }
+                                        @if tools.is_empty() && server.status == "unknown" {
+                                            span.hint { " its tools show once a worker has connected (after a run that uses it)" }
+                                        }
+                                        @if !tools.is_empty() {
+                                            ul {
+                                                @for t in tools {
+                                                    li { code { "mcp:" (server.name) "/" (t.name) } @if !t.description.is_empty() { " — " (t.description) } }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 div.field {
                     label for="temperature" { "Temperature" }
                     input #temperature type="number" name="temperature" min="0" max="2" step="0.05" value=(f.temperature)

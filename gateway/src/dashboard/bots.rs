@@ -111,7 +111,21 @@ impl BotForm {
             app_token: fields::non_empty(&self.app_token),
             homeserver_url: fields::non_empty(&self.homeserver_url),
             user_id: fields::non_empty(&self.user_id),
+            ..Default::default()
         };
+        (s != BotSettings::default()).then_some(s)
+    }
+
+    /// The form's settings over the bot's current ones: the form edits
+    /// `appToken` (Slack) and Matrix's two variables, so the settings it has no
+    /// field for (WhatsApp's and SMS's variable names, set through the API)
+    /// are kept. A bot moved to another platform keeps none of the old platform's.
+    fn settings_over(&self, current: &Bot) -> Option<BotSettings> {
+        let kept = current.settings.as_ref().filter(|_| current.platform == self.platform);
+        let mut s = kept.cloned().unwrap_or_default();
+        s.app_token = fields::non_empty(&self.app_token);
+        s.homeserver_url = fields::non_empty(&self.homeserver_url);
+        s.user_id = fields::non_empty(&self.user_id);
         (s != BotSettings::default()).then_some(s)
     }
 
@@ -127,10 +141,10 @@ impl BotForm {
         })
     }
 
-    fn into_patch(self) -> Result<BotPatch, Errors> {
+    fn into_patch(self, current: &Bot) -> Result<BotPatch, Errors> {
         Ok(BotPatch {
             default_agent_id: Some(self.default_agent()?),
-            settings: Some(self.settings()),
+            settings: Some(self.settings_over(current)),
             channel_bindings: None,
             is_enabled: Some(self.is_enabled.is_some()),
             name: Some(self.name),
@@ -446,7 +460,7 @@ async fn update(
 ) -> PageResult {
     let bot = load(&state, id).await?;
     let rows = current_rows(&bot);
-    let patch = match form.clone().into_patch() {
+    let patch = match form.clone().into_patch(&bot) {
         Ok(p) => p,
         Err(errors) => {
             return render_detail(&ctx, &state, &bot, &form, &errors, &rows, &Errors::none(), StatusCode::BAD_REQUEST)

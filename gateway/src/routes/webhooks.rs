@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use arvis_shared::bus::events::ConfigChanged;
 use arvis_shared::db::DbError;
-use arvis_shared::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
+use arvis_shared::domain::webhook::{NewWebhook, Webhook, WebhookPatch, is_reserved_path};
 
 use super::Ok;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -59,8 +59,19 @@ async fn create_webhook(
 }
 
 /// Creates a webhook: the REST handler's and the dashboard's one path.
+///
+/// A name whose path is reserved for a platform connector (`whatsapp`, `sms`)
+/// is a 409, like a name whose path another webhook has: the request is
+/// well-formed, the URL is taken.
 pub async fn create(state: &AppState, body: NewWebhook) -> ApiResult<Webhook> {
     let fields = body.into_fields()?;
+    if is_reserved_path(&fields.path) {
+        return Err(ApiError::conflict(format!(
+            "the URL path /webhook/{} is reserved for the {} connector; choose another name",
+            fields.path,
+            if fields.path == "sms" { "Twilio SMS" } else { "WhatsApp" }
+        )));
+    }
     check_agent(state, fields.agent_id).await?;
     let webhook = state.deps.store.create_webhook(&fields).await.map_err(write_error)?;
     changed(state, webhook.id).await;

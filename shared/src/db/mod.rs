@@ -53,6 +53,7 @@ pub mod hot;
 pub mod jobs;
 pub mod lane;
 pub mod logs;
+pub mod mcp;
 pub mod memory;
 pub mod memory_ctx;
 pub mod outbox;

@@ -203,7 +203,12 @@ impl NewAgent {
 
 impl AgentPatch {
     /// Applies the patch over the current agent and validates the result.
+    /// `allowedTools` entries are checked against the known forms only when the
+    /// patch sets them: an agent stored before a name became unknown (the
+    /// original accepted any name and ignored what was not built in) can still
+    /// be renamed or paused without first cleaning its tool list.
     pub fn apply(self, current: &Agent) -> Result<AgentFields, Invalid> {
+        let tools_given = self.allowed_tools.is_some();
         let fields = AgentFields {
             slug: self.slug.unwrap_or_else(|| current.slug.clone()),
             name: self.name.unwrap_or_else(|| current.name.clone()),
@@ -221,7 +226,7 @@ impl AgentPatch {
             daily_budget_usd: super::nullable::apply(self.daily_budget_usd, &current.daily_budget_usd),
             monthly_budget_usd: super::nullable::apply(self.monthly_budget_usd, &current.monthly_budget_usd),
         };
-        fields.validate()?;
+        fields.check(tools_given)?;
         Ok(fields)
     }
 }
@@ -238,7 +243,16 @@ pub fn check_slug(field: &str, slug: &str) -> Result<(), Invalid> {
 }
 
 impl AgentFields {
+    /// Every rule, `allowedTools` entries included (each a built-in or an
+    /// `mcp:` form).
     pub fn validate(&self) -> Result<(), Invalid> {
+        self.check(true)
+    }
+
+    /// [`AgentFields::validate`]; with `tools_strict` false, `allowedTools`
+    /// entries are only checked as text (a stored unknown name is kept and, as
+    /// before, ignored at run time).
+    fn check(&self, tools_strict: bool) -> Result<(), Invalid> {
         check_slug("slug", &self.slug)?;
         check_text("name", &self.name, 200)?;
         if self.name.trim().is_empty() {
@@ -257,6 +271,9 @@ impl AgentFields {
             check_text("allowedTools", tool, 100)?;
             if tool.trim().is_empty() {
                 return Err(Invalid::new("allowedTools entries must not be empty"));
+            }
+            if tools_strict {
+                super::mcp::ToolRef::parse(tool)?;
             }
         }
         if !(0.0..=2.0).contains(&self.temperature) || !self.temperature.is_finite() {
@@ -311,5 +328,35 @@ mod tests {
         let mut a = new("ok");
         a.name = "a\0b".into();
         assert!(a.into_fields(DEFAULT_MODEL).unwrap_err().0.contains("NUL"));
+    }
+
+    #[test]
+    fn a_stored_unknown_tool_does_not_block_other_edits_but_a_new_one_is_refused() {
+        let stored = Agent {
+            id: 1,
+            slug: "old".into(),
+            name: "Old".into(),
+            role: "specialist".into(),
+            description: String::new(),
+            model: DEFAULT_MODEL.into(),
+            system_prompt: String::new(),
+            // Accepted (and ignored at run time) before MCP came with its strict forms.
+            allowed_tools: vec!["web_search".into(), "write_file".into()],
+            temperature: 0.7,
+            max_tokens: 1000,
+            is_active: true,
+            created_by: None,
+            reasoning_effort: None,
+            show_thinking: false,
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
+        };
+        let rename = AgentPatch { name: Some("Renamed".into()), ..Default::default() };
+        let f = rename.apply(&stored).unwrap();
+        assert_eq!(f.allowed_tools, stored.allowed_tools);
+        let retool = AgentPatch { allowed_tools: Some(vec!["write_file".into()]), ..Default::default() };
+        assert!(retool.apply(&stored).unwrap_err().0.contains("unknown tool"));
+        let mcp = AgentPatch { allowed_tools: Some(vec!["mcp:files/read".into()]), ..Default::default() };
+        assert_eq!(mcp.apply(&stored).unwrap().allowed_tools, ["mcp:files/read"]);
     }
 }

@@ -40,8 +40,9 @@ pub struct Bot {
     pub settings: Option<BotSettings>,
 }
 
-/// Optional per-bot settings: the Slack app-level token's variable; the Matrix
-/// homeserver's and user id's variables. All are variable NAMES, like `token`.
+/// Optional per-bot settings: the NAMES of the variables a platform needs
+/// besides the bot's `token`, for a second bot of the same platform. Each is
+/// absent by default, meaning the platform's standard variable.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BotSettings {
@@ -60,11 +61,90 @@ pub struct BotSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
     pub user_id: Option<String>,
+    /// WhatsApp only: the variable holding the phone-number id (the sender, and the
+    /// `metadata.phone_number_id` inbound messages are matched by); `WHATSAPP_PHONE_NUMBER_ID` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub phone_number_id: Option<String>,
+    /// WhatsApp only: the variable holding the Meta app secret that signs webhooks
+    /// (`X-Hub-Signature-256`); `WHATSAPP_APP_SECRET` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub app_secret: Option<String>,
+    /// WhatsApp only: the variable holding the webhook verify token (`hub.verify_token`);
+    /// `WHATSAPP_VERIFY_TOKEN` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub verify_token: Option<String>,
+    /// SMS only: the variable holding the Twilio account SID; `TWILIO_ACCOUNT_SID` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub account_sid: Option<String>,
+    /// SMS only: the variable holding the bot's Twilio number (E.164, the `From` of
+    /// replies and the `To` inbound messages are matched by); `TWILIO_PHONE_NUMBER` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,127}$")]
+    pub phone_number: Option<String>,
 }
 
 impl BotSettings {
     fn is_empty(&self) -> bool {
-        self.app_token.is_none() && self.homeserver_url.is_none() && self.user_id.is_none()
+        self.named().all(|(_, _, v)| v.is_none())
+    }
+
+    /// Every setting as (JSON name, the platform it belongs to, value).
+    fn named(&self) -> impl Iterator<Item = (&'static str, &'static str, Option<&str>)> {
+        [
+            ("appToken", "slack", self.app_token.as_deref()),
+            ("homeserverUrl", "matrix", self.homeserver_url.as_deref()),
+            ("userId", "matrix", self.user_id.as_deref()),
+            ("phoneNumberId", "whatsapp", self.phone_number_id.as_deref()),
+            ("appSecret", "whatsapp", self.app_secret.as_deref()),
+            ("verifyToken", "whatsapp", self.verify_token.as_deref()),
+            ("accountSid", "sms", self.account_sid.as_deref()),
+            ("phoneNumber", "sms", self.phone_number.as_deref()),
+        ]
+        .into_iter()
+    }
+}
+
+/// The variables a WhatsApp bot reads besides its `token` (the access token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppVars {
+    pub phone_number_id: String,
+    pub app_secret: String,
+    pub verify_token: String,
+}
+
+/// The variables an SMS (Twilio) bot reads besides its `token` (the auth token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsVars {
+    pub account_sid: String,
+    pub phone_number: String,
+}
+
+impl WhatsAppVars {
+    pub fn of(settings: Option<&BotSettings>) -> WhatsAppVars {
+        let pick = |f: fn(&BotSettings) -> Option<&String>, default: &str| {
+            settings.and_then(f).cloned().unwrap_or_else(|| default.to_string())
+        };
+        WhatsAppVars {
+            phone_number_id: pick(|s| s.phone_number_id.as_ref(), "WHATSAPP_PHONE_NUMBER_ID"),
+            app_secret: pick(|s| s.app_secret.as_ref(), "WHATSAPP_APP_SECRET"),
+            verify_token: pick(|s| s.verify_token.as_ref(), "WHATSAPP_VERIFY_TOKEN"),
+        }
+    }
+}
+
+impl SmsVars {
+    pub fn of(settings: Option<&BotSettings>) -> SmsVars {
+        let pick = |f: fn(&BotSettings) -> Option<&String>, default: &str| {
+            settings.and_then(f).cloned().unwrap_or_else(|| default.to_string())
+        };
+        SmsVars {
+            account_sid: pick(|s| s.account_sid.as_ref(), "TWILIO_ACCOUNT_SID"),
+            phone_number: pick(|s| s.phone_number.as_ref(), "TWILIO_PHONE_NUMBER"),
+        }
     }
 }
 
@@ -205,23 +285,16 @@ impl BotFields {
                 return Err(Invalid::new(format!("channelBindings lists channel {:?} twice", b.channel_id)));
             }
         }
-        if let Some(settings) = &self.settings
-            && let Some(app) = &settings.app_token
-        {
-            if self.platform != "slack" {
-                return Err(Invalid::new("settings.appToken is a Slack setting (the app-level token's variable)"));
-            }
-            check_env_name("settings.appToken", app)?;
-        }
         if let Some(settings) = &self.settings {
-            for (field, var) in
-                [("settings.homeserverUrl", &settings.homeserver_url), ("settings.userId", &settings.user_id)]
-            {
-                let Some(var) = var else { continue };
-                if self.platform != "matrix" {
-                    return Err(Invalid::new(format!("{field} is a Matrix setting (a variable name)")));
+            for (name, platform, value) in settings.named() {
+                let Some(value) = value else { continue };
+                if self.platform != platform {
+                    return Err(Invalid::new(match name {
+                        "appToken" => "settings.appToken is a Slack setting (the app-level token's variable)".into(),
+                        _ => format!("settings.{name} is a setting of {platform} bots only"),
+                    }));
                 }
-                check_env_name(field, var)?;
+                check_env_name(&format!("settings.{name}"), value)?;
             }
         }
         Ok(())
@@ -299,5 +372,30 @@ mod tests {
         let plain = bot("matrix", "X");
         assert_eq!(BotFields::matrix_vars(None), ("MATRIX_HOMESERVER_URL", "MATRIX_USER_ID"));
         assert_eq!(BotFields::matrix_vars(plain.settings.as_ref()), ("X", "MATRIX_USER_ID_2"));
+    }
+
+    #[test]
+    fn whatsapp_and_sms_settings_name_variables_of_their_platform() {
+        let bot = |platform: &str, settings: BotSettings| BotFields {
+            name: "b".into(),
+            platform: platform.into(),
+            token: "T".into(),
+            default_agent_id: None,
+            channel_bindings: Vec::new(),
+            is_enabled: true,
+            settings: Some(settings),
+        };
+        let wa = BotSettings { phone_number_id: Some("WHATSAPP_PHONE_NUMBER_ID_2".into()), ..Default::default() };
+        assert!(bot("whatsapp", wa.clone()).validate().is_ok());
+        assert!(bot("sms", wa.clone()).validate().is_err(), "a WhatsApp setting only");
+        let vars = WhatsAppVars::of(Some(&wa));
+        assert_eq!(vars.phone_number_id, "WHATSAPP_PHONE_NUMBER_ID_2");
+        assert_eq!(vars.app_secret, "WHATSAPP_APP_SECRET");
+        let sms = BotSettings { phone_number: Some("+15550001".into()), ..Default::default() };
+        assert!(bot("sms", sms).validate().is_err(), "a number, not a variable name");
+        let sms = BotSettings { account_sid: Some("TWILIO_ACCOUNT_SID_2".into()), ..Default::default() };
+        assert!(bot("sms", sms.clone()).validate().is_ok());
+        assert_eq!(SmsVars::of(Some(&sms)).phone_number, "TWILIO_PHONE_NUMBER");
+        assert_eq!(SmsVars::of(None).account_sid, "TWILIO_ACCOUNT_SID");
     }
 }

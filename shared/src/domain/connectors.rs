@@ -10,7 +10,10 @@ pub const CONNECTORS: &[(&str, &[&str])] = &[
     ("discord", &["DISCORD_BOT_TOKEN"]),
     ("telegram", &["TELEGRAM_BOT_TOKEN"]),
     ("slack", &["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]),
-    ("whatsapp", &[]),
+    (
+        "whatsapp",
+        &["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"],
+    ),
     ("matrix", &["MATRIX_HOMESERVER_URL", "MATRIX_ACCESS_TOKEN", "MATRIX_USER_ID"]),
     ("sms", &["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"]),
     (

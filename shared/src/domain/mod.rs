@@ -13,6 +13,7 @@ pub mod job;
 pub mod jobs;
 pub mod limits;
 pub mod logs;
+pub mod mcp;
 pub mod memory;
 pub mod nullable;
 pub mod schedule;

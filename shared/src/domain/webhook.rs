@@ -92,6 +92,15 @@ pub struct WebhookFields {
 
 pub const DEFAULT_TEMPLATE: &str = "{{payload}}";
 
+/// Paths under `/webhook/` that belong to the platform connectors (the WhatsApp
+/// Cloud API's and Twilio's inbound webhooks): no user webhook can take them.
+pub const RESERVED_PATHS: &[&str] = &["whatsapp", "sms"];
+
+/// Whether `path` is one of [`RESERVED_PATHS`].
+pub fn is_reserved_path(path: &str) -> bool {
+    RESERVED_PATHS.contains(&path)
+}
+
 /// Lowercase; runs of anything but a-z and 0-9 become one `-`; trimmed of `-`.
 pub fn slugify(name: &str) -> String {
     let mut out = String::new();

@@ -25,6 +25,10 @@
 //! - [`matrix`]: the Client-Server API v3 (whoami, `/sync` long polling with
 //!   `next_batch` as the cursor, joining invites, `send` with the outbox
 //!   row as transaction id, typing).
+//! - [`whatsapp`]: the WhatsApp Cloud API's sends (Graph `/{phone-number-id}/messages`);
+//!   [`sms`]: Twilio's (`Messages.json`). Their inbound messages arrive as
+//!   webhooks on the gateway, which takes them in for the bot; the holder
+//!   checks the credentials, then only runs the outbox.
 //! - [`email`]: IMAP (IDLE, else polling; UIDVALIDITY+UID cursor) in, SMTP
 //!   submission out, threaded with `In-Reply-To`/`References`.
 //! - [`inbound`]: taking a message in (intake, owed reply, announce) the same
@@ -33,8 +37,8 @@
 //!
 //! Every inbound message goes through the chat intake with its platform id
 //! (Telegram `<bot user id>:<update_id>`, the Discord message id, the Slack
-//! `event_id`, Matrix `<bot id>:<event_id>`, the email's Message-ID), so a
-//! redelivery is a duplicate with nothing
+//! `event_id`, Matrix `<bot id>:<event_id>`, the WhatsApp `wamid`, the Twilio `MessageSid`, the
+//! email's Message-ID), so a redelivery is a duplicate with nothing
 //! written; the job the bot owes an answer for is recorded before the
 //! platform's cursor moves. Why one task per bot instead of a task per
 //! platform: a platform's outage or a bad token then stops only its bot.
@@ -50,7 +54,9 @@ mod lease;
 mod matrix;
 mod outbox;
 mod slack;
+mod sms;
 mod telegram;
+mod whatsapp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +66,7 @@ use arvis_shared::Deps;
 use arvis_shared::bus::events::ConfigChanged;
 use arvis_shared::bus::subjects;
 use arvis_shared::db::bots::Seeded;
-use arvis_shared::domain::bot::{Bot, BotFields, BotSettings};
+use arvis_shared::domain::bot::{Bot, BotFields, BotSettings, SmsVars, WhatsAppVars};
 use arvis_shared::intake::Intake;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Notify;
@@ -71,7 +77,7 @@ use lease::Lease;
 use outbox::Owed;
 
 /// Platforms with a connector in this bridge.
-pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "matrix", "email"];
+pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "matrix", "whatsapp", "sms", "email"];
 /// How often the manager re-reads the bots, and a non-holder looks for a free lease.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How long stopping a bot may take before the manager moves on.
@@ -296,6 +302,39 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
                 outbox::watch_replies(&ctx, &mx)
             );
         }
+        "whatsapp" => {
+            let vars = WhatsAppVars::of(bot.settings.as_ref());
+            // The app secret and verify token are the gateway's (webhook
+            // signatures); they are checked here too, so that the bot's status
+            // says what is missing.
+            let Some([phone_number_id, ..]) =
+                required(shared, &ctx.lease, stop, [&vars.phone_number_id, &vars.app_secret, &vars.verify_token]).await
+            else {
+                return;
+            };
+            let wa = whatsapp::WhatsApp::new(&ctx, &phone_number_id);
+            tokio::join!(
+                ctx.lease.keep(),
+                wa.run(&ctx),
+                outbox::send_deliveries(&ctx, &wa),
+                outbox::watch_replies(&ctx, &wa)
+            );
+        }
+        "sms" => {
+            let vars = SmsVars::of(bot.settings.as_ref());
+            let Some([account_sid, phone_number]) =
+                required(shared, &ctx.lease, stop, [&vars.account_sid, &vars.phone_number]).await
+            else {
+                return;
+            };
+            let sms = sms::Sms::new(&ctx, &account_sid, &phone_number);
+            tokio::join!(
+                ctx.lease.keep(),
+                sms.run(&ctx),
+                outbox::send_deliveries(&ctx, &sms),
+                outbox::watch_replies(&ctx, &sms)
+            );
+        }
         "email" => {
             let em = match email::Email::new(&ctx) {
                 Ok(em) => em,
@@ -320,10 +359,33 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
     }
 }
 
-/// Reports a token variable that is not set, gives the bot up and waits
-/// before the supervisor looks again.
+/// The values of the variables a bot needs besides its token, in order; when
+/// any is not set, the bot is given up as by [`missing_token`], naming every
+/// missing variable (never a value).
+async fn required<const N: usize>(
+    shared: &Shared,
+    lease: &Lease,
+    stop: &CancellationToken,
+    vars: [&String; N],
+) -> Option<[SecretString; N]> {
+    let values = vars.map(|v| shared.deps.config.bot_secret(v));
+    let missing: Vec<&str> = vars.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(n, _)| n.as_str()).collect();
+    if !missing.is_empty() {
+        missing_token(lease, &missing.join(", "), stop).await;
+        return None;
+    }
+    Some(values.map(Option::unwrap_or_default))
+}
+
+/// Reports a token variable (or several, comma-separated) that is not set,
+/// gives the bot up and waits before the supervisor looks again.
 async fn missing_token(lease: &Lease, var: &str, stop: &CancellationToken) {
-    give_up(lease, &format!("the environment variable {var} is not set on this bridge"), stop).await;
+    let why = if var.contains(", ") {
+        format!("the environment variables {var} are not set on this bridge")
+    } else {
+        format!("the environment variable {var} is not set on this bridge")
+    };
+    give_up(lease, &why, stop).await;
 }
 
 /// Reports a configuration the bot cannot run with, gives the bot up and
@@ -338,7 +400,8 @@ async fn give_up(lease: &Lease, why: &str, stop: &CancellationToken) {
     }
 }
 
-/// Creates a bot for each platform whose variables are set, once per
+/// Creates a bot for each platform whose variables are set (the first is the
+/// bot's `token`), once per
 /// (platform, token variable) in the life of the database: a seeded bot the
 /// user deleted stays deleted.
 async fn seed(deps: &Deps) {
@@ -347,6 +410,12 @@ async fn seed(deps: &Deps) {
         ("discord", "Discord bot", &["DISCORD_BOT_TOKEN"]),
         ("slack", "Slack bot", &["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"]),
         ("matrix", "Matrix bot", &["MATRIX_ACCESS_TOKEN", "MATRIX_HOMESERVER_URL", "MATRIX_USER_ID"]),
+        (
+            "whatsapp",
+            "WhatsApp bot",
+            &["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"],
+        ),
+        ("sms", "SMS bot", &["TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_PHONE_NUMBER"]),
         // The token is the password; the other required settings must be there too.
         ("email", "Email bot", &["EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST", "EMAIL_USER"]),
     ];

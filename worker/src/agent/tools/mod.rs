@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod search;
 pub mod time;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arvis_shared::config::Config;
@@ -26,6 +27,7 @@ pub use search::{format_results, web_search};
 pub use time::get_time;
 
 use crate::llm::{ChatMessage, ToolCall, ToolSpec};
+use crate::mcp::{McpBinding, McpManager};
 
 /// A built-in tool: its name and the one-line hint the system prompt carries.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +61,11 @@ pub struct ToolContext {
     pub http_fetch_allow_private: bool,
     /// `WEB_SEARCH_URL`: a search endpoint answering `GET ?q=…` with JSON.
     pub web_search_url: Option<String>,
+    /// The worker's MCP connections (none in unit tests).
+    pub mcp: Option<Arc<McpManager>>,
+    /// The MCP tools declared to the model in this run: wire name → server/tool.
+    /// A call to a name not here is refused, whatever the model sends.
+    pub mcp_tools: Vec<McpBinding>,
 }
 
 impl ToolContext {
@@ -67,8 +74,27 @@ impl ToolContext {
             allowed_tools: allowed_tools.to_vec(),
             http_fetch_allow_private: config.http_fetch_allow_private,
             web_search_url: config.web_search_url.clone(),
+            mcp: None,
+            mcp_tools: vec![],
         }
     }
+}
+
+/// The tools of one run: the built-ins among `allowed`, then the MCP tools it
+/// grants (`mcp:<server>/<tool>`, `mcp:<server>/*`) under provider-safe names,
+/// with the context that runs their calls.
+pub async fn for_run(config: &Config, mcp: &Arc<McpManager>, allowed: &[String]) -> (Vec<ToolSpec>, ToolContext) {
+    let mut specs = specs(allowed);
+    let mut ctx = ToolContext::from_config(config, allowed);
+    if !arvis_shared::domain::mcp::referenced_servers(allowed).is_empty() {
+        let taken: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for (binding, spec) in mcp.tools_for(allowed, &taken).await {
+            specs.push(spec);
+            ctx.mcp_tools.push(binding);
+        }
+        ctx.mcp = Some(mcp.clone());
+    }
+    (specs, ctx)
 }
 
 /// The built-in tools among `allowed`, with their argument schemas.
@@ -102,7 +128,7 @@ fn spec(name: &str) -> ToolSpec {
 /// Runs one tool call; the answer (or `Error: …`) for the model.
 pub async fn call(call: &ToolCall, ctx: &ToolContext) -> String {
     if !BUILTIN.iter().any(|b| b.name == call.name) {
-        return format!("Error: unknown tool {:?}", call.name);
+        return call_mcp(call, ctx).await;
     }
     if !ctx.allowed_tools.iter().any(|a| a == &call.name) {
         return format!("Error: tool {} is not enabled for this agent", call.name);
@@ -118,6 +144,26 @@ pub async fn call(call: &ToolCall, ctx: &ToolContext) -> String {
             http_fetch(arg("url"), ctx.http_fetch_allow_private).await.unwrap_or_else(|e| format!("Error: {e}"))
         }
         _ => web_search(arg("query"), ctx.web_search_url.as_deref()).await.unwrap_or_else(|e| format!("Error: {e}")),
+    }
+}
+
+/// An MCP tool call: only a tool declared to the model in this run, and
+/// still granted by `allowedTools`, reaches its server.
+async fn call_mcp(call: &ToolCall, ctx: &ToolContext) -> String {
+    let Some(binding) = ctx.mcp_tools.iter().find(|b| b.wire == call.name) else {
+        if call.name.starts_with("mcp_") {
+            return format!("Error: tool {} is not enabled for this agent", call.name);
+        }
+        return format!("Error: unknown tool {:?}", call.name);
+    };
+    let (Some(mcp), true) =
+        (ctx.mcp.as_ref(), arvis_shared::domain::mcp::allows(&ctx.allowed_tools, &binding.server, &binding.tool))
+    else {
+        return format!("Error: tool {} is not enabled for this agent", call.name);
+    };
+    match mcp.call(&binding.server, &binding.tool, &call.arguments).await {
+        Ok(text) => text,
+        Err(e) => format!("Error: {e}"),
     }
 }
 
@@ -153,6 +199,8 @@ pub(crate) mod tests {
             allowed_tools: BUILTIN.iter().map(|b| b.name.to_string()).collect(),
             http_fetch_allow_private: allow_private,
             web_search_url: None,
+            mcp: None,
+            mcp_tools: vec![],
         }
     }
 
@@ -179,6 +227,18 @@ pub(crate) mod tests {
         assert_eq!(&*out[0].content, "2");
         assert_eq!(out[0].tool_call_id.as_deref(), Some("c1"));
         assert!(out[1].content.starts_with("Error: unknown tool"));
+    }
+
+    #[tokio::test]
+    async fn mcp_calls_need_a_declared_and_allowed_tool() {
+        let binding = McpBinding { wire: "mcp_fs_read".into(), server: "fs".into(), tool: "read".into() };
+        // Not declared in this run: refused, whatever the model sends.
+        let out = call(&tool("mcp_fs_read", json!({})), &ctx(false)).await;
+        assert_eq!(out, "Error: tool mcp_fs_read is not enabled for this agent");
+        // Declared but no longer granted by allowedTools: refused too.
+        let c = ToolContext { mcp_tools: vec![binding], ..ctx(false) };
+        let out = call(&tool("mcp_fs_read", json!({})), &c).await;
+        assert_eq!(out, "Error: tool mcp_fs_read is not enabled for this agent");
     }
 
     #[test]
