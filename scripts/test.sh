@@ -2,7 +2,8 @@
 # The test command (README "Testing"). Makes sure the services the tests talk
 # to exist and run — nats-server on the PATH, PostgreSQL on 127.0.0.1:5432,
 # Chromium and playwright-core for the dashboard's browser tests, the MCP
-# servers of tests/tests/mcp.rs (npm and a Python venv) —
+# servers of tests/tests/mcp.rs (npm and a Python venv), Dovecot and aiosmtpd
+# for the email connector's —
 # installing them from Debian's packages (and npm) on a fresh machine, then
 # runs the whole workspace's tests (nextest when installed, cargo test otherwise).
 set -euo pipefail
@@ -94,6 +95,25 @@ if ! "$MCP_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.
     fi
     python3 -m venv "$MCP_VENV"
     "$MCP_VENV/bin/pip" install -q "mcp==$MCP_PY_VERSION"
+fi
+
+# --- The email connector's tests (tests/tests/email.rs): a private Dovecot per
+# test (Debian's dovecot-imapd; the test kit starts it from its own config,
+# the package's own instance is not used) and an SMTP receiver, aiosmtpd in a
+# venv under target/ (tests/python/smtp_receiver.py).
+if ! [ -x /usr/sbin/dovecot ]; then
+    echo "test.sh: installing dovecot-imapd"
+    apt_install dovecot-imapd
+fi
+AIOSMTPD_VERSION="${AIOSMTPD_VERSION:-1.4.6}"
+MAIL_VENV=target/mail-venv
+if ! "$MAIL_VENV/bin/python" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
+    echo "test.sh: installing aiosmtpd==$AIOSMTPD_VERSION into $MAIL_VENV"
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    python3 -m venv "$MAIL_VENV"
+    "$MAIL_VENV/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
 fi
 
 # --- The tests.

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+mod email;
+pub use email::{EmailConfig, EmailTls};
+
 /// A configuration error: always names the variable at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -146,6 +149,9 @@ pub struct Config {
     /// `BOT_LEASE_MS` (default 10000): how long a bridge holds a bot without renewing.
     /// Another bridge takes a dead holder's bots over within this plus its 2 s look-up period.
     pub bot_lease_ms: i64,
+    /// The email connector's server, account and TLS settings (`EMAIL_*`; the
+    /// password is the bot's `token` variable).
+    pub email: EmailConfig,
     /// Values of the connector variables seen at load time (`TELEGRAM_BOT_TOKEN`,
     /// `TELEGRAM_BOT_TOKEN_2`, …), by name; see [`Config::bot_secret`].
     bot_secrets: BTreeMap<String, SecretString>,
@@ -273,6 +279,7 @@ impl Config {
             },
             bot_lease_ms: parse_or(&get, "BOT_LEASE_MS", 10_000i64)
                 .and_then(|n| if n < 500 { Err(invalid("BOT_LEASE_MS", "must be at least 500")) } else { Ok(n) })?,
+            email: EmailConfig::from_lookup(&get)?,
             bot_secrets: bot_secrets(&get),
             process_env: false,
         })
@@ -342,11 +349,12 @@ fn api_url(get: &impl Fn(&str) -> Option<String>, var: &str, default: &str) -> R
     Ok(url.trim_end_matches('/').to_string())
 }
 
-/// Connector variables and their numbered forms, with their values.
+/// Connector variables and their numbered forms, with their values; settings
+/// (`SETTING_VARS`: hosts, ports) are not secrets and are read elsewhere.
 fn bot_secrets(get: &impl Fn(&str) -> Option<String>) -> BTreeMap<String, SecretString> {
     let mut out = BTreeMap::new();
     for (_, vars) in crate::domain::connectors::CONNECTORS {
-        for var in *vars {
+        for var in vars.iter().filter(|v| !crate::domain::connectors::SETTING_VARS.contains(v)) {
             for name in std::iter::once(var.to_string()).chain((1..10).map(|i| format!("{var}_{i}"))) {
                 if let Some(v) = get(&name) {
                     out.insert(name, SecretString::from(v));
@@ -542,6 +550,23 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/arvis.db");
         assert!(c.nats_url.is_none());
         assert!(c.accounts.is_empty());
+    }
+
+    #[test]
+    fn email_settings_are_not_secrets_but_its_password_is() {
+        let c = config(&[
+            ("EMAIL_IMAP_HOST", "127.0.0.1"),
+            ("EMAIL_USER", "bot@example.test"),
+            ("EMAIL_PASSWORD", "pw-secret"),
+            ("EMAIL_PASSWORD_2", "pw-other"),
+        ])
+        .unwrap();
+        let secrets = c.all_secret_values();
+        assert!(secrets.contains(&"pw-secret".to_string()) && secrets.contains(&"pw-other".to_string()));
+        assert!(!secrets.iter().any(|s| s == "127.0.0.1" || s == "bot@example.test"), "{secrets:?}");
+        assert_eq!(c.email.imap_host.as_deref(), Some("127.0.0.1"));
+        assert!(c.bot_secret("EMAIL_PASSWORD_2").is_some());
+        assert!(c.env_present("EMAIL_IMAP_HOST") && !c.env_present("EMAIL_SMTP_HOST"));
     }
 
     #[test]

@@ -14,6 +14,13 @@ use crate::config::LogFormat;
 /// is ignored), which keeps tests that start several services simple.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // async-imap traces every command it writes, LOGIN with its password
+    // included: that target stays off whatever RUST_LOG says (the more
+    // specific directive wins over `async_imap=trace`).
+    let filter = match "async_imap::imap_stream=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     let registry = tracing_subscriber::registry().with(filter).with(crate::logs::DbLogLayer);
     let _ = match format {
         LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true)).try_init(),

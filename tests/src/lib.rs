@@ -15,6 +15,7 @@
 //! - [`fake_slack`]: a loopback Slack (Web API with 429s; Socket Mode with acks, redelivery and refresh).
 //! - [`fake_whatsapp`]: a loopback WhatsApp Cloud API (Graph sends with 429/500s; webhooks signed as Meta signs them).
 //! - [`fake_twilio`]: a loopback Twilio (Messages.json with 429/500s; inbound SMS signed as Twilio signs them).
+//! - [`mail`]: a private Dovecot (IMAP, IDLE; mail delivered into its Maildir) and an aiosmtpd SMTP receiver (AUTH, 4xx/5xx on demand).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
 //! - [`harness`]: free ports, child processes killed on drop, scratch and private
@@ -34,6 +35,7 @@ pub mod fake_telegram;
 pub mod fake_twilio;
 pub mod fake_whatsapp;
 pub mod harness;
+pub mod mail;
 pub mod mock_llm;
 pub mod nats;
 pub mod process;

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use arvis_shared::config::Config;
-use arvis_shared::domain::connectors::{CONNECTORS, Connector};
+use arvis_shared::domain::connectors::{CONNECTORS, Connector, is_configured};
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub fn connectors(config: &Config) -> Vec<Connector> {
         .iter()
         .map(|(platform, vars)| Connector {
             platform: (*platform).to_string(),
-            configured: !vars.is_empty() && vars.iter().all(|v| config.env_present(v)),
+            configured: is_configured(vars, |v| config.env_present(v)),
             vars: vars.iter().map(|v| (*v).to_string()).collect(),
         })
         .collect()

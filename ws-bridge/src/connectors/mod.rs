@@ -29,13 +29,16 @@
 //!   [`sms`]: Twilio's (`Messages.json`). Their inbound messages arrive as
 //!   webhooks on the gateway, which takes them in for the bot; the holder
 //!   checks the credentials, then only runs the outbox.
+//! - [`email`]: IMAP (IDLE, else polling; UIDVALIDITY+UID cursor) in, SMTP
+//!   submission out, threaded with `In-Reply-To`/`References`.
 //! - [`inbound`]: taking a message in (intake, owed reply, announce) the same
 //!   way on every platform; [`chunk`]: splitting replies at the platform's
 //!   limit; [`http`]: the HTTP client, backoff, retry-after, token scrubbing.
 //!
 //! Every inbound message goes through the chat intake with its platform id
 //! (Telegram `<bot user id>:<update_id>`, the Discord message id, the Slack
-//! `event_id`, Matrix `<bot id>:<event_id>`, the WhatsApp `wamid`, the Twilio `MessageSid`), so a redelivery is a duplicate with nothing
+//! `event_id`, Matrix `<bot id>:<event_id>`, the WhatsApp `wamid`, the Twilio `MessageSid`, the
+//! email's Message-ID), so a redelivery is a duplicate with nothing
 //! written; the job the bot owes an answer for is recorded before the
 //! platform's cursor moves. Why one task per bot instead of a task per
 //! platform: a platform's outage or a bad token then stops only its bot.
@@ -44,6 +47,7 @@
 
 mod chunk;
 mod discord;
+mod email;
 mod http;
 mod inbound;
 mod lease;
@@ -73,7 +77,7 @@ use lease::Lease;
 use outbox::Owed;
 
 /// Platforms with a connector in this bridge.
-pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "matrix", "whatsapp", "sms"];
+pub const SUPPORTED: &[&str] = &["telegram", "discord", "slack", "matrix", "whatsapp", "sms", "email"];
 /// How often the manager re-reads the bots, and a non-holder looks for a free lease.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How long stopping a bot may take before the manager moves on.
@@ -331,6 +335,21 @@ async fn hold(shared: &Shared, bot: &Bot, lease: Lease, stop: &CancellationToken
                 outbox::watch_replies(&ctx, &sms)
             );
         }
+        "email" => {
+            let em = match email::Email::new(&ctx) {
+                Ok(em) => em,
+                Err(why) => {
+                    give_up(&ctx.lease, &why, stop).await;
+                    return;
+                }
+            };
+            tokio::join!(
+                ctx.lease.keep(),
+                em.run(&ctx),
+                outbox::send_deliveries(&ctx, &em),
+                outbox::watch_replies(&ctx, &em)
+            );
+        }
         _ => {}
     }
     if stop.is_cancelled() {
@@ -397,6 +416,8 @@ async fn seed(deps: &Deps) {
             &["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"],
         ),
         ("sms", "SMS bot", &["TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_PHONE_NUMBER"]),
+        // The token is the password; the other required settings must be there too.
+        ("email", "Email bot", &["EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST", "EMAIL_USER"]),
     ];
     for (platform, name, vars) in SEEDS {
         if !vars.iter().all(|v| deps.config.env_present(v)) {
