@@ -105,6 +105,11 @@ if ! [ -x /usr/sbin/dovecot ]; then
     echo "test.sh: installing dovecot-imapd"
     apt_install dovecot-imapd
 fi
+# The TLS test makes its own CA and server certificate with the openssl CLI.
+if ! command -v openssl >/dev/null; then
+    echo "test.sh: installing openssl"
+    apt_install openssl
+fi
 AIOSMTPD_VERSION="${AIOSMTPD_VERSION:-1.4.6}"
 MAIL_VENV=target/mail-venv
 if ! "$MAIL_VENV/bin/python" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
