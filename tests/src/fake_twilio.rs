@@ -17,7 +17,6 @@
 //!   by name) — over the URL Twilio was configured with, which may differ
 //!   from the one the request actually reaches (a proxy).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,30 +40,14 @@ pub struct Sent {
     pub at: Instant,
 }
 
-/// An answer the fake gives to a send instead of accepting it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Failure {
-    /// HTTP 429, code 20429, `Retry-After` in seconds.
-    RateLimited { retry_after_secs: u64 },
-    /// HTTP 500, code 20500.
-    ServerError,
-    /// The connection drops after the status line: the message was not
-    /// accepted, and the client sees a broken answer.
-    Disconnect,
-}
-
-/// A 200 whose body breaks off: the connection is cut mid-answer.
-fn cut_off() -> Response {
-    let stream =
-        futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection cut")) });
-    (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
-}
+pub use crate::send_failures::Failure;
+use crate::send_failures::{Script, cut_off};
 
 #[derive(Default)]
 struct Inner {
     sent: Vec<Sent>,
-    failures: VecDeque<Failure>,
-    failed_at: Vec<(Failure, Instant)>,
+    /// The failures the next sends get, and those answered.
+    failures: Script,
 }
 
 struct FakeState {
@@ -159,14 +142,7 @@ async fn create_message(
             "The concatenated message body exceeds the 1600 character limit.",
         );
     }
-    let failure = {
-        let mut inner = s.inner.lock().unwrap();
-        let f = inner.failures.pop_front();
-        if let Some(f) = f {
-            inner.failed_at.push((f, Instant::now()));
-        }
-        f
-    };
+    let failure = s.inner.lock().unwrap().failures.take();
     match failure {
         Some(Failure::RateLimited { retry_after_secs }) => {
             let mut r = twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
@@ -297,11 +273,11 @@ impl FakeTwilio {
 
     /// The next sends get these answers, in order.
     pub fn fail_next(&self, failures: &[Failure]) {
-        self.state.inner.lock().unwrap().failures.extend(failures.iter().copied());
+        self.state.inner.lock().unwrap().failures.push(failures);
     }
 
     pub fn failed_at(&self) -> Vec<(Failure, Instant)> {
-        self.state.inner.lock().unwrap().failed_at.clone()
+        self.state.inner.lock().unwrap().failures.answered()
     }
 
     pub fn sent(&self) -> Vec<Sent> {

@@ -16,7 +16,6 @@
 //!   HMAC-SHA256(app secret, raw body); [`text_notification`] and friends
 //!   build the payloads Meta sends.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,31 +36,14 @@ pub struct Sent {
     pub at: Instant,
 }
 
-/// An answer the fake gives to a send instead of accepting it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Failure {
-    /// HTTP 429, code 130429 ("Rate limit hit"), `Retry-After` in seconds.
-    RateLimited { retry_after_secs: u64 },
-    /// HTTP 500, code 131000 ("Something went wrong").
-    ServerError,
-    /// The connection drops after the status line: the message was not
-    /// accepted, and the client sees a broken answer.
-    Disconnect,
-}
-
-/// A 200 whose body breaks off: the connection is cut mid-answer.
-fn cut_off() -> Response {
-    let stream =
-        futures::stream::once(async { Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection cut")) });
-    (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
-}
+pub use crate::send_failures::Failure;
+use crate::send_failures::{Script, cut_off};
 
 #[derive(Default)]
 struct Inner {
     sent: Vec<Sent>,
-    failures: VecDeque<Failure>,
-    /// When each failure was answered.
-    failed_at: Vec<(Failure, Instant)>,
+    /// The failures the next sends get, and those answered.
+    failures: Script,
     checks: usize,
 }
 
@@ -139,14 +121,7 @@ async fn messages(
             "(#100) Param text['body'] must be at most 4096 characters long",
         );
     }
-    let failure = {
-        let mut inner = s.inner.lock().unwrap();
-        let f = inner.failures.pop_front();
-        if let Some(f) = f {
-            inner.failed_at.push((f, Instant::now()));
-        }
-        f
-    };
+    let failure = s.inner.lock().unwrap().failures.take();
     match failure {
         Some(Failure::RateLimited { retry_after_secs }) => {
             let mut r = graph_error(StatusCode::TOO_MANY_REQUESTS, 130429, "(#130429) Rate limit hit");
@@ -263,12 +238,12 @@ impl FakeWhatsApp {
 
     /// The next sends get these answers, in order.
     pub fn fail_next(&self, failures: &[Failure]) {
-        self.state.inner.lock().unwrap().failures.extend(failures.iter().copied());
+        self.state.inner.lock().unwrap().failures.push(failures);
     }
 
     /// Every failure answered, with when.
     pub fn failed_at(&self) -> Vec<(Failure, Instant)> {
-        self.state.inner.lock().unwrap().failed_at.clone()
+        self.state.inner.lock().unwrap().failures.answered()
     }
 
     /// How many times the credentials were checked (`GET /{phone-number-id}`).

@@ -18,6 +18,7 @@
 //! - [`mail`]: a private Dovecot (IMAP, IDLE; mail delivered into its Maildir) and an aiosmtpd SMTP receiver (AUTH, 4xx/5xx on demand).
 //! - [`dashboard`]: fetch dashboard pages as HTML, assert on them, seed 10 000 rows fast.
 //! - [`process`]: a service binary in its own process, stopped with SIGTERM.
+//! - [`send_failures`]: the failures the REST platform fakes (WhatsApp, Twilio) answer sends with.
 //! - [`harness`]: free ports, child processes killed on drop, scratch and private
 //!   Postgres — shared by `process`, the `faults` suite and the `loadgen` benchmarks.
 //! - [`both_backends!`]: writes one test twice, for SQLite and for Postgres.
@@ -39,6 +40,7 @@ pub mod mail;
 pub mod mock_llm;
 pub mod nats;
 pub mod process;
+pub mod send_failures;
 
 pub use app::{Bridge, TestApp, TestAppBuilder, events_until_final};
 pub use db::{Backend, TestDb};
