@@ -208,6 +208,16 @@ impl TestApp {
         sub
     }
 
+    /// Creates the agent the connector tests answer with (`helper`, OpenAI
+    /// `gpt-4o-mini`, so the loopback LLM plays its provider); its id.
+    pub async fn helper_agent(&self) -> i64 {
+        let (status, body) = self
+            .post("/api/agents", serde_json::json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
     /// Bot `id` as `GET /api/bots` shows it (`Null` when it is not there).
     pub async fn bot(&self, id: i64) -> Value {
         let (_, bots) = self.get("/api/bots").await;

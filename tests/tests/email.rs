@@ -43,13 +43,6 @@ fn builder(backend: arvis_testkit::Backend, mock: &MockLlm, mail: &Mail) -> arvi
         .env("BOT_LEASE_MS", "2000")
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp, agent: i64, token_var: &str) -> i64 {
     let (status, body) = app
         .post("/api/bots", json!({"name": "mail", "platform": "email", "token": token_var, "defaultAgentId": agent}))
@@ -101,7 +94,7 @@ both_backends!(a_mail_is_answered_in_its_thread_from_its_own_words, |backend| as
     let mail_servers = servers();
     let app = builder(backend, &mock, &mail_servers).with_bridge().start().await;
     let (imap, smtp) = (&mail_servers.imap, &mail_servers.smtp);
-    let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+    let id = create_bot(&app, app.helper_agent().await, PASSWORD_VAR).await;
     app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
     // Let the connector settle into IDLE: the mail below is then found by
     // the server's notice, not by the first look at the inbox.
@@ -179,7 +172,7 @@ both_backends!(one_reply_per_message_id_and_a_451_is_retried_once_delivered, |ba
     let mail_servers = servers();
     let app = builder(backend, &mock, &mail_servers).with_bridge().start().await;
     let (imap, smtp) = (&mail_servers.imap, &mail_servers.smtp);
-    let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+    let id = create_bot(&app, app.helper_agent().await, PASSWORD_VAR).await;
     app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
 
     // The receiver refuses the first attempt with 451: the reply goes out on
@@ -224,7 +217,7 @@ both_backends!(a_restart_answers_new_mail_once_and_old_mail_never, |backend| asy
     imap.deliver(&mail("old@example.test", "old1@example.test", "Ancient", "From last year."));
     // INTERNALDATE has whole seconds: the old mail is a second older than what follows.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+    let id = create_bot(&app, app.helper_agent().await, PASSWORD_VAR).await;
     let first = app.spawn_bridge().await;
     app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
     imap.deliver(&mail("ada@example.test", "r1@example.test", "First", "Hello?"));
@@ -264,7 +257,7 @@ both_backends!(a_wrong_password_is_reported_without_the_password, |backend| asyn
     let mail_servers = servers();
     let app =
         builder(backend, &mock, &mail_servers).env("EMAIL_PASSWORD_2", "Wrong-pw-0815").with_bridge().start().await;
-    let id = create_bot(&app, agent(&app).await, "EMAIL_PASSWORD_2").await;
+    let id = create_bot(&app, app.helper_agent().await, "EMAIL_PASSWORD_2").await;
     let b = app.wait_bot_status(id, "error", Duration::from_secs(15)).await;
     let why = b["lastError"].as_str().unwrap();
     assert!(why.contains("login") && why.contains("refused"), "{why}");
@@ -337,7 +330,7 @@ both_backends!(implicit_tls_and_starttls_both_work_with_a_trusted_certificate, |
             .env(PASSWORD_VAR, PASSWORD)
             .start()
             .await;
-        let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+        let id = create_bot(&app, app.helper_agent().await, PASSWORD_VAR).await;
         app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
         imap.deliver(&mail("ada@example.test", &format!("{mode}@example.test"), "Secure?", "Is this encrypted?"));
         let got = smtp.wait_received(1, REPLY_WITHIN).await;
@@ -357,7 +350,7 @@ both_backends!(a_server_without_idle_is_polled, |backend| async move {
     let mail_servers =
         Mail { imap: Dovecot::start_without_idle(USER, PASSWORD), smtp: SmtpReceiver::start(USER, PASSWORD) };
     let app = builder(backend, &mock, &mail_servers).with_bridge().start().await;
-    let id = create_bot(&app, agent(&app).await, PASSWORD_VAR).await;
+    let id = create_bot(&app, app.helper_agent().await, PASSWORD_VAR).await;
     app.wait_bot_status(id, "running", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sent_at = Instant::now();

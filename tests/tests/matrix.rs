@@ -34,13 +34,6 @@ async fn app(backend: Backend, mock: &MockLlm, mx: &FakeMatrix, bridge: bool) ->
     b.start().await
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp, agent: i64) -> i64 {
     let (status, body) = app
         .post("/api/bots", json!({"name": "mx", "platform": "matrix", "token": TOKEN_VAR, "defaultAgentId": agent}))
@@ -51,7 +44,7 @@ async fn create_bot(app: &TestApp, agent: i64) -> i64 {
 
 /// A bot that runs and is past its first sync.
 async fn running_bot(app: &TestApp, mx: &FakeMatrix) -> i64 {
-    let id = create_bot(app, agent(app).await).await;
+    let id = create_bot(app, app.helper_agent().await).await;
     mx.wait_polling(Duration::from_secs(10)).await;
     app.wait_bot_status(id, "running", Duration::from_secs(5)).await;
     id
@@ -283,7 +276,7 @@ both_backends!(a_restart_answers_nothing_twice_and_misses_nothing, |backend| asy
     let mx = FakeMatrix::start(TOKEN).await;
     let dm = mx.room(&[(ALICE, "Alice")], true);
     let app = app(backend, &mock, &mx, false).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     let first = app.spawn_bridge().await;
     mx.wait_polling(Duration::from_secs(10)).await;
     mx.text(&dm, ALICE, "before the restart");
@@ -388,7 +381,7 @@ both_backends!(per_bot_settings_name_the_homeserver_and_user_variables, |backend
         .env("BOT_LEASE_MS", "2000")
         .start()
         .await;
-    let agent = agent(&app).await;
+    let agent = app.helper_agent().await;
     // Settings are variable names, and Matrix settings only.
     for bad in [
         json!({"name": "x", "platform": "matrix", "token": "MATRIX_ACCESS_TOKEN_2", "settings": {"homeserverUrl": mx.url}}),

@@ -37,15 +37,8 @@ fn builder(backend: Backend, mock: &MockLlm, sl: &FakeSlack) -> arvis_testkit::T
         .env("BOT_LEASE_MS", "2000")
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp) -> i64 {
-    let agent = agent(app).await;
+    let agent = app.helper_agent().await;
     let (status, body) = app
         .post(
             "/api/bots",

@@ -40,13 +40,6 @@ async fn app(backend: Backend, mock: &MockLlm, tw: &FakeTwilio, bridge: bool) ->
     b.start().await
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp, agent: i64) -> i64 {
     let (status, body) = app
         .post(
@@ -79,7 +72,7 @@ both_backends!(a_text_is_answered_with_empty_twiml_then_a_reply_once, |backend| 
     mock.set_default(MockReply::text("Hello from the agent"));
     let tw = FakeTwilio::start(SID, AUTH_TOKEN, NUMBER).await;
     let app = app(backend, &mock, &tw, true).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
 
     // Spaces, '+' and '&' in the text: the signature covers the decoded values.
@@ -129,7 +122,7 @@ both_backends!(a_bad_or_missing_signature_is_401_and_stores_nothing, |backend| a
     let mock = MockLlm::start().await;
     let tw = FakeTwilio::start(SID, AUTH_TOKEN, NUMBER).await;
     let app = app(backend, &mock, &tw, false).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     let (messages, jobs) = (count(&app, "messages").await, count(&app, "jobs").await);
     let params = tw.sms_params(USER, "forged");
     let mut changed = params.clone();
@@ -197,7 +190,7 @@ both_backends!(without_a_webhook_url_the_signature_covers_the_request_url, |back
     assert_eq!(seeded["token"], "TWILIO_AUTH_TOKEN");
     app.wait_bot_status(seeded["id"].as_i64().unwrap(), "running", Duration::from_secs(8)).await;
     // A seeded bot has no agent of its own: bind the sender to one.
-    let agent = agent(&app).await;
+    let agent = app.helper_agent().await;
     let id = seeded["id"].as_i64().unwrap();
     let (status, body) = app.patch(&format!("/api/bots/{id}"), json!({"defaultAgentId": agent})).await;
     assert_eq!(status, 200, "{body}");
@@ -231,7 +224,7 @@ both_backends!(a_429_a_500_and_a_cut_connection_on_send_are_retried_and_delivere
     let tw = FakeTwilio::start(SID, AUTH_TOKEN, NUMBER).await;
     tw.fail_next(&[Failure::RateLimited { retry_after_secs: 2 }, Failure::ServerError, Failure::Disconnect]);
     let app = app(backend, &mock, &tw, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     assert_eq!(text(&app, &tw, &tw.sms_params(USER, "hello?")).await.status, 200);
     let sent = tw.wait_sent(USER, 1, REPLY_WITHIN).await;
     let failed = tw.failed_at();
@@ -255,7 +248,7 @@ both_backends!(a_restart_of_the_bridge_answers_nothing_twice, |backend| async mo
     mock.set_default(MockReply::text("once"));
     let tw = FakeTwilio::start(SID, AUTH_TOKEN, NUMBER).await;
     let app = app(backend, &mock, &tw, false).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     let first = app.spawn_bridge().await;
     let params = tw.sms_params(USER, "first");
     assert_eq!(text(&app, &tw, &params).await.status, 200);
@@ -283,7 +276,7 @@ both_backends!(a_long_reply_is_split_at_1600_characters_in_order, |backend| asyn
     mock.set_default(MockReply::text(&long));
     let tw = FakeTwilio::start(SID, AUTH_TOKEN, NUMBER).await;
     let app = app(backend, &mock, &tw, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     assert_eq!(text(&app, &tw, &tw.sms_params(USER, "tell me everything")).await.status, 200);
     let sent = tw.wait_sent(USER, 3, REPLY_WITHIN).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

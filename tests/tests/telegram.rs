@@ -30,13 +30,6 @@ async fn app(backend: Backend, mock: &MockLlm, tg: &FakeTelegram, bridge: bool) 
     b.start().await
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp, agent: i64) -> i64 {
     let (status, body) = app
         .post("/api/bots", json!({"name": "tg", "platform": "telegram", "token": TOKEN_VAR, "defaultAgentId": agent}))
@@ -50,7 +43,7 @@ both_backends!(a_dm_is_answered_and_a_group_only_when_mentioned, |backend| async
     mock.set_default(MockReply::text("Hello from the agent"));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, true).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     tg.wait_polling(Duration::from_secs(8)).await;
     app.wait_bot_status(id, "running", Duration::from_secs(5)).await;
 
@@ -103,7 +96,7 @@ both_backends!(a_long_reply_is_split_in_order, |backend| async move {
     mock.set_default(MockReply::text(&long));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     tg.dm(601, "tell me everything");
     let sent = tg.wait_sent(601, 2, REPLY_WITHIN).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -120,7 +113,7 @@ both_backends!(a_rate_limited_reply_goes_out_once_after_the_wait, |backend| asyn
     let tg = FakeTelegram::start(TOKEN).await;
     tg.rate_limit_next(1, 2);
     let app = app(backend, &mock, &tg, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     tg.dm(701, "hello?");
     let sent = tg.wait_sent(701, 1, REPLY_WITHIN).await;
     let limited = tg.rate_limited_at();
@@ -142,7 +135,7 @@ both_backends!(a_refused_delivery_fails_at_once_and_can_be_retried, |backend| as
     mock.set_default(MockReply::text("to nowhere"));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     tg.dm(404404, "the fake answers 400 chat not found to this chat");
     let deadline = Instant::now() + REPLY_WITHIN;
     let failed = loop {
@@ -177,7 +170,7 @@ both_backends!(a_restart_or_a_redelivery_answers_nothing_twice, |backend| async 
     mock.set_default(MockReply::text("once"));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, false).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     let first = app.spawn_bridge().await;
     let update = tg.dm(801, "first");
     tg.wait_sent(801, 1, REPLY_WITHIN).await;
@@ -207,7 +200,7 @@ both_backends!(two_bridges_hold_a_bot_once_and_the_survivor_takes_over, |backend
     mock.set_default(MockReply::text("served"));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, false).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     let a = app.spawn_bridge().await;
     app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
     let b = app.spawn_bridge().await;
@@ -246,7 +239,7 @@ both_backends!(disabling_a_bot_stops_it_within_5_s_and_loses_nothing, |backend| 
     mock.set_default(MockReply::text("back"));
     let tg = FakeTelegram::start(TOKEN).await;
     let app = app(backend, &mock, &tg, true).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
     let (status, _) = app.patch(&format!("/api/bots/{id}"), json!({"isEnabled": false})).await;
     assert_eq!(status, 200);

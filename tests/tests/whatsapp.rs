@@ -42,13 +42,6 @@ async fn app(backend: Backend, mock: &MockLlm, wa: &FakeWhatsApp, bridge: bool) 
     b.start().await
 }
 
-async fn agent(app: &TestApp) -> i64 {
-    let (status, body) =
-        app.post("/api/agents", json!({"slug": "helper", "name": "Helper", "model": "openai/gpt-4o-mini"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 async fn create_bot(app: &TestApp, agent: i64) -> i64 {
     let (status, body) = app
         .post(
@@ -76,7 +69,7 @@ both_backends!(the_handshake_the_reserved_path_and_the_connectors_list, |backend
     let mock = MockLlm::start().await;
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     let app = app(backend, &mock, &wa, true).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
 
     // Meta's verification: the right token echoes the challenge as text/plain.
     let url = |token: &str| {
@@ -185,7 +178,7 @@ both_backends!(a_text_is_answered_once_however_often_meta_delivers_it, |backend|
     mock.set_default(MockReply::text("Hello from the agent"));
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     let app = app(backend, &mock, &wa, true).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     app.wait_bot_status(id, "running", Duration::from_secs(8)).await;
 
     let (note, _) = wa.text_notification(USER, "hi there");
@@ -239,7 +232,7 @@ both_backends!(a_bad_or_missing_signature_is_401_and_stores_nothing, |backend| a
     let mock = MockLlm::start().await;
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     let app = app(backend, &mock, &wa, false).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     let (messages, jobs) = (count(&app, "messages").await, count(&app, "jobs").await);
     let (note, _) = wa.text_notification(USER, "forged");
     let body = serde_json::to_vec(&note).unwrap();
@@ -276,7 +269,7 @@ both_backends!(a_429_a_500_and_a_cut_connection_on_send_are_retried_and_delivere
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     wa.fail_next(&[Failure::RateLimited { retry_after_secs: 2 }, Failure::ServerError, Failure::Disconnect]);
     let app = app(backend, &mock, &wa, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     let (note, _) = wa.text_notification(USER, "hello?");
     assert_eq!(wa.deliver(&app.base, &note).await.0, 200);
     let sent = wa.wait_sent(USER, 1, REPLY_WITHIN).await;
@@ -305,7 +298,7 @@ both_backends!(a_restart_of_the_bridge_answers_nothing_twice, |backend| async mo
     mock.set_default(MockReply::text("once"));
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     let app = app(backend, &mock, &wa, false).await;
-    let id = create_bot(&app, agent(&app).await).await;
+    let id = create_bot(&app, app.helper_agent().await).await;
     let first = app.spawn_bridge().await;
     let (note, _) = wa.text_notification(USER, "first");
     assert_eq!(wa.deliver(&app.base, &note).await.0, 200);
@@ -335,7 +328,7 @@ both_backends!(a_long_reply_is_split_at_4096_characters_in_order, |backend| asyn
     mock.set_default(MockReply::text(&long));
     let wa = FakeWhatsApp::start(ACCESS_TOKEN, PHONE_ID, APP_SECRET).await;
     let app = app(backend, &mock, &wa, true).await;
-    create_bot(&app, agent(&app).await).await;
+    create_bot(&app, app.helper_agent().await).await;
     let (note, _) = wa.text_notification(USER, "tell me everything");
     assert_eq!(wa.deliver(&app.base, &note).await.0, 200);
     let sent = wa.wait_sent(USER, 2, REPLY_WITHIN).await;
