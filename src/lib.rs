@@ -7,11 +7,22 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use arvis_shared::Deps;
+use arvis_shared::{Deps, ServiceFuture};
 
 /// Runs the four services until `shutdown` fires or one of them fails (then
 /// the others are stopped too). Each drains its own work on the way out.
-pub async fn launch(
+/// Boxed and never inlined ([`arvis_shared::ServiceFuture`] says why).
+#[inline(never)]
+pub fn launch(
+    deps: Deps,
+    gateway: TcpListener,
+    ws_bridge: TcpListener,
+    shutdown: CancellationToken,
+) -> ServiceFuture<'static> {
+    Box::pin(launch_all(deps, gateway, ws_bridge, shutdown))
+}
+
+async fn launch_all(
     deps: Deps,
     gateway: TcpListener,
     ws_bridge: TcpListener,

@@ -2,19 +2,14 @@
 //! fresh clone starts it with no other setup.
 
 use anyhow::Context as _;
-use clap::Parser;
-
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Arvis: the self-hosted AI-agent platform, all services in one process (SQLite and an in-process bus by default)",
-    after_help = arvis_shared::startup::ENV_HELP
-)]
-struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Cli::parse();
+    arvis_shared::cli::handle(
+        "arvis",
+        env!("CARGO_PKG_VERSION"),
+        "Arvis: the self-hosted AI-agent platform, all services in one process (SQLite and an in-process bus by default)",
+    );
     let shutdown = arvis_shared::shutdown::on_signal();
     let config = arvis_shared::startup::config()?;
     tracing::info!(database = %config.database_url_redacted(), nats = config.nats_url.is_some(), "starting arvis (all services)");

@@ -72,3 +72,25 @@ async fn the_launcher_serves_the_api_from_a_fresh_data_directory() {
 fn sigterm_exits_0_within_10_s_with_the_broker_down_or_up() {
     arvis_testkit::process::assert_sigterm_exits_cleanly(env!("CARGO_BIN_EXE_arvis"), "gateway listening");
 }
+
+/// The command line takes no settings: `--help` lists the environment,
+/// `--version` names the build, anything else is refused with exit code 2
+/// before the launcher touches a database or a port.
+#[test]
+fn the_command_line_answers_help_and_version_and_refuses_the_rest() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_arvis")).args(args).output().unwrap();
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: arvis"), "{text}");
+    assert!(text.contains("DATABASE_URL") && text.contains("NATS_URL"), "{text}");
+
+    let version = run(&["-V"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("arvis {}", env!("CARGO_PKG_VERSION")));
+
+    let refused = run(&["--port", "8080"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unexpected argument '--port'"));
+    assert!(refused.stdout.is_empty());
+}

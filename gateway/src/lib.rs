@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use arvis_shared::Deps;
+use arvis_shared::{Deps, ServiceFuture};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -202,7 +202,16 @@ async fn security_headers(mut response: Response) -> Response {
 /// 1. stop accepting connections;
 /// 2. let in-flight requests finish, for at most `DRAIN_TIMEOUT`;
 /// 3. return (the caller closes the database and the bus).
-pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// Boxed and never inlined, like every service entry point (see
+/// [`arvis_shared::ServiceFuture`]): the caller polls it through one call and
+/// does not compile the service's generic code a second time.
+#[inline(never)]
+pub fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> ServiceFuture<'static> {
+    Box::pin(run_service(deps, listener, shutdown))
+}
+
+async fn run_service(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
     arvis_shared::bootstrap::prepare(&deps.store, &deps.config).await?;
     arvis_shared::metrics::install();

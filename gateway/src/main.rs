@@ -1,15 +1,14 @@
 //! `arvis-gateway`: the REST API as its own process (split topology, needs NATS_URL).
 
 use anyhow::Context as _;
-use clap::Parser;
-
-#[derive(Parser)]
-#[command(version, about = "Arvis REST API gateway (split topology; requires NATS_URL)", after_help = arvis_shared::startup::ENV_HELP)]
-struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Cli::parse();
+    arvis_shared::cli::handle(
+        "arvis-gateway",
+        env!("CARGO_PKG_VERSION"),
+        "Arvis REST API gateway (split topology; requires NATS_URL)",
+    );
     let shutdown = arvis_shared::shutdown::on_signal();
     let Some(deps) = arvis_shared::startup::split_service("arvis-gateway", &shutdown).await? else { return Ok(()) };
     let addr = deps.config.gateway_addr;

@@ -27,11 +27,11 @@
 
 use std::time::Duration;
 
-use arvis_shared::Deps;
 use arvis_shared::bus::Bus;
 use arvis_shared::bus::events::{ConfigChanged, JobReady};
 use arvis_shared::bus::subjects;
 use arvis_shared::clock::now_ms;
+use arvis_shared::{Deps, ServiceFuture};
 use std::collections::HashMap;
 
 use arvis_shared::budget::{self, BudgetError};
@@ -84,7 +84,16 @@ pub struct TickReport {
 }
 
 /// Runs the scheduler until `shutdown` fires.
-pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// Boxed and never inlined, like every service entry point (see
+/// [`arvis_shared::ServiceFuture`]): the caller polls it through one call and
+/// does not compile the service's generic code a second time.
+#[inline(never)]
+pub fn run(deps: Deps, shutdown: CancellationToken) -> ServiceFuture<'static> {
+    Box::pin(run_service(deps, shutdown))
+}
+
+async fn run_service(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     let tz = deps.config.scheduler_tz.clone();
     let store = deps.store.clone();
     let bus = deps.bus.clone();

@@ -195,7 +195,13 @@ pub async fn serve(deps: Deps, listener: TcpListener, shutdown: CancellationToke
 }
 
 /// Binds `HEALTH_ADDR` when configured and serves it in the background.
-pub async fn spawn_if_configured(deps: &Deps, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// Boxed, like the services' entry points ([`crate::ServiceFuture`]).
+#[inline(never)]
+pub fn spawn_if_configured<'a>(deps: &'a Deps, shutdown: &'a CancellationToken) -> crate::ServiceFuture<'a> {
+    Box::pin(bind_and_spawn(deps, shutdown))
+}
+
+async fn bind_and_spawn(deps: &Deps, shutdown: &CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context as _;
     if let Some(addr) = deps.config.health_addr {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding HEALTH_ADDR {addr}"))?;

@@ -30,6 +30,7 @@ pub mod bootstrap;
 pub mod bot_inbound;
 pub mod budget;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
@@ -47,6 +48,21 @@ pub mod startup;
 pub mod telemetry;
 
 use std::sync::Arc;
+
+/// What a service's entry point returns: its whole run, boxed.
+///
+/// Every service's `run` (gateway, worker, scheduler, ws-bridge) and the
+/// start-up steps the binaries call return this from a `#[inline(never)]`
+/// function. A release build does not share generic instantiations between
+/// crates, and a caller that awaited the service's `async fn` directly made
+/// the compiler build the service's whole future — every handler, query and
+/// connector it holds — a second time in the caller's crate: the launcher's
+/// library and binary spent more CPU time than any service crate
+/// (BENCHMARKS.md, "Build time"). Behind a `dyn Future` the caller polls the
+/// service through one virtual call, a cost paid once per wake-up of the
+/// outermost task, not per request.
+pub type ServiceFuture<'a, T = ()> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
 /// What a service needs to run: its configuration, the database and the bus.
 /// Cheap to clone; the launcher hands one `Deps` to all four services.
@@ -97,7 +113,12 @@ impl Deps {
     /// remaining tasks, flushes the bus and closes the database — each with a
     /// bounded wait, so that an unreachable NATS server or database cannot
     /// keep the process alive.
-    pub async fn close(&self) {
+    #[inline(never)]
+    pub fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.close_all())
+    }
+
+    async fn close_all(&self) {
         let left = self.tasks.stop(TASKS_GRACE).await;
         if left > 0 {
             tracing::warn!(tasks = left, "tasks still running at exit were dropped");

@@ -36,7 +36,12 @@ pub fn config() -> anyhow::Result<Config> {
 /// they coordinate over NATS and refuse to start without it. `None` when
 /// `shutdown` fired before the connections were made (a SIGTERM during start:
 /// the process exits cleanly instead of finishing a start nobody wants).
-pub async fn split_service(name: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
+#[inline(never)]
+pub fn split_service<'a>(name: &'a str, shutdown: &'a CancellationToken) -> crate::ServiceFuture<'a, Option<Deps>> {
+    Box::pin(start_split_service(name, shutdown))
+}
+
+async fn start_split_service(name: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
     let config = config()?;
     if config.nats_url.is_none() {
         anyhow::bail!(
@@ -49,7 +54,13 @@ pub async fn split_service(name: &str, shutdown: &CancellationToken) -> anyhow::
 }
 
 /// [`Deps::connect`], given up when `shutdown` fires first.
-pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
+/// Boxed, like the services' entry points ([`crate::ServiceFuture`]).
+#[inline(never)]
+pub fn connect(config: Config, shutdown: &CancellationToken) -> crate::ServiceFuture<'_, Option<Deps>> {
+    Box::pin(connect_or_stop(config, shutdown))
+}
+
+async fn connect_or_stop(config: Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Deps>> {
     tokio::select! {
         deps = Deps::connect(config) => deps.map(Some),
         () = shutdown.cancelled() => {

@@ -30,13 +30,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arvis_shared::Deps;
+use arvis_shared::{Deps, ServiceFuture};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{RunCtx, Settings};
 
 /// Runs a worker until `shutdown` fires, then drains (see [`pool`]).
-pub async fn run(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// Boxed and never inlined, like every service entry point (see
+/// [`arvis_shared::ServiceFuture`]): the caller polls it through one call and
+/// does not compile the service's generic code a second time.
+#[inline(never)]
+pub fn run(deps: Deps, shutdown: CancellationToken) -> ServiceFuture<'static> {
+    Box::pin(run_service(deps, shutdown))
+}
+
+async fn run_service(deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     arvis_shared::install_crypto_provider();
     let client = http_client()?;
     // Record this process's accounts too (idempotent), so a worker started

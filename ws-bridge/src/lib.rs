@@ -33,10 +33,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arvis_shared::Deps;
 use arvis_shared::bus::subjects;
 use arvis_shared::credentials::{Presented, Principal, Sessions, Verifier};
 use arvis_shared::health::{self, Probe};
+use arvis_shared::{Deps, ServiceFuture};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -95,7 +95,16 @@ pub(crate) struct Ctx {
 ///    connectors stop their bots (status `stopped`, leases released so that
 ///    another bridge takes them at once);
 /// 4. return (the caller closes the database and the bus).
-pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// Boxed and never inlined, like every service entry point (see
+/// [`arvis_shared::ServiceFuture`]): the caller polls it through one call and
+/// does not compile the service's generic code a second time.
+#[inline(never)]
+pub fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> ServiceFuture<'static> {
+    Box::pin(run_service(deps, listener, shutdown))
+}
+
+async fn run_service(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener address")?;
     let web_api_key = deps.config.web_api_key.clone();
     // Like the gateway: an open chat (anyone can make agents spend tokens) only on loopback.

@@ -1,15 +1,14 @@
 //! `arvis-ws-bridge`: WebSocket chat as its own process (split topology, needs NATS_URL).
 
 use anyhow::Context as _;
-use clap::Parser;
-
-#[derive(Parser)]
-#[command(version, about = "Arvis WebSocket bridge (split topology; requires NATS_URL)", after_help = arvis_shared::startup::ENV_HELP)]
-struct Cli {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Cli::parse();
+    arvis_shared::cli::handle(
+        "arvis-ws-bridge",
+        env!("CARGO_PKG_VERSION"),
+        "Arvis WebSocket bridge (split topology; requires NATS_URL)",
+    );
     let shutdown = arvis_shared::shutdown::on_signal();
     let Some(deps) = arvis_shared::startup::split_service("arvis-ws-bridge", &shutdown).await? else { return Ok(()) };
     let addr = deps.config.ws_bridge_addr;
