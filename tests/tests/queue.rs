@@ -518,7 +518,7 @@ both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| asy
 // SQLite only: the write-ahead log is SQLite's (Postgres manages its own).
 // Writes that never pause must not grow the WAL without bound: checkpoints
 // run beside the writer, and the writer lane lets the WAL start over once it
-// is long (shared/src/db/checkpoint.rs). Without that catch-up the WAL
+// is long (shared/src/db/sqlite/checkpoint.rs). Without that catch-up the WAL
 // reached 129 MB in this test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_writes_keep_the_sqlite_wal_bounded() {
