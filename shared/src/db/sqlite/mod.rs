@@ -216,3 +216,36 @@ impl From<rusqlite::Error> for DbError {
         DbError::Other(format!("sqlite: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    any_row! {
+        #[derive(Debug, PartialEq)]
+        struct Probe {
+            second: String => "b",
+            first: i64 => "a",
+            flag: bool as Flag,
+            nothing: Option<i64> => "missing",
+        }
+    }
+
+    /// `$N` is the N-th argument however the statement orders its
+    /// parameters, and rows map by column name, not by position.
+    #[test]
+    fn arguments_bind_by_name_and_rows_map_by_column_name() {
+        let conn = Connection::open_in_memory().unwrap();
+        let rows: Vec<Probe> =
+            all(&conn, "SELECT $3 AS missing, $2 AS b, $1 AS a, $4 AS flag", &args![7, "x", None::<i64>, true])
+                .unwrap();
+        assert_eq!(rows, [Probe { second: "x".into(), first: 7, flag: true, nothing: None }]);
+    }
+
+    #[test]
+    fn a_wrong_number_of_arguments_is_an_error_not_a_null() {
+        let conn = Connection::open_in_memory().unwrap();
+        let err = scalar::<i64>(&conn, "SELECT $1 + $2", &args![1]).unwrap_err();
+        assert!(matches!(err, DbError::Other(_)), "{err:?}");
+    }
+}
