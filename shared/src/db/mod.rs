@@ -10,7 +10,9 @@
 //! both backends, which is what keeps the dialects honest.
 //!
 //! Conventions: timestamps are `i64` milliseconds (see [`crate::clock`]); JSON
-//! columns are TEXT; every multi-statement write is one transaction.
+//! columns are TEXT; every multi-statement write is one transaction (on
+//! Postgres, an account's success after a served call is the one deliberate
+//! exception, see below).
 //!
 //! A bound row limit is written `LIMIT $n + 0`, never `LIMIT $n`: SQLite
 //! (3.47 and later) reads a bare parameter's value while it plans a `LIMIT`
@@ -35,7 +37,7 @@
 //! the method lives in the file of the table it is about, with its SQL text
 //! (`const`s, written once for both dialects), the values it binds (one
 //! `…_args` function of [`args::Arg`]s when both drivers bind them) and its
-//! row type (one [`any_row!`] declaration, which maps rows for sqlx and for
+//! row type (one `any_row!` declaration, which maps rows for sqlx and for
 //! rusqlite alike). A hot method branches once on `self.sqlite()`: on SQLite
 //! to [`sqlite::queue`] / [`sqlite::scheduling`] (the same statements, run in
 //! the writer lane) or to a hot read; otherwise it runs its sqlx code, which
@@ -51,16 +53,19 @@
 //! - `memory_ctx.rs`: what a run reads and writes of its agent's context
 //!   (prompt memory, conversation tail, compactions); `memory.rs` and the
 //!   other files: one feature each.
-//! - [`sqlite`]: the rusqlite side; [`args`]: bound values; `row.rs`: [`any_row!`].
+//! - [`sqlite`]: the rusqlite side; [`args`]: bound values; `row.rs`: `any_row!`.
 //!
-//! **An account's success** (rest cleared, message counted) is written after
-//! the write that records the call's usage, not inside it, on both dialects,
-//! and a failure there is logged, not returned: every run updates the same
-//! few account rows, and holding their row locks across a transaction
-//! serialised the Postgres workers (chat-throughput fell from ~430 to ~230
-//! jobs/s); the counters are advisory (they order failover), and failing a
-//! finish whose reply and usage are already committed made the worker retry
-//! it and bill the calls twice. See [`queue`].
+//! **An account's success** (rest cleared, message counted) is not part of
+//! the write that records a call's usage, on either dialect: it comes last,
+//! and a failure there is logged, not returned — the counters are advisory
+//! (they order failover), and failing a finish whose reply and usage were
+//! already committed made the worker retry it and bill the calls twice. On
+//! Postgres it runs after the commit: every run updates the same few account
+//! rows, and holding their row locks across the transaction serialised the
+//! workers (chat-throughput fell from ~430 to ~230 jobs/s). The SQLite lane
+//! runs it at the end of the request's savepoint, in the same commit (one
+//! writer, no row locks to hold; a failed statement leaves the savepoint as
+//! it was). See [`queue`].
 
 #[macro_use]
 mod row;
@@ -450,7 +455,7 @@ fn migrator(dialect: Dialect) -> &'static sqlx::migrate::Migrator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Flag(pub bool);
 
-/// For row fields declared `bool as Flag` ([`any_row!`]).
+/// For row fields declared `bool as Flag` (`any_row!`).
 impl From<Flag> for bool {
     fn from(f: Flag) -> bool {
         f.0

@@ -20,12 +20,9 @@
 //! lane ([`super::sqlite::queue`]): the same statements — the `const`s and
 //! `…_args` functions below — in the same order, on rusqlite. The usage of
 //! a run's calls is written with its finish (or failure); each serving
-//! account's success (rest cleared, message counted) right after that write,
-//! on both dialects alike, and a failure there is logged, not returned: on
-//! Postgres, holding the account rows' locks across the finish serialised the
-//! workers (chat-throughput fell from ~430 to ~230 jobs/s when it was
-//! inside), and an error after the reply was committed made the worker retry
-//! the finish and write the usage twice.
+//! account's success (rest cleared, message counted) comes last, best effort,
+//! on both dialects: after the commit on Postgres, at the end of the lane's
+//! savepoint on SQLite (the module docs of `db` say why).
 
 use super::args::{Arg, query, query_scalar};
 use super::{DbError, Dialect, Result, Store, classify, from_json, sql, to_json};

@@ -23,7 +23,7 @@
 //! `const` (or a `fn` for the few assembled ones) in its table's file, beside
 //! the sqlx code that runs the same text on Postgres — and on SQLite for
 //! everything not hot; its values come from one `…_args` function there
-//! ([`super::args::Arg`]), its rows are mapped by the same [`any_row!`]
+//! ([`super::args::Arg`]), its rows are mapped by the same `any_row!`
 //! declaration on both drivers. What this module adds is only the order in
 //! which the lane runs those statements inside its savepoints, and the
 //! plumbing: binding [`Arg`]s by name, reading rows through
@@ -82,7 +82,7 @@ impl Sqlite {
     }
 }
 
-/// A row type that can be read from a rusqlite row. [`any_row!`] implements
+/// A row type that can be read from a rusqlite row. `any_row!` implements
 /// it beside `sqlx::FromRow`, from the same field list: the column of each
 /// field is looked up by name once per statement ([`FromSqlite::columns`]),
 /// then every row is read by index.

@@ -73,8 +73,10 @@ pub(crate) async fn claim_jobs(
 
 /// [`crate::db::Store::finish_job`] in the lane: the usage rows (whether or
 /// not the lease still holds: the calls were made and billed either way), the
-/// completion and the reply in one savepoint; then, outside it but in the same
-/// transaction, the accounts' success — best effort, as on Postgres.
+/// completion and the reply, then the accounts' success — best effort, as on
+/// Postgres, where it follows the commit: a failure there is logged and the
+/// finish still commits. Here it can share the request's savepoint (one
+/// writer, no row locks to hold), which keeps it in the same commit.
 pub(crate) async fn finish_job(lane: &Lane, f: &Finish<'_>, now: i64) -> Result<Finished> {
     let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
     let effects = f.effects.map(str::to_string);
@@ -89,28 +91,23 @@ pub(crate) async fn finish_job(lane: &Lane, f: &Finish<'_>, now: i64) -> Result<
             usage: &usage,
             effects: effects.as_deref(),
         };
-        // The request's transaction when it runs alone, so that the accounts'
-        // updates commit with it rather than once more each.
-        let mut outer = conn.savepoint()?;
-        let finished = {
-            let sp = outer.savepoint()?;
-            for u in f.usage {
-                scalar::<i64>(&sp, INSERT_USAGE, &usage_args(u))?;
-            }
-            let finished = if execute(&sp, COMPLETE_JOB, &complete_args(&f, now))? == 0 {
-                Finished::LeaseLost // only the usage was written
-            } else {
-                let message_id = match f.conversation_id {
-                    Some(conv) => insert_message_if_conversation(&sp, conv, "assistant", f.reply, Some(job_id), now)?,
-                    None => None,
-                };
-                Finished::Stored { message_id }
+        let sp = conn.savepoint()?;
+        for u in f.usage {
+            scalar::<i64>(&sp, INSERT_USAGE, &usage_args(u))?;
+        }
+        let finished = if execute(&sp, COMPLETE_JOB, &complete_args(&f, now))? == 0 {
+            Finished::LeaseLost // only the usage was written
+        } else {
+            let message_id = match f.conversation_id {
+                Some(conv) => insert_message_if_conversation(&sp, conv, "assistant", f.reply, Some(job_id), now)?,
+                None => None,
             };
-            sp.commit()?;
-            finished
+            Finished::Stored { message_id }
         };
-        accounts_served(&outer, f.usage, now);
-        outer.commit()?;
+        // Last, and never failing the finish: a statement that fails leaves
+        // the savepoint as it was, so the rest still commits.
+        accounts_served(&sp, f.usage, now);
+        sp.commit()?;
         Ok(finished)
     })
     .await
