@@ -393,6 +393,45 @@ both_backends!(the_reply_call_is_billed_with_the_reply_and_even_without_the_leas
     assert_eq!(rows.iter().map(|r| (r.account_id, r.input_tokens)).collect::<Vec<_>>(), [(None, 12), (None, 12)]);
 });
 
+// One usage insert on both paths (sqlx, and the SQLite writer lane's finish):
+// an unpriced call is stored with a NULL cost, never $0, and a priced call
+// after it on the same connection keeps its cost (the Any driver's NULL
+// float once broke every later priced insert on Postgres); the key is kept.
+both_backends!(a_finish_stores_unpriced_and_priced_calls_alike, |backend| async move {
+    use arvis_shared::domain::usage::UsageRecord;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = agent(&store).await;
+    let call = |job_id: i64, cost_usd: Option<f64>| UsageRecord {
+        agent_id: Some(a),
+        job_id: Some(job_id),
+        provider: "ollama".into(),
+        model: "llama3".into(),
+        input_tokens: 5,
+        output_tokens: 1,
+        cost_usd,
+        created_at: 1_000,
+        ..Default::default()
+    };
+    for round in 0..2 {
+        let e = store.enqueue_chat(&chat(a, &format!("u{round}"), "hello")).await.unwrap();
+        store.claim_jobs("w", 1, 60_000).await.unwrap();
+        let usage = [call(e.job_id, None), call(e.job_id, Some(0.5))];
+        let f = Finish {
+            job_id: e.job_id,
+            worker_id: "w",
+            reply: "hi",
+            conversation_id: Some(&e.conversation_id),
+            usage: &usage,
+            effects: None,
+        };
+        assert!(matches!(store.finish_job(&f).await.unwrap(), Finished::Stored { message_id: Some(_) }));
+        let rows = store.usage_for_job(e.job_id).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.call.clone()).collect::<Vec<_>>(), usage, "round {round}");
+        assert!(rows[0].id < rows[1].id);
+    }
+});
+
 both_backends!(other_writes_get_through_while_chat_writes_stream, |backend| async move {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -518,7 +557,7 @@ both_backends!(a_failing_chat_write_leaves_its_batch_mates_stored, |backend| asy
 // SQLite only: the write-ahead log is SQLite's (Postgres manages its own).
 // Writes that never pause must not grow the WAL without bound: checkpoints
 // run beside the writer, and the writer lane lets the WAL start over once it
-// is long (shared/src/db/checkpoint.rs). Without that catch-up the WAL
+// is long (shared/src/db/sqlite/checkpoint.rs). Without that catch-up the WAL
 // reached 129 MB in this test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_writes_keep_the_sqlite_wal_bounded() {

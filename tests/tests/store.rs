@@ -60,7 +60,7 @@ both_backends!(hot_reads_reuse_connections_and_stop_at_close, |backend| async mo
     for t in tasks {
         t.await.unwrap();
     }
-    assert!(store.hot_idle() <= arvis_shared::db::hot::MAX_IDLE);
+    assert!(store.hot_idle() <= arvis_shared::db::sqlite::hot::MAX_IDLE);
     assert_eq!(store.hot_idle() > 0, sqlite);
     // The pool still serves every other read.
     let others = (0..6).map(|_| store.list_skills());

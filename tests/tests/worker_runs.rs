@@ -591,7 +591,7 @@ both_backends!(usable_accounts_skip_limited_and_inactive_ones, |backend: Backend
         store.upsert_account(&s).await.unwrap();
     }
     let now = arvis_shared::clock::now_ms();
-    let names = |v: Vec<arvis_shared::db::runs::AccountRow>| v.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    let names = |v: Vec<arvis_shared::db::accounts::AccountRow>| v.into_iter().map(|a| a.name).collect::<Vec<_>>();
     assert_eq!(names(store.usable_accounts(None, now).await.unwrap()), ["c", "a", "b"]);
     assert_eq!(names(store.usable_accounts(Some("openai"), now).await.unwrap()), ["a", "b"]);
     let a = store.usable_accounts(Some("openai"), now).await.unwrap()[0].id;

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use arvis_shared::clock::now_ms;
-use arvis_shared::db::runs::AccountRow;
+use arvis_shared::db::accounts::AccountRow;
 use arvis_shared::domain::agent::Agent;
 use arvis_shared::domain::job::Job;
 use arvis_shared::domain::split_model;

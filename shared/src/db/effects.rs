@@ -188,7 +188,7 @@ impl EffectsTx {
     /// Inserts a workflow the conductor asked for (`CREATE_CRON`); returns its id.
     pub async fn create_workflow_from_action(&mut self, w: &ActionWorkflow) -> Result<i64> {
         let mut sp = savepoint(&mut self.tx).await?;
-        let result = super::memory_ctx::insert_action_workflow(&mut *sp, w).await;
+        let result = super::workflows::insert_workflow(&mut *sp, &w.into(), now_ms()).await;
         settle(sp, result).await
     }
 

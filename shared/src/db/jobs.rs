@@ -6,7 +6,9 @@ use crate::clock::{now_ms, opt_rfc3339, to_rfc3339};
 use crate::domain::jobs::{JobView, NewJobRow};
 
 any_row! {
-    struct JobRow {
+    /// A job as the API lists it: the queue's row (`queue::JobRow`) less the
+    /// lease and workflow columns, plus its agent's name.
+    struct JobViewRow {
         id: i64,
         agent_id: i64,
         agent_name: String,
@@ -26,9 +28,9 @@ any_row! {
     }
 }
 
-impl TryFrom<JobRow> for JobView {
+impl TryFrom<JobViewRow> for JobView {
     type Error = DbError;
-    fn try_from(r: JobRow) -> Result<JobView> {
+    fn try_from(r: JobViewRow) -> Result<JobView> {
         Ok(JobView {
             payload: from_json("jobs.payload", &r.payload)?,
             id: r.id,
@@ -74,7 +76,7 @@ impl Store {
             placeholders.join(", "),
             statuses.len() + 1
         );
-        let mut q = sqlx::query_as::<_, JobRow>(sql(text));
+        let mut q = sqlx::query_as::<_, JobViewRow>(sql(text));
         for s in statuses {
             q = q.bind(*s);
         }
@@ -99,7 +101,7 @@ impl Store {
             n + 1,
             n + 2
         );
-        let mut q = sqlx::query_as::<_, JobRow>(sql(text));
+        let mut q = sqlx::query_as::<_, JobViewRow>(sql(text));
         for s in statuses {
             q = q.bind(*s);
         }
@@ -108,7 +110,7 @@ impl Store {
     }
 
     pub async fn get_job(&self, id: i64) -> Result<Option<JobView>> {
-        let row: Option<JobRow> =
+        let row: Option<JobViewRow> =
             sqlx::query_as(sql(format!("{JOB_SELECT} WHERE j.id = $1"))).bind(id).fetch_optional(self.r()).await?;
         row.map(JobView::try_from).transpose()
     }

@@ -6,6 +6,7 @@
 //! The REST endpoints for memory and skills keep their own methods elsewhere;
 //! the names here are distinct on purpose (`prompt_memory`, `touch_facts`, …).
 
+use super::args::query_as;
 use super::queue::StoredMessage;
 use super::{DbError, Flag, Result, Store, classify, from_json, sql};
 use crate::clock::now_ms;
@@ -132,7 +133,7 @@ impl Store {
     /// first), its top `limit` other facts (highest confidence first, then
     /// most recently used — never-used last — then newest) and its state (by
     /// key) — in two statements on one connection; on SQLite on the caller's
-    /// thread ([`super::hot`]).
+    /// thread ([`super::sqlite::hot`]).
     pub async fn prompt_memory(&self, agent_id: i64, limit: i64) -> Result<PromptMemory> {
         const FACTS: &str = "SELECT id, category, content, confidence, access_count, last_accessed FROM memory_facts \
              WHERE agent_id = $1 AND category = $2 \
@@ -141,33 +142,15 @@ impl Store {
              ORDER BY confidence DESC, COALESCE(last_accessed, 0) DESC, id DESC LIMIT $3 + 0) AS top";
         const STATE: &str = "SELECT key, value FROM memory_state WHERE agent_id = $1 ORDER BY key";
         let limit = limit.max(0);
-        let hot = self.hot_read(|conn| {
-            let mut facts = conn.prepare_cached(FACTS)?;
-            let params: [(&str, &dyn rusqlite::ToSql); 3] = [("$1", &agent_id), ("$2", &STICKY), ("$3", &limit)];
-            let facts = facts
-                .query_map(&params[..], |r| {
-                    Ok(PromptFact {
-                        id: r.get(0)?,
-                        category: r.get(1)?,
-                        content: r.get(2)?,
-                        confidence: r.get(3)?,
-                        access_count: r.get(4)?,
-                        last_accessed: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut state = conn.prepare_cached(STATE)?;
-            let params: [(&str, &dyn rusqlite::ToSql); 1] = [("$1", &agent_id)];
-            let state =
-                state.query_map(&params[..], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((facts, state))
-        });
-        let (facts, state): (Vec<PromptFact>, Vec<(String, String)>) = match hot {
-            Some(read) => read?,
+        let (facts, state): (Vec<PromptFact>, Vec<(String, String)>) = match self.sqlite() {
+            Some(lite) => lite.hot.read(|conn| {
+                let facts = super::sqlite::all(conn, FACTS, &args![agent_id, STICKY, limit])?;
+                Ok((facts, super::sqlite::all(conn, STATE, &args![agent_id])?))
+            })?,
             None => {
                 let mut conn = self.r().acquire().await?;
-                let facts = sqlx::query_as(FACTS).bind(agent_id).bind(STICKY).bind(limit).fetch_all(&mut *conn).await?;
-                let state = sqlx::query_as(STATE).bind(agent_id).fetch_all(&mut *conn).await?;
+                let facts = query_as(FACTS, args![agent_id, STICKY, limit]).fetch_all(&mut *conn).await?;
+                let state = query_as(STATE, args![agent_id]).fetch_all(&mut *conn).await?;
                 (facts, state)
             }
         };
@@ -281,27 +264,9 @@ impl Store {
              m.id, m.role, m.content, m.token_estimate, m.created_at \
              FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.id > $2 \
              WHERE c.id = $1 ORDER BY m.id";
-        let hot = self.hot_read(|conn| {
-            let mut tail = conn.prepare_cached(TAIL)?;
-            let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &conversation_id), ("$2", &after_id)];
-            let rows = tail.query_map(&params[..], |r| {
-                Ok(TailRow {
-                    agent_id: r.get(0)?,
-                    message_count: r.get(1)?,
-                    total_tokens: r.get(2)?,
-                    last_compaction_id: r.get(3)?,
-                    id: r.get(4)?,
-                    role: r.get(5)?,
-                    content: r.get(6)?,
-                    token_estimate: r.get(7)?,
-                    created_at: r.get(8)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        });
-        let rows: Vec<TailRow> = match hot {
-            Some(rows) => rows?,
-            None => sqlx::query_as(TAIL).bind(conversation_id).bind(after_id).fetch_all(self.r()).await?,
+        let rows: Vec<TailRow> = match self.sqlite() {
+            Some(lite) => lite.hot.all(TAIL, &args![conversation_id, after_id])?,
+            None => query_as(TAIL, args![conversation_id, after_id]).fetch_all(self.r()).await?,
         };
         let Some(first) = rows.first() else { return Ok(None) };
         let mut tail = ConversationTail {
@@ -429,29 +394,20 @@ pub(crate) async fn upsert_state<'e>(
     Ok(())
 }
 
-/// Inserts a workflow the conductor asked for, through `ex`; returns its id
-/// (the conductor's `CREATE_CRON`, applied with its reply's other effects:
-/// [`super::effects::EffectsTx::create_workflow_from_action`]).
-pub(crate) async fn insert_action_workflow<'e>(
-    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    w: &ActionWorkflow,
-) -> Result<i64> {
-    let now = now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
-         next_run_at, skipped_runs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
-         RETURNING id",
-    )
-    .bind(&w.name)
-    .bind(w.agent_id)
-    .bind(&w.schedule)
-    .bind(&w.prompt)
-    .bind(&w.channel_id)
-    .bind(&w.platform)
-    .bind(true)
-    .bind(w.next_run_at)
-    .bind(now)
-    .fetch_one(ex)
-    .await
-    .map_err(classify)
+impl From<&ActionWorkflow> for crate::domain::workflow::WorkflowFields {
+    /// The conductor's workflow as the API would create it: enabled, no budgets.
+    fn from(w: &ActionWorkflow) -> Self {
+        crate::domain::workflow::WorkflowFields {
+            name: w.name.clone(),
+            agent_id: w.agent_id,
+            schedule: w.schedule.clone(),
+            prompt: w.prompt.clone(),
+            channel_id: w.channel_id.clone(),
+            platform: w.platform.clone(),
+            is_enabled: true,
+            next_run_at: w.next_run_at,
+            daily_budget_usd: None,
+            monthly_budget_usd: None,
+        }
+    }
 }

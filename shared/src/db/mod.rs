@@ -10,7 +10,9 @@
 //! both backends, which is what keeps the dialects honest.
 //!
 //! Conventions: timestamps are `i64` milliseconds (see [`crate::clock`]); JSON
-//! columns are TEXT; every multi-statement write is one transaction.
+//! columns are TEXT; every multi-statement write is one transaction (on
+//! Postgres, an account's success after a served call is the one deliberate
+//! exception, see below).
 //!
 //! A bound row limit is written `LIMIT $n + 0`, never `LIMIT $n`: SQLite
 //! (3.47 and later) reads a bare parameter's value while it plans a `LIMIT`
@@ -23,20 +25,53 @@
 //! SQLite allows one writer at a time. Rather than let concurrent writers fight
 //! over the lock (and fail with `SQLITE_BUSY` on read-to-write upgrades), the
 //! SQLite store keeps a single-connection *write* pool beside a *read* pool.
-//! On Postgres both are the same pool. On SQLite the chat's hot writes go
-//! through the writer lane ([`lane`]: a thread with a rusqlite connection of
-//! its own that holds the write pool's connection as the writers' mutex and
-//! commits several requests per transaction) and the per-run reads run on the
-//! caller's thread on rusqlite connections ([`hot`]); both exist to cut the
-//! round trips to sqlx's connection threads, which bounded the chat
-//! throughput (BENCHMARKS.md). WAL checkpoints run on a thread of their own
-//! ([`checkpoint`]), never inside a writer's commit.
+//! On Postgres both are the same pool. On SQLite the chat's hot statements
+//! also have a fast path off sqlx, in [`sqlite`]: the writer lane (group
+//! commit on a thread of its own), the hot reads on the caller's thread, and
+//! the WAL checkpoint thread. That module says why it exists and why it is a
+//! module rather than a second implementation of a trait.
 //!
-//! Files: `agents.rs`, `settings.rs`, `accounts.rs`, … each adds the `Store`
-//! methods of one feature; `rows.rs`-style row structs live beside their queries.
+//! # Where things are
+//!
+//! One hop from an entry point to its SQL: a service calls a [`Store`] method;
+//! the method lives in the file of the table it is about, with its SQL text
+//! (`const`s, written once for both dialects), the values it binds (one
+//! `…_args` function of [`args::Arg`]s when both drivers bind them) and its
+//! row type (one `any_row!` declaration, which maps rows for sqlx and for
+//! rusqlite alike). A hot method branches once on `self.sqlite()`: on SQLite
+//! to [`sqlite::queue`] / [`sqlite::scheduling`] (the same statements, run in
+//! the writer lane) or to a hot read; otherwise it runs its sqlx code, which
+//! is Postgres's path and SQLite's for everything not hot.
+//!
+//! - `accounts.rs`: LLM accounts — the API's CRUD, the worker's usable
+//!   accounts, each call's success and rate limits.
+//! - `usage.rs`: usage rows (the one insert, the reports, spend sums).
+//! - `queue.rs`: the job queue (enqueue, claim, lease, finish, fail) and the
+//!   chat's messages written with it; `jobs.rs`: jobs as the API shows them.
+//! - `workflows.rs`: workflows (the one insert, the API's CRUD);
+//!   `scheduling.rs`: the scheduler's due-time claims.
+//! - `memory_ctx.rs`: what a run reads and writes of its agent's context
+//!   (prompt memory, conversation tail, compactions); `memory.rs` and the
+//!   other files: one feature each.
+//! - [`sqlite`]: the rusqlite side; [`args`]: bound values; `row.rs`: `any_row!`.
+//!
+//! **An account's success** (rest cleared, message counted) is not part of
+//! the write that records a call's usage, on either dialect: it comes last,
+//! and a failure there is logged, not returned — the counters are advisory
+//! (they order failover), and failing a finish whose reply and usage were
+//! already committed made the worker retry it and bill the calls twice. On
+//! Postgres it runs after the commit: every run updates the same few account
+//! rows, and holding their row locks across the transaction serialised the
+//! workers (chat-throughput fell from ~430 to ~230 jobs/s). The SQLite lane
+//! runs it at the end of the request's savepoint, in the same commit (one
+//! writer, no row locks to hold; a failed statement leaves the savepoint as
+//! it was). See [`queue`].
 
 #[macro_use]
 mod row;
+#[macro_use]
+pub(crate) mod args;
+pub mod sqlite;
 
 pub mod accounts;
 pub mod agents;
@@ -44,14 +79,11 @@ pub mod api_keys;
 pub mod bot_leases;
 pub mod bots;
 pub mod cache;
-pub mod checkpoint;
 pub mod conversations;
 pub mod dashboard;
 pub mod dashboard_ops;
 pub mod effects;
-pub mod hot;
 pub mod jobs;
-pub mod lane;
 pub mod logs;
 pub mod mcp;
 pub mod memory;
@@ -60,7 +92,6 @@ pub mod outbox;
 pub mod queue;
 pub mod rate_events;
 pub mod routing;
-pub mod runs;
 pub mod scheduling;
 pub mod sessions;
 pub mod settings;
@@ -150,21 +181,6 @@ pub(crate) fn classify(e: sqlx::Error) -> DbError {
     }
 }
 
-/// The writer lane's errors, classified like [`classify`] does sqlx's.
-impl From<rusqlite::Error> for DbError {
-    fn from(e: rusqlite::Error) -> DbError {
-        if let rusqlite::Error::SqliteFailure(failure, message) = &e {
-            let message = message.clone().unwrap_or_else(|| failure.to_string());
-            match failure.extended_code {
-                2067 | 1555 => return DbError::Conflict(message),
-                787 => return DbError::MissingReference(message),
-                _ => {}
-            }
-        }
-        DbError::Other(format!("sqlite: {e}"))
-    }
-}
-
 /// Every SQLite connection's set-up: sqlx's pools, the writer lane's and the
 /// hot reads' own connections.
 ///
@@ -175,7 +191,7 @@ impl From<rusqlite::Error> for DbError {
 /// temporary file past 64 KiB, and those writes were ~6 % of the writer
 /// thread's time. wal_autocheckpoint=0: no connection checkpoints inside its
 /// own commit; the store's checkpoint thread does it beside the writers
-/// ([`checkpoint`]), every ~3 000 pages of WAL rather than SQLite's 1000 —
+/// ([`sqlite::checkpoint`]), every ~3 000 pages of WAL rather than SQLite's 1000 —
 /// under load the same hot pages (the job queue's, the newest messages') are
 /// committed again and again, and a checkpoint writes each distinct page
 /// once, so fewer checkpoints write far less. Checkpoints and their fsyncs
@@ -208,12 +224,9 @@ pub struct Store {
     skills: std::sync::Arc<cache::SkillCache>,
     /// The settings, likewise.
     settings: std::sync::Arc<cache::SettingsCache>,
-    /// SQLite: the hot path's read connections, used on the caller's thread ([`hot`]).
-    hot: std::sync::Arc<hot::Readers>,
-    /// SQLite: the writer lane of the chat's hot writes ([`lane`]).
-    lane: Option<std::sync::Arc<lane::Lane>>,
-    /// SQLite: the WAL checkpoint thread ([`checkpoint`]).
-    checkpoints: Option<std::sync::Arc<checkpoint::Checkpointer>>,
+    /// SQLite: the fast path — writer lane, hot-read connections, checkpoint
+    /// thread ([`sqlite`]). `None` on Postgres.
+    sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -261,16 +274,13 @@ impl Store {
             };
             let write = pool(1).connect_with(options.clone()).await?;
             let read = pool(max_connections.max(1)).connect_with(options).await?;
-            let checkpoints = std::sync::Arc::new(checkpoint::Checkpointer::start(path)?);
             Ok(Store {
                 read,
                 dialect: Dialect::Sqlite,
                 agents: Default::default(),
                 skills: Default::default(),
                 settings: Default::default(),
-                hot: std::sync::Arc::new(hot::Readers::new(path)),
-                lane: Some(std::sync::Arc::new(lane::Lane::start(write.clone(), path, checkpoints.clone())?)),
-                checkpoints: Some(checkpoints),
+                sqlite: Some(std::sync::Arc::new(sqlite::Sqlite::start(write.clone(), path)?)),
                 write,
             })
         } else {
@@ -300,9 +310,7 @@ impl Store {
                 agents: Default::default(),
                 skills: Default::default(),
                 settings: Default::default(),
-                hot: Default::default(),
-                lane: None,
-                checkpoints: None,
+                sqlite: None,
             })
         }
     }
@@ -340,6 +348,17 @@ impl Store {
         self.dialect
     }
 
+    /// The SQLite fast path ([`sqlite`]); `None` on Postgres.
+    pub(crate) fn sqlite(&self) -> Option<&sqlite::Sqlite> {
+        self.sqlite.as_deref()
+    }
+
+    /// How many idle hot-read connections the store keeps now (diagnostics
+    /// and tests; always 0 on Postgres, which reads through its pool).
+    pub fn hot_idle(&self) -> usize {
+        self.sqlite().map_or(0, |lite| lite.hot.idle())
+    }
+
     pub(crate) fn r(&self) -> &AnyPool {
         &self.read
     }
@@ -360,9 +379,8 @@ impl Store {
 
     /// Closes both pools (shutdown).
     pub async fn close(&self) {
-        self.hot.close();
-        if let Some(c) = &self.checkpoints {
-            c.stop();
+        if let Some(lite) = &self.sqlite {
+            lite.close();
         }
         self.write.close().await;
         self.read.close().await;
@@ -437,6 +455,13 @@ fn migrator(dialect: Dialect) -> &'static sqlx::migrate::Migrator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Flag(pub bool);
 
+/// For row fields declared `bool as Flag` (`any_row!`).
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
+    }
+}
+
 impl sqlx::Type<sqlx::Any> for Flag {
     fn type_info() -> sqlx::any::AnyTypeInfo {
         <bool as sqlx::Type<sqlx::Any>>::type_info()
@@ -498,8 +523,12 @@ mod limit_tests {
     fn no_bare_bound_limit() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/db");
         let mut offenders = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let files = std::fs::read_dir(&dir).unwrap().chain(std::fs::read_dir(dir.join("sqlite")).unwrap());
+        for entry in files {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             // Spelled in two parts so that this test's own text does not match.
             let needle = concat!("LIMIT ", "$");

@@ -15,7 +15,16 @@
 //!   once afterwards ([`super::effects`]);
 //! - per conversation, a job is claimable only when no earlier job of the same
 //!   conversation is pending or running, so replies come in message order.
+//!
+//! On SQLite the hot writes here (enqueue, claim, finish) run in the writer
+//! lane ([`super::sqlite::queue`]): the same statements — the `const`s and
+//! `…_args` functions below — in the same order, on rusqlite. The usage of
+//! a run's calls is written with its finish (or failure); each serving
+//! account's success (rest cleared, message counted) comes last, best effort,
+//! on both dialects: after the commit on Postgres, at the end of the lane's
+//! savepoint on SQLite (the module docs of `db` say why).
 
+use super::args::{Arg, query, query_scalar};
 use super::{DbError, Dialect, Result, Store, classify, from_json, sql, to_json};
 use crate::clock::now_ms;
 use crate::domain::job::{FailOutcome, Job, JobPayload, NewJob};
@@ -25,7 +34,8 @@ const JOB_COLUMNS: &str = "id, agent_id, conversation_id, kind, priority, status
      max_attempts, run_after, locked_by, lease_expires_at, workflow_id, webhook_id, created_at, started_at, completed_at";
 
 any_row! {
-    struct JobRow {
+    /// A `jobs` row as the queue reads it ([`JOB_COLUMNS`]); the API's view is `jobs::JobViewRow`.
+    pub(crate) struct JobRow {
         id: i64,
         agent_id: i64,
         conversation_id: Option<String>,
@@ -106,12 +116,6 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
-/// The message a platform id was stored as; one text for both write paths.
-const INBOUND_SEEN: &str = "SELECT conversation_id, message_id, job_id, priority FROM inbound_messages \
-     WHERE platform = $1 AND channel_id = $2 AND external_id = $3";
-const INBOUND_RECORD: &str = "INSERT INTO inbound_messages (platform, channel_id, external_id, conversation_id, \
-     message_id, job_id, agent_id, priority, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
 /// The end of a successful run.
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
@@ -122,9 +126,9 @@ pub struct Finish<'a> {
     /// Store the reply as an assistant message in this conversation.
     pub conversation_id: Option<&'a str>,
     /// The usage of every model call of the run (tool rounds, compaction and
-    /// the answer): written, with each account's success, in the same write
-    /// as the reply — and also when the lease was lost, because the calls
-    /// were made and billed either way.
+    /// the answer): written in the same write as the reply — and also when
+    /// the lease was lost, because the calls were made and billed either way.
+    /// Each account's success follows that write (see the module docs).
     pub usage: &'a [UsageRecord],
     /// The reply's effects (its tags: memory, state, delegations, conductor
     /// actions) as JSON, recorded on the job in the same write and applied
@@ -148,7 +152,7 @@ pub fn estimate_tokens(text: &str) -> i64 {
     ((text.chars().count() as f64) / 3.5).ceil() as i64
 }
 
-fn new_conversation_id() -> String {
+pub(crate) fn new_conversation_id() -> String {
     format!("conv_{}", hex::encode(rand::random::<[u8; 9]>()))
 }
 
@@ -165,8 +169,8 @@ impl Store {
     /// stores the user message and enqueues the job that answers it — one
     /// transaction. The caller publishes `JobReady` after this returns.
     pub async fn enqueue_chat(&self, req: &ChatRequest) -> Result<Enqueued> {
-        if self.dialect() == Dialect::Sqlite {
-            return self.enqueue_chat_sqlite(req).await;
+        if let Some(lite) = self.sqlite() {
+            return super::sqlite::queue::enqueue_chat(&lite.lane, req).await;
         }
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -178,20 +182,8 @@ impl Store {
         let message_id = insert_message(&mut tx, &conversation_id, "user", &req.content, None, now).await?;
         let job_id = insert_job(&mut *tx, &chat_job(req.clone(), &conversation_id, message_id), now).await?;
         let enqueued = Enqueued { conversation_id, message_id, job_id, priority: req.priority, duplicate: false };
-        if let Some(external_id) = &req.external_id {
-            let recorded = sqlx::query(INBOUND_RECORD)
-                .bind(&req.platform)
-                .bind(&req.channel_id)
-                .bind(external_id)
-                .bind(&enqueued.conversation_id)
-                .bind(message_id)
-                .bind(job_id)
-                .bind(req.agent_id)
-                .bind(req.priority)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify);
+        if let Some(recorded) = inbound_record_args(req, &enqueued, now) {
+            let recorded = query(INBOUND_RECORD, recorded).execute(&mut *tx).await.map_err(classify);
             match recorded {
                 Ok(_) => {}
                 // A concurrent transaction took the same message in first (its
@@ -220,28 +212,12 @@ impl Store {
     /// job of each conversation.
     pub async fn claim_jobs(&self, worker_id: &str, limit: i64, lease_ms: i64) -> Result<Vec<Job>> {
         let now = now_ms();
-        // SQLite: `+status` keeps the outer check off the status index, so the
-        // claimed ids are looked up by rowid instead of by scanning every
-        // pending job (EXPLAIN QUERY PLAN: "SEARCH jobs USING INTEGER PRIMARY
-        // KEY" instead of "USING COVERING INDEX jobs_claim (status=?)").
-        let (lock, status) = match self.dialect() {
-            Dialect::Postgres => ("FOR UPDATE SKIP LOCKED", "status"),
-            Dialect::Sqlite => ("", "+status"),
-        };
-        let statement = format!(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, lease_expires_at = $2, \
-             started_at = $3 WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'pending' AND j.run_after <= $3 \
-             AND (j.conversation_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.conversation_id = j.conversation_id \
-             AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 + 0 {lock}) \
-             AND {status} = 'pending' RETURNING {JOB_COLUMNS}"
-        );
-        let rows = match self.dialect() {
-            Dialect::Sqlite => self.claim_jobs_sqlite(statement, worker_id, now, lease_ms, limit).await?,
-            Dialect::Postgres => sqlx::query_as::<_, JobRow>(sql(statement))
-                .bind(worker_id)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit)
+        let statement = claim_sql(self.dialect());
+        let rows = match self.sqlite() {
+            Some(lite) => {
+                super::sqlite::queue::claim_jobs(&lite.lane, statement, worker_id, now, lease_ms, limit).await?
+            }
+            None => super::args::query_as::<JobRow>(sql(statement), claim_args(worker_id, now, lease_ms, limit))
                 .fetch_all(self.w())
                 .await
                 .map_err(classify)?,
@@ -274,29 +250,26 @@ impl Store {
         let now = now_ms();
         if f.conversation_id.is_none() && f.usage.is_empty() {
             // Nothing but the job row to write: one statement, no transaction.
-            let done = complete_job(self.w(), f, now).await?;
+            let done = query(COMPLETE_JOB, complete_args(f, now)).execute(self.w()).await.map_err(classify)?;
             return Ok(if done.rows_affected() > 0 {
                 Finished::Stored { message_id: None }
             } else {
                 Finished::LeaseLost
             });
         }
-        if self.dialect() == Dialect::Sqlite {
-            return self.finish_job_sqlite(f, now).await;
+        if let Some(lite) = self.sqlite() {
+            return super::sqlite::queue::finish_job(&lite.lane, f, now).await;
         }
-        // Postgres: the usage rows inside the transaction, the accounts'
-        // success after the commit — every run updates the same few account
-        // rows, and holding their row locks across the transaction serialised
-        // the workers (chat-throughput fell from ~430 to ~230 jobs/s when it
-        // was inside).
+        // The usage rows, the completion and the reply in one transaction;
+        // the accounts' success after it (see the module docs of `db`).
         let mut tx = self.w().begin().await?;
         for usage in f.usage {
             insert_usage(&mut tx, usage).await?;
         }
-        let done = complete_job(&mut *tx, f, now).await?;
+        let done = query(COMPLETE_JOB, complete_args(f, now)).execute(&mut *tx).await.map_err(classify)?;
         if done.rows_affected() == 0 {
             tx.commit().await?; // the usage stays: the calls were made
-            self.accounts_served(f.usage).await?;
+            self.accounts_served(f.usage).await;
             return Ok(Finished::LeaseLost);
         }
         let message_id = match f.conversation_id {
@@ -306,19 +279,8 @@ impl Store {
             None => None,
         };
         tx.commit().await?;
-        self.accounts_served(f.usage).await?;
+        self.accounts_served(f.usage).await;
         Ok(Finished::Stored { message_id })
-    }
-
-    /// Clears each serving account's rest and counts its message (Postgres,
-    /// after the commit; the SQLite lane does it inside).
-    async fn accounts_served(&self, usage: &[UsageRecord]) -> Result<()> {
-        for u in usage {
-            if let Some(account_id) = u.account_id {
-                account_success(self.w(), account_id, u.created_at).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Reports a failed attempt. With `retry_at` and attempts left, the job goes
@@ -337,7 +299,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.w().begin().await?;
         for u in usage {
-            record_call(&mut tx, u).await?;
+            insert_usage(&mut tx, u).await?;
         }
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND status = 'running' AND locked_by = $2",
@@ -348,6 +310,7 @@ impl Store {
         .await?;
         let Some((attempts, max_attempts)) = row else {
             tx.commit().await?; // the usage only
+            self.accounts_served(usage).await;
             return Ok(FailOutcome::LostLease);
         };
         let outcome = match retry_at {
@@ -377,6 +340,7 @@ impl Store {
             }
         };
         tx.commit().await?;
+        self.accounts_served(usage).await;
         Ok(outcome)
     }
 
@@ -443,8 +407,8 @@ impl Store {
     /// The earliest `run_after` among pending jobs (workers sleep until then).
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
         const DUE: &str = "SELECT MIN(run_after) FROM jobs WHERE status = 'pending'";
-        match self.hot_read(|conn| Ok(conn.prepare_cached(DUE)?.query_row([], |r| r.get(0))?)) {
-            Some(due) => due,
+        match self.sqlite() {
+            Some(lite) => lite.hot.read(|conn| super::sqlite::scalar(conn, DUE, &[])),
             None => Ok(sqlx::query_scalar(DUE).fetch_one(self.r()).await?),
         }
     }
@@ -460,234 +424,6 @@ impl Store {
     }
 }
 
-/// The chat's hot writes on SQLite, run by the writer lane ([`super::lane`])
-/// on its own connection: each is plain statements inside a savepoint, which
-/// is the request's transaction when it runs alone and a nested one when the
-/// lane commits it in a batch with others. Whatever fails rolls back to the
-/// savepoint (rusqlite's `Savepoint` does so when dropped uncommitted), so a
-/// request writes all of itself or none.
-///
-/// The statements mirror the Postgres transactions above; the contract tests
-/// run both. Postgres keeps its plain transactions: its round trips run in
-/// parallel over the pool.
-impl Store {
-    pub(super) fn lane(&self) -> Result<&super::lane::Lane> {
-        // Only SQLite comes here, and a SQLite store always has its lane.
-        self.lane
-            .as_deref()
-            .ok_or_else(|| DbError::Other("a SQLite lane write on a store without a writer lane".into()))
-    }
-
-    async fn enqueue_chat_sqlite(&self, req: &ChatRequest) -> Result<Enqueued> {
-        let req = req.clone();
-        let new_id = new_conversation_id();
-        let now = now_ms();
-        self.lane()?
-            .run(move |conn| {
-                let tokens = estimate_tokens(&req.content);
-                let sp = conn.savepoint()?;
-                // The lane is the only writer, so looking first is enough: no
-                // other transaction can take the same id in between.
-                if let Some(external_id) = &req.external_id {
-                    let params: [(&str, &dyn rusqlite::ToSql); 3] =
-                        [("$1", &req.platform), ("$2", &req.channel_id), ("$3", external_id)];
-                    let seen = sp
-                        .prepare_cached(INBOUND_SEEN)?
-                        .query_map(&params[..], |r| {
-                            Ok(Enqueued {
-                                conversation_id: r.get(0)?,
-                                message_id: r.get(1)?,
-                                job_id: r.get(2)?,
-                                priority: r.get(3)?,
-                                duplicate: true,
-                            })
-                        })?
-                        .next()
-                        .transpose()?;
-                    if let Some(seen) = seen {
-                        return Ok(seen);
-                    }
-                }
-                // The active conversation of (agent, platform, channel), opened
-                // if missing; the savepoint holds the write lock, so nothing can
-                // close it before the job is in.
-                sp.prepare_cached(
-                    "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, \
-                     started_at, last_message_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7) \
-                     ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING",
-                )?
-                .execute(rusqlite::params![
-                    new_id,
-                    req.agent_id,
-                    req.platform,
-                    req.channel_id,
-                    req.user_id,
-                    req.user_name,
-                    now
-                ])?;
-                let conversation_id: String = sp
-                    .prepare_cached(
-                        "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + ?1, \
-                         last_message_at = ?2 WHERE agent_id = ?3 AND platform = ?4 AND channel_id = ?5 \
-                         AND status = 'active' RETURNING id",
-                    )?
-                    .query_row(rusqlite::params![tokens, now, req.agent_id, req.platform, req.channel_id], |r| {
-                        r.get(0)
-                    })?;
-                let message_id: i64 = sp
-                    .prepare_cached(
-                        "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-                         VALUES (?1, 'user', ?2, ?3, NULL, ?4) RETURNING id",
-                    )?
-                    .query_row(rusqlite::params![conversation_id, req.content, tokens, now], |r| r.get(0))?;
-                let (priority, agent_id) = (req.priority, req.agent_id);
-                let (platform, channel_id, external_id) =
-                    (req.platform.clone(), req.channel_id.clone(), req.external_id.clone());
-                let job_id = insert_job_lane(&sp, &chat_job(req, &conversation_id, message_id), now)?;
-                if let Some(external_id) = external_id {
-                    let params: [(&str, &dyn rusqlite::ToSql); 9] = [
-                        ("$1", &platform),
-                        ("$2", &channel_id),
-                        ("$3", &external_id),
-                        ("$4", &conversation_id),
-                        ("$5", &message_id),
-                        ("$6", &job_id),
-                        ("$7", &agent_id),
-                        ("$8", &priority),
-                        ("$9", &now),
-                    ];
-                    sp.prepare_cached(INBOUND_RECORD)?.execute(&params[..])?;
-                }
-                sp.commit()?;
-                Ok(Enqueued { conversation_id, message_id, job_id, priority, duplicate: false })
-            })
-            .await
-    }
-
-    async fn claim_jobs_sqlite(
-        &self,
-        statement: String,
-        worker_id: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<JobRow>> {
-        let worker_id = worker_id.to_string();
-        self.lane()?
-            .run(move |conn| {
-                let mut claim = conn.prepare_cached(&statement)?;
-                let params: [(&str, &dyn rusqlite::ToSql); 4] =
-                    [("$1", &worker_id), ("$2", &(now + lease_ms)), ("$3", &now), ("$4", &limit)];
-                let rows = claim.query_map(&params[..], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
-            .await
-    }
-
-    async fn finish_job_sqlite(&self, f: &Finish<'_>, now: i64) -> Result<Finished> {
-        let (job_id, worker_id, reply) = (f.job_id, f.worker_id.to_string(), f.reply.to_string());
-        let effects = f.effects.map(str::to_string);
-        let conversation_id = f.conversation_id.map(str::to_string);
-        let usage = f.usage.to_vec();
-        self.lane()?
-            .run(move |conn| {
-                let sp = conn.savepoint()?;
-                // The usage rows and the accounts' success whether or not the
-                // lease still holds: the calls were made and billed either way.
-                for u in &usage {
-                    sp.prepare_cached(
-                        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, \
-                         input_tokens, output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, \
-                         cache_write_tokens, api_key_id) VALUES \
-                         ((SELECT id FROM accounts WHERE id = ?1), (SELECT id FROM agents WHERE id = ?2), \
-                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                    )?
-                    .execute(rusqlite::params![
-                        u.account_id,
-                        u.agent_id,
-                        u.conversation_id,
-                        u.job_id,
-                        u.provider,
-                        u.model,
-                        u.input_tokens,
-                        u.output_tokens,
-                        u.cost_usd,
-                        u.duration_ms,
-                        u.created_at,
-                        u.cache_read_tokens,
-                        u.cache_write_tokens,
-                        u.api_key_id
-                    ])?;
-                    if let Some(account_id) = u.account_id {
-                        sp.prepare_cached(
-                            "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, \
-                             total_messages = total_messages + 1, updated_at = ?1 WHERE id = ?2",
-                        )?
-                        .execute(rusqlite::params![now, account_id])?;
-                    }
-                }
-                let done = sp
-                    .prepare_cached(
-                        "UPDATE jobs SET status = 'completed', result = ?1, error = NULL, completed_at = ?2, \
-                         locked_by = NULL, lease_expires_at = NULL, effects = ?5 \
-                         WHERE id = ?3 AND status = 'running' AND locked_by = ?4",
-                    )?
-                    .execute(rusqlite::params![reply, now, job_id, worker_id, effects])?;
-                if done == 0 {
-                    sp.commit()?;
-                    return Ok(Finished::LeaseLost); // only the usage was written
-                }
-                let mut message_id = None;
-                if let Some(conv) = &conversation_id {
-                    let tokens = estimate_tokens(&reply);
-                    let counted = sp
-                        .prepare_cached(
-                            "UPDATE conversations SET message_count = message_count + 1, \
-                             total_tokens = total_tokens + ?1, last_message_at = ?2 WHERE id = ?3",
-                        )?
-                        .execute(rusqlite::params![tokens, now, conv])?;
-                    if counted == 1 {
-                        message_id = Some(
-                            sp.prepare_cached(
-                                "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, \
-                                 created_at) VALUES (?1, 'assistant', ?2, ?3, ?4, ?5) RETURNING id",
-                            )?
-                            .query_row(rusqlite::params![conv, reply, tokens, job_id, now], |r| r.get(0))?,
-                        );
-                    }
-                }
-                sp.commit()?;
-                Ok(Finished::Stored { message_id })
-            })
-            .await
-    }
-}
-
-/// A claimed job's row, in [`JOB_COLUMNS`] order, as the lane reads it.
-fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        id: r.get(0)?,
-        agent_id: r.get(1)?,
-        conversation_id: r.get(2)?,
-        kind: r.get(3)?,
-        priority: r.get(4)?,
-        status: r.get(5)?,
-        payload: r.get(6)?,
-        result: r.get(7)?,
-        error: r.get(8)?,
-        attempts: r.get(9)?,
-        max_attempts: r.get(10)?,
-        run_after: r.get(11)?,
-        locked_by: r.get(12)?,
-        lease_expires_at: r.get(13)?,
-        workflow_id: r.get(14)?,
-        webhook_id: r.get(15)?,
-        created_at: r.get(16)?,
-        started_at: r.get(17)?,
-        completed_at: r.get(18)?,
-    })
-}
-
 any_row! {
     /// A stored message.
     #[derive(Debug, Clone, PartialEq)]
@@ -700,13 +436,164 @@ any_row! {
     }
 }
 
-/// A new job's row; [`insert_job`] and [`insert_job_lane`] bind it alike.
-const INSERT_JOB: &str = "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, attempts, \
-     max_attempts, run_after, workflow_id, webhook_id, created_at) \
+// The queue's statements. Each is written once and run by both drivers: by
+// sqlx in this file (Postgres; SQLite outside the hot path) and by the SQLite
+// writer lane in `sqlite::queue`, with the values of the `…_args` function
+// beside it.
+
+/// The message a platform id was stored as (`$1` platform, `$2` channel, `$3` id).
+pub(crate) const INBOUND_SEEN: &str = "SELECT conversation_id, message_id, job_id, priority FROM inbound_messages \
+     WHERE platform = $1 AND channel_id = $2 AND external_id = $3";
+
+any_row! {
+    /// An [`INBOUND_SEEN`] row.
+    pub(crate) struct InboundRow {
+        conversation_id: String,
+        message_id: i64,
+        job_id: i64,
+        priority: i64,
+    }
+}
+
+impl From<InboundRow> for Enqueued {
+    fn from(r: InboundRow) -> Enqueued {
+        Enqueued {
+            conversation_id: r.conversation_id,
+            message_id: r.message_id,
+            job_id: r.job_id,
+            priority: r.priority,
+            duplicate: true,
+        }
+    }
+}
+
+/// [`INBOUND_SEEN`]'s values; `None` for a message without a platform id.
+pub(crate) fn inbound_key_args(req: &ChatRequest) -> Option<[Arg<'_>; 3]> {
+    let external_id = req.external_id.as_deref()?;
+    Some(args![&req.platform, &req.channel_id, external_id])
+}
+
+/// Records which message and job a platform id became.
+pub(crate) const INBOUND_RECORD: &str = "INSERT INTO inbound_messages (platform, channel_id, external_id, \
+     conversation_id, message_id, job_id, agent_id, priority, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// [`INBOUND_RECORD`]'s values; `None` for a message without a platform id.
+pub(crate) fn inbound_record_args<'a>(req: &'a ChatRequest, e: &'a Enqueued, now: i64) -> Option<[Arg<'a>; 9]> {
+    let external_id = req.external_id.as_deref()?;
+    Some(args![
+        &req.platform,
+        &req.channel_id,
+        external_id,
+        &e.conversation_id,
+        e.message_id,
+        e.job_id,
+        req.agent_id,
+        req.priority,
+        now
+    ])
+}
+
+/// The active conversation of (`$1` agent, `$2` platform, `$3` channel).
+pub(crate) const ACTIVE_CONVERSATION: &str =
+    "SELECT id FROM conversations WHERE agent_id = $1 AND platform = $2 AND channel_id = $3 AND status = 'active'";
+
+pub(crate) fn conversation_key_args(req: &ChatRequest) -> [Arg<'_>; 3] {
+    args![req.agent_id, &req.platform, &req.channel_id]
+}
+
+/// Opens the active conversation of (agent, platform, channel) unless one is
+/// open: concurrent openers meet on the `conversations_one_active` unique index.
+pub(crate) const OPEN_CONVERSATION: &str = "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, \
+     user_name, status, started_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
+     ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING";
+
+pub(crate) fn open_conversation_args<'a>(id: &'a str, req: &'a ChatRequest, now: i64) -> [Arg<'a>; 7] {
+    args![id, req.agent_id, &req.platform, &req.channel_id, &req.user_id, &req.user_name, now]
+}
+
+/// Counts a new message in its conversation (`$1` its tokens, `$2` now, `$3`
+/// the conversation); changes no row when the conversation is gone, which
+/// makes it the existence check too.
+pub(crate) const COUNT_MESSAGE: &str = "UPDATE conversations SET message_count = message_count + 1, \
+     total_tokens = total_tokens + $1, last_message_at = $2 WHERE id = $3";
+
+pub(crate) fn count_message_args(conversation_id: &str, tokens: i64, now: i64) -> [Arg<'_>; 3] {
+    args![tokens, now, conversation_id]
+}
+
+pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation_id, role, content, token_estimate, \
+     job_id, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+pub(crate) fn insert_message_args<'a>(
+    conversation_id: &'a str,
+    role: &'a str,
+    content: &'a str,
+    tokens: i64,
+    job_id: Option<i64>,
+    now: i64,
+) -> [Arg<'a>; 6] {
+    args![conversation_id, role, content, tokens, job_id, now]
+}
+
+/// A new job's row.
+pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (agent_id, conversation_id, kind, priority, status, payload, \
+     attempts, max_attempts, run_after, workflow_id, webhook_id, created_at) \
      VALUES ($1, $2, $3, $4, 'pending', $5, 0, $6, $7, $8, $9, $10) RETURNING id";
 
+pub(crate) fn job_args(job: &NewJob, now: i64) -> [Arg<'_>; 10] {
+    args![
+        job.agent_id,
+        &job.conversation_id,
+        job.kind.as_str(),
+        job.priority,
+        to_json(&job.payload),
+        job.max_attempts.max(1),
+        job.run_after.unwrap_or(now),
+        job.workflow_id,
+        job.webhook_id,
+        now
+    ]
+}
+
+/// The claim of up to `$4` due jobs for worker `$1` until `$2`, at `$3`.
+/// Lower priority number first, then oldest; at most the oldest unfinished
+/// job of each conversation.
+///
+/// Postgres locks the candidates (`FOR UPDATE SKIP LOCKED`: concurrent
+/// claimers take disjoint jobs). SQLite has one writer; there `+status`
+/// keeps the outer check off the status index, so the claimed ids are looked
+/// up by rowid instead of by scanning every pending job (EXPLAIN QUERY PLAN:
+/// "SEARCH jobs USING INTEGER PRIMARY KEY" instead of "USING COVERING INDEX
+/// jobs_claim (status=?)").
+pub(crate) fn claim_sql(dialect: Dialect) -> String {
+    let (lock, status) = match dialect {
+        Dialect::Postgres => ("FOR UPDATE SKIP LOCKED", "status"),
+        Dialect::Sqlite => ("", "+status"),
+    };
+    format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, lease_expires_at = $2, \
+         started_at = $3 WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'pending' AND j.run_after <= $3 \
+         AND (j.conversation_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.conversation_id = j.conversation_id \
+         AND e.id < j.id AND e.status IN ('pending', 'running'))) ORDER BY j.priority, j.id LIMIT $4 + 0 {lock}) \
+         AND {status} = 'pending' RETURNING {JOB_COLUMNS}"
+    )
+}
+
+pub(crate) fn claim_args(worker_id: &str, now: i64, lease_ms: i64, limit: i64) -> [Arg<'_>; 4] {
+    args![worker_id, now + lease_ms, now, limit]
+}
+
+/// The conditional completion of a job: only while `$4` holds it.
+pub(crate) const COMPLETE_JOB: &str = "UPDATE jobs SET status = 'completed', result = $1, error = NULL, \
+     completed_at = $2, locked_by = NULL, lease_expires_at = NULL, effects = $5 \
+     WHERE id = $3 AND status = 'running' AND locked_by = $4";
+
+pub(crate) fn complete_args<'a>(f: &'a Finish<'a>, now: i64) -> [Arg<'a>; 5] {
+    args![f.reply, now, f.job_id, f.worker_id, f.effects]
+}
+
 /// The job that answers a stored chat message (both dialects' enqueue).
-fn chat_job(req: ChatRequest, conversation_id: &str, message_id: i64) -> NewJob {
+pub(crate) fn chat_job(req: ChatRequest, conversation_id: &str, message_id: i64) -> NewJob {
     let payload = JobPayload {
         prompt: req.content,
         conversation_id: Some(conversation_id.to_string()),
@@ -723,69 +610,12 @@ fn chat_job(req: ChatRequest, conversation_id: &str, message_id: i64) -> NewJob 
     job
 }
 
-/// [`insert_job`] on the writer lane's connection, inside its transaction.
-pub(crate) fn insert_job_lane(conn: &rusqlite::Connection, job: &NewJob, now: i64) -> Result<i64> {
-    let params: [(&str, &dyn rusqlite::ToSql); 10] = [
-        ("$1", &job.agent_id),
-        ("$2", &job.conversation_id),
-        ("$3", &job.kind.as_str()),
-        ("$4", &job.priority),
-        ("$5", &to_json(&job.payload)),
-        ("$6", &job.max_attempts.max(1)),
-        ("$7", &job.run_after.unwrap_or(now)),
-        ("$8", &job.workflow_id),
-        ("$9", &job.webhook_id),
-        ("$10", &now),
-    ];
-    Ok(conn.prepare_cached(INSERT_JOB)?.query_row(&params[..], |r| r.get(0))?)
-}
-
 pub(crate) async fn insert_job<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     job: &NewJob,
     now: i64,
 ) -> Result<i64> {
-    sqlx::query_scalar(INSERT_JOB)
-        .bind(job.agent_id)
-        .bind(&job.conversation_id)
-        .bind(job.kind.as_str())
-        .bind(job.priority)
-        .bind(to_json(&job.payload))
-        .bind(job.max_attempts.max(1))
-        .bind(job.run_after.unwrap_or(now))
-        .bind(job.workflow_id)
-        .bind(job.webhook_id)
-        .bind(now)
-        .fetch_one(ex)
-        .await
-        .map_err(classify)
-}
-
-/// A served model call, inside the caller's transaction: its usage row (an
-/// account or agent deleted meanwhile is stored as NULL, never refused) and its
-/// account's success (rest cleared, message counted).
-async fn record_call(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
-    insert_usage(tx, u).await?;
-    if let Some(account_id) = u.account_id {
-        account_success(&mut **tx, account_id, u.created_at).await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn account_success<'e>(
-    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    account_id: i64,
-    at: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE accounts SET rate_limited_until = NULL, retry_count = 0, total_messages = total_messages + 1, \
-         updated_at = $1 WHERE id = $2",
-    )
-    .bind(at)
-    .bind(account_id)
-    .execute(ex)
-    .await?;
-    Ok(())
+    query_scalar(INSERT_JOB, job_args(job, now)).fetch_one(ex).await.map_err(classify)
 }
 
 async fn insert_usage(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
@@ -793,35 +623,14 @@ async fn insert_usage(tx: &mut Tx<'_>, u: &UsageRecord) -> Result<()> {
 }
 
 impl Store {
-    /// Records a served model call on its own (usage row + account success),
-    /// for calls whose usage does not travel with a reply (tool rounds,
-    /// compaction summaries, runs that failed after the call).
+    /// Records a served model call on its own (usage row, then its account's
+    /// success), for calls whose usage does not travel with a reply (tool
+    /// rounds, compaction summaries, runs that failed after the call).
     pub async fn record_call(&self, u: &UsageRecord) -> Result<()> {
-        let mut tx = self.w().begin().await?;
-        record_call(&mut tx, u).await?;
-        tx.commit().await?;
+        super::usage::insert_usage_row(self.w(), u).await?;
+        self.accounts_served(std::slice::from_ref(u)).await;
         Ok(())
     }
-}
-
-/// The conditional completion of a job: only while `f.worker_id` holds it.
-async fn complete_job<'e>(
-    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    f: &Finish<'_>,
-    now: i64,
-) -> Result<sqlx::any::AnyQueryResult> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'completed', result = $1, error = NULL, completed_at = $2, locked_by = NULL, \
-         lease_expires_at = NULL, effects = $5 WHERE id = $3 AND status = 'running' AND locked_by = $4",
-    )
-    .bind(f.reply)
-    .bind(now)
-    .bind(f.job_id)
-    .bind(f.worker_id)
-    .bind(f.effects)
-    .execute(ex)
-    .await
-    .map_err(classify)
 }
 
 /// The message `req.external_id` was first stored as, if it was.
@@ -829,20 +638,9 @@ async fn inbound_seen<'e, E>(executor: E, req: &ChatRequest) -> Result<Option<En
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let Some(external_id) = &req.external_id else { return Ok(None) };
-    let row: Option<(String, i64, i64, i64)> = sqlx::query_as(INBOUND_SEEN)
-        .bind(&req.platform)
-        .bind(&req.channel_id)
-        .bind(external_id)
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.map(|(conversation_id, message_id, job_id, priority)| Enqueued {
-        conversation_id,
-        message_id,
-        job_id,
-        priority,
-        duplicate: true,
-    }))
+    let Some(key) = inbound_key_args(req) else { return Ok(None) };
+    let row: Option<InboundRow> = super::args::query_as(INBOUND_SEEN, key).fetch_optional(executor).await?;
+    Ok(row.map(Enqueued::from))
 }
 
 /// The active conversation of (agent, platform, channel), opened if missing.
@@ -852,33 +650,15 @@ async fn open_conversation(tx: &mut Tx<'_>, req: &ChatRequest, now: i64) -> Resu
     if let Some(id) = active_conversation(tx, req).await? {
         return Ok(id);
     }
-    sqlx::query(
-        "INSERT INTO conversations (id, agent_id, platform, channel_id, user_id, user_name, status, started_at, last_message_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) \
-         ON CONFLICT (agent_id, platform, channel_id) WHERE status = 'active' DO NOTHING",
-    )
-    .bind(new_conversation_id())
-    .bind(req.agent_id)
-    .bind(&req.platform)
-    .bind(&req.channel_id)
-    .bind(&req.user_id)
-    .bind(&req.user_name)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(classify)?;
+    query(OPEN_CONVERSATION, open_conversation_args(&new_conversation_id(), req, now))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
     active_conversation(tx, req).await?.ok_or(super::DbError::NotFound)
 }
 
 async fn active_conversation(tx: &mut Tx<'_>, req: &ChatRequest) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM conversations WHERE agent_id = $1 AND platform = $2 AND channel_id = $3 AND status = 'active'",
-    )
-    .bind(req.agent_id)
-    .bind(&req.platform)
-    .bind(&req.channel_id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    Ok(query_scalar(ACTIVE_CONVERSATION, conversation_key_args(req)).fetch_optional(&mut **tx).await?)
 }
 
 /// Stores a message (tokens estimated as the original does) and advances the
@@ -909,32 +689,12 @@ async fn insert_message_if_conversation(
     now: i64,
 ) -> Result<Option<i64>> {
     let tokens = estimate_tokens(content);
-    let counted = sqlx::query(
-        "UPDATE conversations SET message_count = message_count + 1, total_tokens = total_tokens + $1, \
-         last_message_at = $2 WHERE id = $3",
-    )
-    .bind(tokens)
-    .bind(now)
-    .bind(conversation_id)
-    .execute(&mut **tx)
-    .await?;
+    let counted = query(COUNT_MESSAGE, count_message_args(conversation_id, tokens, now)).execute(&mut **tx).await?;
     if counted.rows_affected() == 0 {
         return Ok(None);
     }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (conversation_id, role, content, token_estimate, job_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(conversation_id)
-    .bind(role)
-    .bind(content)
-    .bind(tokens)
-    .bind(job_id)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(classify)?;
-    Ok(Some(id))
+    let args = insert_message_args(conversation_id, role, content, tokens, job_id, now);
+    Ok(Some(query_scalar(INSERT_MESSAGE, args).fetch_one(&mut **tx).await.map_err(classify)?))
 }
 
 /// Queue figures for the metrics gauges.

@@ -14,8 +14,8 @@
 
 use std::collections::HashMap;
 
-use super::queue::{insert_job, insert_job_lane};
-use super::{Dialect, Result, Store, classify};
+use super::queue::insert_job;
+use super::{Result, Store, classify};
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 use crate::domain::job::NewJob;
@@ -85,7 +85,7 @@ const DUE_COLUMNS: &str = "id, agent_id, name, schedule, prompt, channel_id, pla
 
 /// A batch of due times, oldest first (`$1` now, `$2` the limit); `lock` locks
 /// the rows on Postgres. Both the sqlx and the writer-lane claim use it.
-fn due_batch_sql(lock: &str) -> String {
+pub(crate) fn due_batch_sql(lock: &str) -> String {
     format!(
         "SELECT {DUE_COLUMNS} FROM workflows WHERE is_enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
          ORDER BY next_run_at, id LIMIT $2 + 0 {lock}"
@@ -94,7 +94,7 @@ fn due_batch_sql(lock: &str) -> String {
 
 /// The flood guard for `n` workflows (`$1`…`$n`): the oldest unfinished job of
 /// each workflow that has one.
-fn unfinished_sql(n: usize) -> String {
+pub(crate) fn unfinished_sql(n: usize) -> String {
     format!(
         "SELECT workflow_id, MIN(id) FROM jobs WHERE status IN ('pending', 'running') AND workflow_id IN ({}) \
          GROUP BY workflow_id",
@@ -104,9 +104,18 @@ fn unfinished_sql(n: usize) -> String {
 
 /// The conditional move of a due time: `$1` the next due time, `$2` the
 /// workflow, `$3` the due time claimed; `also` adds `SET` clauses.
-fn move_due_sql(also: &str) -> String {
+pub(crate) fn move_due_sql(also: &str) -> String {
     format!("UPDATE workflows SET next_run_at = $1{also} WHERE id = $2 AND next_run_at = $3 AND is_enabled")
 }
+
+/// [`move_due_sql`]'s values.
+pub(crate) fn move_due_args(workflow_id: i64, due_at: i64, next_run_at: i64) -> [super::args::Arg<'static>; 3] {
+    args![next_run_at, workflow_id, due_at]
+}
+
+/// The `set` clauses of [`move_due_sql`] for each outcome of a claim.
+pub(crate) const SKIPPED: &str = ", skipped_runs = skipped_runs + 1";
+pub(crate) const RAN: &str = ", last_run_at = $3, last_error = NULL";
 
 impl Store {
     /// Enabled workflows with `next_run_at` at or before `now`, or NULL; oldest due first.
@@ -168,7 +177,7 @@ impl Store {
     /// caller then falls back to [`Store::claim_and_enqueue_workflow_run`], one
     /// due time per transaction, so one broken workflow cannot hold back the rest.
     ///
-    /// On SQLite the batch runs in the writer lane ([`super::lane`]), on
+    /// On SQLite the batch runs in the writer lane ([`super::sqlite::lane`]), on
     /// rusqlite: two statements per due time through sqlx were ~100 µs of
     /// round trips to its connection thread, and 10 000 due workflows took
     /// 1.2–1.6 s to enqueue (cron-burst).
@@ -178,10 +187,10 @@ impl Store {
         limit: i64,
         plan: impl Fn(&DueWorkflow) -> DuePlan + Send + 'static,
     ) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
-        let lock = match self.dialect() {
-            Dialect::Sqlite => return self.claim_due_workflow_runs_sqlite(now, limit, plan).await,
-            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-        };
+        if let Some(lite) = self.sqlite() {
+            return super::sqlite::scheduling::claim_due_workflow_runs(&lite.lane, now, limit, plan).await;
+        }
+        let lock = "FOR UPDATE SKIP LOCKED";
         let mut tx = self.begin_write().await?;
         let due: Vec<DueWorkflow> =
             sqlx::query_as(super::sql(due_batch_sql(lock))).bind(now).bind(limit).fetch_all(&mut *tx).await?;
@@ -218,33 +227,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    async fn claim_due_workflow_runs_sqlite(
-        &self,
-        now: i64,
-        limit: i64,
-        plan: impl Fn(&DueWorkflow) -> DuePlan + Send + 'static,
-    ) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
-        self.lane()?
-            .run(move |conn| {
-                // Alone in the lane this is the whole transaction: take the
-                // write lock before reading anything, as BEGIN IMMEDIATE does
-                // for the sqlx path. In a batch, the lane's own BEGIN IMMEDIATE
-                // holds it already and a savepoint keeps this all-or-nothing.
-                if conn.is_autocommit() {
-                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let claimed = claim_batch_sqlite(&tx, now, limit, &plan)?;
-                    tx.commit()?;
-                    Ok(claimed)
-                } else {
-                    let sp = conn.savepoint()?;
-                    let claimed = claim_batch_sqlite(&sp, now, limit, &plan)?;
-                    sp.commit()?;
-                    Ok(claimed)
-                }
-            })
-            .await
     }
 
     /// Claims one due time and, in the same transaction, enqueues its job — or,
@@ -297,81 +279,6 @@ impl Store {
     }
 }
 
-/// The SQLite batch claim on the lane's connection, inside its transaction:
-/// the sqlx path's statements ([`due_batch_sql`], [`unfinished_sql`],
-/// [`move_due_sql`], the job insert), bound by name on the lane's connection.
-fn claim_batch_sqlite(
-    conn: &rusqlite::Connection,
-    now: i64,
-    limit: i64,
-    plan: &dyn Fn(&DueWorkflow) -> DuePlan,
-) -> Result<Vec<(DueWorkflow, ClaimOutcome)>> {
-    let params: [(&str, &dyn rusqlite::ToSql); 2] = [("$1", &now), ("$2", &limit)];
-    let due = conn
-        .prepare_cached(&due_batch_sql(""))?
-        .query_map(&params[..], |r| {
-            Ok(DueWorkflow {
-                id: r.get(0)?,
-                agent_id: r.get(1)?,
-                name: r.get(2)?,
-                schedule: r.get(3)?,
-                prompt: r.get(4)?,
-                channel_id: r.get(5)?,
-                platform: r.get(6)?,
-                next_run_at: r.get(7)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if due.is_empty() {
-        return Ok(vec![]);
-    }
-    // `$1`…`$n` appear in order, so they bind by position.
-    let unfinished: HashMap<i64, i64> = conn
-        .prepare_cached(&unfinished_sql(due.len()))?
-        .query_map(rusqlite::params_from_iter(due.iter().map(|w| w.id)), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let move_due = |id: i64, due_at: i64, next_run_at: i64, also: &str| -> Result<bool> {
-        let params: [(&str, &dyn rusqlite::ToSql); 3] = [("$1", &next_run_at), ("$2", &id), ("$3", &due_at)];
-        Ok(conn.prepare_cached(&move_due_sql(also))?.execute(&params[..])? > 0)
-    };
-    let mut outcomes = Vec::with_capacity(due.len());
-    for wf in due {
-        let Some(due_at) = wf.next_run_at else { continue };
-        let outcome = match plan(&wf) {
-            DuePlan::Postpone { next_run_at } => match move_due(wf.id, due_at, next_run_at, "")? {
-                true => ClaimOutcome::Postponed,
-                false => ClaimOutcome::Lost,
-            },
-            DuePlan::OverBudget { next_run_at, reason } => {
-                match move_due(wf.id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1")? {
-                    true => {
-                        conn.prepare_cached(SET_LAST_ERROR)?.execute(rusqlite::params![reason, wf.id])?;
-                        ClaimOutcome::OverBudget
-                    }
-                    false => ClaimOutcome::Lost,
-                }
-            }
-            DuePlan::Fire { next_run_at, mut job } => match unfinished.get(&wf.id) {
-                Some(&unfinished_job_id) => {
-                    match move_due(wf.id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1")? {
-                        true => ClaimOutcome::Skipped { unfinished_job_id },
-                        false => ClaimOutcome::Lost,
-                    }
-                }
-                None => match move_due(wf.id, due_at, next_run_at, ", last_run_at = $3, last_error = NULL")? {
-                    true => {
-                        job.workflow_id = Some(wf.id);
-                        ClaimOutcome::Enqueued { job_id: insert_job_lane(conn, &job, now)? }
-                    }
-                    false => ClaimOutcome::Lost,
-                },
-            },
-        };
-        outcomes.push((wf, outcome));
-    }
-    Ok(outcomes)
-}
-
 /// Claims one due time inside the caller's transaction: moves it on and
 /// enqueues the job (recording the run), or — with an unfinished job of the
 /// workflow — moves it on and counts a skipped run. Lost when the due time is
@@ -379,13 +286,11 @@ fn claim_batch_sqlite(
 async fn fire(tx: &mut Tx<'_>, run: &WorkflowRun<'_>, unfinished: Option<i64>) -> Result<ClaimOutcome> {
     let (id, due, next) = (run.workflow_id, run.due_at, run.next_run_at);
     Ok(match unfinished {
-        Some(unfinished_job_id) => {
-            match move_due_time(&mut **tx, id, due, next, ", skipped_runs = skipped_runs + 1").await? {
-                true => ClaimOutcome::Skipped { unfinished_job_id },
-                false => ClaimOutcome::Lost,
-            }
-        }
-        None => match move_due_time(&mut **tx, id, due, next, ", last_run_at = $3, last_error = NULL").await? {
+        Some(unfinished_job_id) => match move_due_time(&mut **tx, id, due, next, SKIPPED).await? {
+            true => ClaimOutcome::Skipped { unfinished_job_id },
+            false => ClaimOutcome::Lost,
+        },
+        None => match move_due_time(&mut **tx, id, due, next, RAN).await? {
             true => {
                 let mut job = run.job.clone();
                 job.workflow_id = Some(id);
@@ -396,8 +301,8 @@ async fn fire(tx: &mut Tx<'_>, run: &WorkflowRun<'_>, unfinished: Option<i64>) -
     })
 }
 
-/// Why a workflow's last due time was not run (`?1` the text, `?2` the workflow).
-const SET_LAST_ERROR: &str = "UPDATE workflows SET last_error = ?1 WHERE id = ?2";
+/// Why a workflow's last due time was not run (`$1` the text, `$2` the workflow).
+pub(crate) const SET_LAST_ERROR: &str = "UPDATE workflows SET last_error = $1 WHERE id = $2";
 
 /// Claims a due time without a run (a budget is used up): moved on, counted
 /// as skipped, the reason stored; Lost when the due time is no longer there.
@@ -408,15 +313,10 @@ async fn skip_over_budget(
     next_run_at: i64,
     reason: &str,
 ) -> Result<ClaimOutcome> {
-    if !move_due_time(&mut **tx, workflow_id, due_at, next_run_at, ", skipped_runs = skipped_runs + 1").await? {
+    if !move_due_time(&mut **tx, workflow_id, due_at, next_run_at, SKIPPED).await? {
         return Ok(ClaimOutcome::Lost);
     }
-    sqlx::query("UPDATE workflows SET last_error = $1 WHERE id = $2")
-        .bind(reason)
-        .bind(workflow_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
+    sqlx::query(SET_LAST_ERROR).bind(reason).bind(workflow_id).execute(&mut **tx).await.map_err(classify)?;
     Ok(ClaimOutcome::OverBudget)
 }
 
@@ -429,10 +329,7 @@ async fn move_due_time<'e>(
     next_run_at: i64,
     also: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(super::sql(move_due_sql(also)))
-        .bind(next_run_at)
-        .bind(workflow_id)
-        .bind(due_at)
+    let done = super::args::query(super::sql(move_due_sql(also)), move_due_args(workflow_id, due_at, next_run_at))
         .execute(ex)
         .await
         .map_err(classify)?;

@@ -4,47 +4,96 @@
 //! NUMERIC, which the Any driver cannot decode. `DOUBLE PRECISION` is a valid
 //! CAST target in both dialects (SQLite gives it REAL affinity).
 
+use super::args::Arg;
 use super::{Result, Store, classify};
 use crate::domain::usage::{AgentUsage, ModelUsage, ProviderUsage, UsageRecord, UsageReport};
 
-/// Inserts a usage row. An account or agent deleted meanwhile is stored as
-/// NULL (the row keeps its numbers) instead of refusing the write.
+/// A usage row: one served model call. The one insert of the table, run by
+/// sqlx ([`insert_usage_row`]) and by the SQLite writer lane
+/// ([`super::sqlite::queue`]) with the values of [`usage_args`].
+///
+/// An account or agent deleted meanwhile is stored as NULL (the row keeps its
+/// numbers) instead of refusing the write. The cost is bound as a number
+/// (`$9`) plus a flag that says whether there is one (`$14`): sqlx 0.9's Any
+/// driver encodes a NULL `f64` as a `float4` (its `AnyTypeInfoKind::Double`
+/// arm adds `Option::<f32>::None`), so when an unpriced call was the first on
+/// a connection, the cached statement took parameter 9 as `float4` and
+/// Postgres then refused every priced call's 8-byte `float8` on that
+/// connection ("incorrect binary data format in bind parameter 9"): its usage
+/// row was lost. SQLite takes the same text (the flag binds as 0/1).
+pub(crate) const INSERT_USAGE: &str = "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, \
+     model, input_tokens, output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens, \
+     api_key_id) SELECT (SELECT id FROM accounts WHERE id = $1), (SELECT id FROM agents WHERE id = $2), $3, $4, $5, \
+     $6, $7, $8, CASE WHEN $14 THEN $9 ELSE NULL END, $10, $11, $12, $13, $15 RETURNING id";
+
+/// [`INSERT_USAGE`]'s values.
+pub(crate) fn usage_args(u: &UsageRecord) -> [Arg<'_>; 15] {
+    args![
+        u.account_id,
+        u.agent_id,
+        &u.conversation_id,
+        u.job_id,
+        &u.provider,
+        &u.model,
+        u.input_tokens,
+        u.output_tokens,
+        u.cost_usd.unwrap_or(0.0),
+        u.duration_ms,
+        u.created_at,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.cost_usd.is_some(),
+        u.api_key_id,
+    ]
+}
+
+/// Inserts a usage row through `ex` (a pool or a transaction); returns its id.
 pub(crate) async fn insert_usage_row<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     u: &UsageRecord,
 ) -> Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO usage (account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, \
-         output_tokens, cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens, api_key_id) \
-         SELECT (SELECT id FROM accounts WHERE id = $1), \
-         (SELECT id FROM agents WHERE id = $2), $3, $4, $5, $6, $7, $8, CASE WHEN $14 THEN $9 ELSE NULL END, \
-         $10, $11, $12, $13, $15 RETURNING id",
-    )
-    .bind(u.account_id)
-    .bind(u.agent_id)
-    .bind(&u.conversation_id)
-    .bind(u.job_id)
-    .bind(&u.provider)
-    .bind(&u.model)
-    .bind(u.input_tokens)
-    .bind(u.output_tokens)
-    // The cost is always bound as a number, its absence as a flag: sqlx
-    // 0.9's Any driver encodes a NULL `f64` as a `float4` (its
-    // `AnyTypeInfoKind::Double` arm adds `Option::<f32>::None`), so when an
-    // unpriced call was the first on a connection, the cached statement took
-    // parameter 9 as `float4` and Postgres then refused every priced call's
-    // 8-byte `float8` on that connection ("incorrect binary data format in
-    // bind parameter 9"): its usage row was lost.
-    .bind(u.cost_usd.unwrap_or(0.0))
-    .bind(u.duration_ms)
-    .bind(u.created_at)
-    .bind(u.cache_read_tokens)
-    .bind(u.cache_write_tokens)
-    .bind(u.cost_usd.is_some())
-    .bind(u.api_key_id)
-    .fetch_one(ex)
-    .await
-    .map_err(classify)
+    super::args::query_scalar(INSERT_USAGE, usage_args(u)).fetch_one(ex).await.map_err(classify)
+}
+
+any_row! {
+    impl UsageRecord {
+        account_id: Option<i64>,
+        agent_id: Option<i64>,
+        conversation_id: Option<String>,
+        job_id: Option<i64>,
+        provider: String,
+        model: String,
+        input_tokens: i64,
+        output_tokens: i64,
+        cache_read_tokens: i64,
+        cache_write_tokens: i64,
+        cost_usd: Option<f64>,
+        duration_ms: i64,
+        created_at: i64,
+        api_key_id: Option<i64>,
+    }
+}
+
+/// A usage row as stored: the call ([`UsageRecord`], what the worker
+/// records) and the row's id. Derefs to the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUsage {
+    pub id: i64,
+    pub call: UsageRecord,
+}
+
+impl std::ops::Deref for StoredUsage {
+    type Target = UsageRecord;
+    fn deref(&self) -> &UsageRecord {
+        &self.call
+    }
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for StoredUsage {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(StoredUsage { id: row.try_get("id")?, call: <UsageRecord as sqlx::FromRow<_>>::from_row(row)? })
+    }
 }
 
 any_row! {
@@ -94,6 +143,18 @@ impl Store {
     /// Records one LLM call. Returns the row id.
     pub async fn insert_usage(&self, u: &UsageRecord) -> Result<i64> {
         insert_usage_row(self.w(), u).await
+    }
+
+    /// The usage rows of one job, oldest first.
+    pub async fn usage_for_job(&self, job_id: i64) -> Result<Vec<StoredUsage>> {
+        Ok(sqlx::query_as(
+            "SELECT id, account_id, agent_id, conversation_id, job_id, provider, model, input_tokens, output_tokens, \
+             cost_usd, duration_ms, created_at, cache_read_tokens, cache_write_tokens, api_key_id FROM usage \
+             WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(self.r())
+        .await?)
     }
 
     /// Totals and breakdowns of the calls made at or after `since_ms`.

@@ -50,6 +50,35 @@ impl WorkflowRow {
     }
 }
 
+/// The one insert of a workflow, through `ex` (a pool or a transaction):
+/// the API's [`Store::create_workflow`] and the conductor's `CREATE_CRON`
+/// ([`super::effects::EffectsTx::create_workflow_from_action`]). Returns its id.
+pub(crate) async fn insert_workflow<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    f: &WorkflowFields,
+    now: i64,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
+         next_run_at, created_at, updated_at, daily_budget_usd, monthly_budget_usd) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+    )
+    .bind(&f.name)
+    .bind(f.agent_id)
+    .bind(&f.schedule)
+    .bind(&f.prompt)
+    .bind(&f.channel_id)
+    .bind(&f.platform)
+    .bind(f.is_enabled)
+    .bind(f.next_run_at)
+    .bind(now)
+    .bind(f.daily_budget_usd)
+    .bind(f.monthly_budget_usd)
+    .fetch_one(ex)
+    .await
+    .map_err(classify)
+}
+
 const WF_SELECT: &str = "SELECT w.id, w.name, w.agent_id, a.name AS agent_name, w.schedule, w.prompt, w.channel_id, \
      w.platform, w.is_enabled, w.last_run_at, w.next_run_at, w.daily_budget_usd, w.monthly_budget_usd, \
      w.skipped_runs, w.last_error FROM workflows w JOIN agents a ON a.id = w.agent_id";
@@ -70,25 +99,7 @@ impl Store {
 
     /// Inserts a workflow; a missing agent is [`super::DbError::MissingReference`].
     pub async fn create_workflow(&self, f: &WorkflowFields) -> Result<Workflow> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO workflows (name, agent_id, schedule, prompt, channel_id, platform, is_enabled, \
-             next_run_at, created_at, updated_at, daily_budget_usd, monthly_budget_usd) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
-        )
-        .bind(&f.name)
-        .bind(f.agent_id)
-        .bind(&f.schedule)
-        .bind(&f.prompt)
-        .bind(&f.channel_id)
-        .bind(&f.platform)
-        .bind(f.is_enabled)
-        .bind(f.next_run_at)
-        .bind(now_ms())
-        .bind(f.daily_budget_usd)
-        .bind(f.monthly_budget_usd)
-        .fetch_one(self.w())
-        .await
-        .map_err(classify)?;
+        let id = insert_workflow(self.w(), f, now_ms()).await?;
         self.get_workflow(id).await?.map(|(w, _)| w).ok_or(super::DbError::NotFound)
     }
 

@@ -6,13 +6,13 @@
 //! pool: one more). Those reads take tens of microseconds in SQLite; the
 //! hand-offs and thread switches around them cost more than the reads. So on
 //! SQLite the store keeps a few `rusqlite` read connections of its own and
-//! runs these statements directly on the caller's thread ([`Store::hot_read`]):
+//! runs these statements directly on the caller's thread ([`Readers::read`]):
 //! a WAL reader never waits for the writer, and each of these statements reads
 //! a handful of rows by index. (The one that can read more, a conversation's
 //! first full load, reads one conversation once per worker.)
 //!
 //! A connection goes back to the idle list after its closure returns (at most
-//! [`MAX_IDLE`] are kept); [`Store::close`] empties the list and refuses hot
+//! [`MAX_IDLE`] are kept); `Store::close` empties the list and refuses hot
 //! reads from then on, like a closed pool. Postgres keeps the pool: its round
 //! trips are network round trips either way.
 
@@ -20,14 +20,15 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{DbError, Dialect, Result, Store};
+use super::Arg;
+use crate::db::{DbError, Result};
 
 /// The most idle read connections kept (about the number of threads that read at once).
 pub const MAX_IDLE: usize = 8;
 
 /// Idle hot-read connections (SQLite only).
 #[derive(Default)]
-pub struct Readers {
+pub(crate) struct Readers {
     path: String,
     slot: Mutex<Slot>,
 }
@@ -67,7 +68,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // Set up like the read pool these reads used to go through.
-        conn.execute_batch(super::SQLITE_SETUP)?;
+        conn.execute_batch(crate::db::SQLITE_SETUP)?;
         Ok(conn)
     }
 
@@ -80,7 +81,7 @@ impl Readers {
         }
     }
 
-    fn idle(&self) -> usize {
+    pub(crate) fn idle(&self) -> usize {
         self.slot.lock().map(|s| s.idle.len()).unwrap_or(0)
     }
 }
@@ -89,27 +90,20 @@ fn closed() -> DbError {
     DbError::Closed
 }
 
-impl Store {
-    /// On SQLite, runs `f` on a hot-read connection on this thread and returns
-    /// `Some` of its result; on Postgres returns `None` (use the pool).
-    pub(crate) fn hot_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
-        if self.dialect != Dialect::Sqlite {
-            return None;
-        }
-        let conn = match self.hot.take() {
-            Ok(conn) => conn,
-            Err(e) => return Some(Err(e)),
-        };
+impl Readers {
+    /// Runs `f` on a hot-read connection on this thread.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
         let result = f(&conn);
         // A failed statement leaves nothing open (each is its own implicit
         // transaction, reset when its handle is dropped): the connection is
         // reusable either way.
-        self.hot.give_back(conn);
-        Some(result)
+        self.give_back(conn);
+        result
     }
 
-    /// How many idle hot-read connections the store keeps now (diagnostics and tests).
-    pub fn hot_idle(&self) -> usize {
-        self.hot.idle()
+    /// Every row of one statement ([`super::all`]) on a hot-read connection.
+    pub(crate) fn all<R: super::FromSqlite>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<R>> {
+        self.read(|conn| super::all(conn, sql, args))
     }
 }

@@ -122,10 +122,10 @@ impl Lane {
     }
 }
 
-/// The lane's connection, set up like the pools' ([`super::SQLITE_SETUP`]).
+/// The lane's connection, set up like the pools' ([`crate::db::SQLITE_SETUP`]).
 fn open(path: &str) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.execute_batch(super::SQLITE_SETUP)?;
+    conn.execute_batch(crate::db::SQLITE_SETUP)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

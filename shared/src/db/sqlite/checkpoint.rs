@@ -9,7 +9,7 @@
 //! went from 6–7 ms to 9–14 ms.
 //!
 //! How: every connection of the store has `wal_autocheckpoint=0`
-//! ([`super::SQLITE_SETUP`]); this thread runs `PRAGMA wal_checkpoint(PASSIVE)`
+//! ([`crate::db::SQLITE_SETUP`]); this thread runs `PRAGMA wal_checkpoint(PASSIVE)`
 //! on its own connection — PASSIVE never blocks writers or readers, it copies
 //! what it can while they go on. It runs when the writer lane has committed
 //! [`EVERY_COMMITS`] times since the last request ([`Checkpointer::nudge`]),
@@ -59,7 +59,7 @@ impl Checkpointer {
     /// Opens the thread's connection to the database file at `path` and starts it.
     pub(crate) fn start(path: &str) -> Result<Checkpointer> {
         let conn = Connection::open(path)?;
-        conn.execute_batch(super::SQLITE_SETUP)?;
+        conn.execute_batch(crate::db::SQLITE_SETUP)?;
         let (tx, rx) = sync_channel(1);
         let stopped = Arc::new(AtomicBool::new(false));
         let catch_up = Arc::new(AtomicBool::new(false));
