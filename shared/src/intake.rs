@@ -30,6 +30,8 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use crate::bus::events::{JobReady, ReplyEvent, ReplyKind, RunFailure};
 use crate::bus::{Bus, Subscription, subjects};
 use crate::db::queue::{ChatRequest, Enqueued};
@@ -155,7 +157,16 @@ impl Intake {
     /// The caller sends whatever must reach its client before any reply event
     /// (the WebSocket ack), then calls [`Intake::announce`]. Most callers want
     /// [`Intake::submit`].
-    pub async fn accept(&self, msg: Incoming) -> Result<Accepted, IntakeError> {
+    ///
+    /// Boxed, like the other intake entry points: the gateway and the bridge
+    /// both call it, and an `async fn` awaited from another crate is compiled
+    /// again there with every query it runs (see [`crate::ServiceFuture`]).
+    #[inline(never)]
+    pub fn accept(&self, msg: Incoming) -> BoxFuture<'_, Result<Accepted, IntakeError>> {
+        Box::pin(self.accept_unboxed(msg))
+    }
+
+    async fn accept_unboxed(&self, msg: Incoming) -> Result<Accepted, IntakeError> {
         check(&msg)?;
         let route = self.route(&msg).await?;
         self.check_budget(route.agent_id).await?;
@@ -204,20 +215,26 @@ impl Intake {
     }
 
     /// [`Intake::accept`] then [`Intake::announce`].
-    pub async fn submit(&self, msg: Incoming) -> Result<Accepted, IntakeError> {
-        let accepted = self.accept(msg).await?;
-        self.announce(&accepted).await;
-        Ok(accepted)
+    #[inline(never)]
+    pub fn submit(&self, msg: Incoming) -> BoxFuture<'_, Result<Accepted, IntakeError>> {
+        Box::pin(async move {
+            let accepted = self.accept(msg).await?;
+            self.announce(&accepted).await;
+            Ok(accepted)
+        })
     }
 
     /// Like [`Intake::submit`], and watches the run: the subscription is made
     /// before the message is stored, so no event can outrun it.
-    pub async fn submit_and_watch(&self, msg: Incoming) -> Result<(Accepted, RunWatch), IntakeError> {
-        check(&msg)?; // before subscribing: a refused message costs no subscription
-        let events = self.subscribe(&msg.platform, &msg.channel_id).await;
-        let accepted = self.submit(msg).await?;
-        let watch = RunWatch::new(self.store.clone(), events, accepted.job_id);
-        Ok((accepted, watch))
+    #[inline(never)]
+    pub fn submit_and_watch(&self, msg: Incoming) -> BoxFuture<'_, Result<(Accepted, RunWatch), IntakeError>> {
+        Box::pin(async move {
+            check(&msg)?; // before subscribing: a refused message costs no subscription
+            let events = self.subscribe(&msg.platform, &msg.channel_id).await;
+            let accepted = self.submit(msg).await?;
+            let watch = RunWatch::new(self.store.clone(), events, accepted.job_id);
+            Ok((accepted, watch))
+        })
     }
 
     /// Watches a job that is already queued (a webhook's or workflow's run, a

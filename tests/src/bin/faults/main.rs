@@ -74,6 +74,25 @@ struct Ctx {
     quick: bool,
 }
 
+/// `Err("")` is `--help`; any other `Err` says what was refused.
+fn check_args(args: &[String], scenarios: &[&str]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => return Err(String::new()),
+            "--quick" => {}
+            "--only" => {
+                let value = rest.next().ok_or("--only needs a list of scenarios")?;
+                if let Some(unknown) = value.split(',').find(|name| !scenarios.contains(name)) {
+                    return Err(format!("unknown scenario {unknown:?}"));
+                }
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     arvis_shared::install_crypto_provider();
@@ -96,6 +115,21 @@ async fn main() {
         "bridge-kill",
     ];
     let quick_set = ["kill-worker", "effects-kill", "sigterm-all", "nats-outage", "bridge-kill"];
+    // Checked before anything starts: a mistyped scenario would otherwise run
+    // nothing and pass.
+    if let Err(refused) = check_args(&args[1..], &all) {
+        let usage = format!(
+            "usage: faults [--quick] [--only a,b]\n  --quick     only {} (about 1½ minutes)\n  --only a,b  only these of: {}\nBuild first: cargo build --workspace --bins",
+            quick_set.join(", "),
+            all.join(", ")
+        );
+        if refused.is_empty() {
+            println!("{usage}");
+            return;
+        }
+        eprintln!("faults: {refused}\n{usage}");
+        std::process::exit(2);
+    }
     let wants = |name: &str| match &only {
         Some(o) => o.iter().any(|x| x == name),
         None => !quick || quick_set.contains(&name),

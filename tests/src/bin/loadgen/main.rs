@@ -327,6 +327,60 @@ async fn chat_load(base: &str, agents: &[i64], secs: f64) -> (f64, u64) {
     (ok as f64 / secs, errors)
 }
 
+/// Every scenario, in the order a full run takes them.
+const SCENARIOS: [&str; 10] = [
+    "api-read",
+    "queue-raw",
+    "chat-throughput",
+    "chat-overhead",
+    "ws-chat",
+    "ws-fanout",
+    "cron-burst",
+    "telegram-inbound",
+    "v1-stream",
+    "idle-rss",
+];
+
+const USAGE: &str = "usage: loadgen [--secs N] [--only a,b] [--ws-clients N] [--workflows N]
+  --secs N        seconds per measured phase (default 6)
+  --only a,b      run only these scenarios: api-read, queue-raw, chat-throughput,
+                  chat-overhead, ws-chat, ws-fanout, cron-burst, telegram-inbound,
+                  v1-stream, idle-rss (default: all, about 2 minutes)
+  --ws-clients N  ws-fanout's WebSocket clients (default 10000)
+  --workflows N   cron-burst's workflows (default 10000)
+Build first: cargo build --release --workspace --bins";
+
+/// The command line is checked before anything starts: a typo in a flag or a
+/// scenario name would otherwise run the whole two-minute benchmark (or
+/// nothing) without a word. `Err("")` is `--help`.
+fn check_args(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => return Err(String::new()),
+            "--secs" | "--ws-clients" | "--workflows" => {
+                let value = rest.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                let ok = if arg == "--secs" {
+                    value.parse::<f64>().is_ok_and(|v| v > 0.0)
+                } else {
+                    value.parse::<u32>().is_ok_and(|v| v > 0)
+                };
+                if !ok {
+                    return Err(format!("{arg} takes a positive number, not {value:?}"));
+                }
+            }
+            "--only" => {
+                let value = rest.next().ok_or("--only needs a list of scenarios")?;
+                if let Some(unknown) = value.split(',').find(|name| !SCENARIOS.contains(name)) {
+                    return Err(format!("unknown scenario {unknown:?}"));
+                }
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     arvis_shared::install_crypto_provider();
@@ -338,6 +392,17 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("--provider-server") {
         provider_server(args[2].parse().unwrap()).await;
         return;
+    }
+    match check_args(&args[1..]) {
+        Ok(()) => {}
+        Err(refused) if refused.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(refused) => {
+            eprintln!("loadgen: {refused}\n{USAGE}");
+            std::process::exit(2);
+        }
     }
     let secs: f64 = args
         .iter()
