@@ -217,11 +217,15 @@ impl Intake {
     /// [`Intake::accept`] then [`Intake::announce`].
     #[inline(never)]
     pub fn submit(&self, msg: Incoming) -> BoxFuture<'_, Result<Accepted, IntakeError>> {
-        Box::pin(async move {
-            let accepted = self.accept(msg).await?;
-            self.announce(&accepted).await;
-            Ok(accepted)
-        })
+        Box::pin(self.submit_unboxed(msg))
+    }
+
+    /// Inside a boxed entry point, the steps are awaited unboxed: one
+    /// allocation per call, not one per step.
+    async fn submit_unboxed(&self, msg: Incoming) -> Result<Accepted, IntakeError> {
+        let accepted = self.accept_unboxed(msg).await?;
+        self.announce(&accepted).await;
+        Ok(accepted)
     }
 
     /// Like [`Intake::submit`], and watches the run: the subscription is made
@@ -231,7 +235,7 @@ impl Intake {
         Box::pin(async move {
             check(&msg)?; // before subscribing: a refused message costs no subscription
             let events = self.subscribe(&msg.platform, &msg.channel_id).await;
-            let accepted = self.submit(msg).await?;
+            let accepted = self.submit_unboxed(msg).await?;
             let watch = RunWatch::new(self.store.clone(), events, accepted.job_id);
             Ok((accepted, watch))
         })

@@ -114,7 +114,7 @@ impl Deps {
     /// bounded wait, so that an unreachable NATS server or database cannot
     /// keep the process alive.
     #[inline(never)]
-    pub fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+    pub fn close(&self) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(self.close_all())
     }
 

@@ -10,6 +10,8 @@
 //!   machine's server and dropped at its end; [`PrivatePg`]: a private cluster
 //!   (initdb + pg_ctl) that a scenario may restart.
 //! - [`wait_tcp`] / [`wait_http`]: bounded waits for a listener.
+//! - [`check_args`]: the command line of `faults` and `loadgen`, checked before
+//!   anything starts.
 //!
 //! The private `nats-server` is [`crate::NatsServer`].
 
@@ -247,4 +249,50 @@ pub async fn wait_http(url: &str) {
         assert!(Instant::now() < deadline, "{url} never answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What a flag of [`check_args`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// Nothing (`--quick`).
+    Nothing,
+    /// A positive whole number (`--workflows 2000`).
+    Count,
+    /// A positive number of seconds, fractions allowed (`--secs 0.5`).
+    Seconds,
+}
+
+/// Checks a benchmark or fault program's arguments (after the program name)
+/// before it starts anything: a mistyped flag or scenario would otherwise run
+/// everything, or nothing, without a word. `flags` are the program's own;
+/// `--only a,b` (names from `scenarios`) and `-h`/`--help` are common to both.
+/// `Err` with an empty text is `--help`; any other `Err` says what was refused.
+pub fn check_args(args: &[String], flags: &[(&str, Takes)], scenarios: &[&str]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let arg = arg.as_str();
+        if matches!(arg, "-h" | "--help" | "help") {
+            return Err(String::new());
+        }
+        if arg == "--only" {
+            let value = rest.next().ok_or("--only needs a list of scenarios")?;
+            if let Some(unknown) = value.split(',').find(|name| !scenarios.contains(name)) {
+                return Err(format!("unknown scenario {unknown:?}"));
+            }
+            continue;
+        }
+        let Some(&(_, takes)) = flags.iter().find(|(name, _)| *name == arg) else {
+            return Err(format!("unknown argument {arg:?}"));
+        };
+        let positive: fn(&str) -> bool = match takes {
+            Takes::Nothing => continue,
+            Takes::Count => |v| v.parse::<u32>().is_ok_and(|v| v > 0),
+            Takes::Seconds => |v| v.parse::<f64>().is_ok_and(|v| v > 0.0),
+        };
+        let value = rest.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        if !positive(value) {
+            return Err(format!("{arg} takes a positive number, not {value:?}"));
+        }
+    }
+    Ok(())
 }

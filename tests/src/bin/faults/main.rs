@@ -37,7 +37,7 @@ use arvis_shared::db::queue::ChatRequest;
 use arvis_testkit::NatsServer;
 use arvis_testkit::fake_discord::FakeDiscord;
 use arvis_testkit::fake_slack::FakeSlack;
-use arvis_testkit::harness::{Output, PrivatePg, Proc, ScratchPg, free_port};
+use arvis_testkit::harness::{Output, PrivatePg, Proc, ScratchPg, Takes, check_args, free_port};
 use arvis_testkit::{Chaos, FakeTelegram, MockLlm, MockReply};
 use serde_json::json;
 use sqlx::PgPool;
@@ -74,25 +74,6 @@ struct Ctx {
     quick: bool,
 }
 
-/// `Err("")` is `--help`; any other `Err` says what was refused.
-fn check_args(args: &[String], scenarios: &[&str]) -> Result<(), String> {
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "-h" | "--help" | "help" => return Err(String::new()),
-            "--quick" => {}
-            "--only" => {
-                let value = rest.next().ok_or("--only needs a list of scenarios")?;
-                if let Some(unknown) = value.split(',').find(|name| !scenarios.contains(name)) {
-                    return Err(format!("unknown scenario {unknown:?}"));
-                }
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     arvis_shared::install_crypto_provider();
@@ -115,9 +96,9 @@ async fn main() {
         "bridge-kill",
     ];
     let quick_set = ["kill-worker", "effects-kill", "sigterm-all", "nats-outage", "bridge-kill"];
-    // Checked before anything starts: a mistyped scenario would otherwise run
-    // nothing and pass.
-    if let Err(refused) = check_args(&args[1..], &all) {
+    // Checked before anything starts (`harness::check_args`): a mistyped
+    // scenario would otherwise run nothing and pass.
+    if let Err(refused) = check_args(&args[1..], &[("--quick", Takes::Nothing)], &all) {
         let usage = format!(
             "usage: faults [--quick] [--only a,b]\n  --quick     only {} (about 1½ minutes)\n  --only a,b  only these of: {}\nBuild first: cargo build --workspace --bins",
             quick_set.join(", "),

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use arvis_testkit::NatsServer;
-use arvis_testkit::harness::{Output, Proc, ScratchPg, free_port, wait_http};
+use arvis_testkit::harness::{Output, Proc, ScratchPg, Takes, check_args, free_port, wait_http};
 
 // One file per scenario.
 mod api_read;
@@ -341,44 +341,18 @@ const SCENARIOS: [&str; 10] = [
     "idle-rss",
 ];
 
-const USAGE: &str = "usage: loadgen [--secs N] [--only a,b] [--ws-clients N] [--workflows N]
+/// The usage text: the flags, and every scenario from [`SCENARIOS`].
+fn usage() -> String {
+    format!(
+        "usage: loadgen [--secs N] [--only a,b] [--ws-clients N] [--workflows N]
   --secs N        seconds per measured phase (default 6)
-  --only a,b      run only these scenarios: api-read, queue-raw, chat-throughput,
-                  chat-overhead, ws-chat, ws-fanout, cron-burst, telegram-inbound,
-                  v1-stream, idle-rss (default: all, about 2 minutes)
+  --only a,b      run only these scenarios (default: all, about 2 minutes):
+                  {}
   --ws-clients N  ws-fanout's WebSocket clients (default 10000)
   --workflows N   cron-burst's workflows (default 10000)
-Build first: cargo build --release --workspace --bins";
-
-/// The command line is checked before anything starts: a typo in a flag or a
-/// scenario name would otherwise run the whole two-minute benchmark (or
-/// nothing) without a word. `Err("")` is `--help`.
-fn check_args(args: &[String]) -> Result<(), String> {
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "-h" | "--help" | "help" => return Err(String::new()),
-            "--secs" | "--ws-clients" | "--workflows" => {
-                let value = rest.next().ok_or_else(|| format!("{arg} needs a value"))?;
-                let ok = if arg == "--secs" {
-                    value.parse::<f64>().is_ok_and(|v| v > 0.0)
-                } else {
-                    value.parse::<u32>().is_ok_and(|v| v > 0)
-                };
-                if !ok {
-                    return Err(format!("{arg} takes a positive number, not {value:?}"));
-                }
-            }
-            "--only" => {
-                let value = rest.next().ok_or("--only needs a list of scenarios")?;
-                if let Some(unknown) = value.split(',').find(|name| !SCENARIOS.contains(name)) {
-                    return Err(format!("unknown scenario {unknown:?}"));
-                }
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(())
+Build first: cargo build --release --workspace --bins",
+        SCENARIOS.join(", ")
+    )
 }
 
 #[tokio::main]
@@ -393,14 +367,16 @@ async fn main() {
         provider_server(args[2].parse().unwrap()).await;
         return;
     }
-    match check_args(&args[1..]) {
+    // Checked before anything starts (`harness::check_args`).
+    let flags = [("--secs", Takes::Seconds), ("--ws-clients", Takes::Count), ("--workflows", Takes::Count)];
+    match check_args(&args[1..], &flags, &SCENARIOS) {
         Ok(()) => {}
         Err(refused) if refused.is_empty() => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return;
         }
         Err(refused) => {
-            eprintln!("loadgen: {refused}\n{USAGE}");
+            eprintln!("loadgen: {refused}\n{}", usage());
             std::process::exit(2);
         }
     }
