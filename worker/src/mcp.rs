@@ -465,6 +465,60 @@ impl ClientHandler for Handler {
 
 type Running = RunningService<RoleClient, Handler>;
 
+/// Either transport behind one type. rmcp's client loop (`serve_inner`, the
+/// start-up handshake and their drop glue) is generic over the transport, so
+/// serving the two types directly compiled all of it twice into this crate;
+/// through this enum it is compiled once (build time, issue #17).
+enum AnyTransport {
+    Stdio(rmcp::transport::TokioChildProcess),
+    Http(rmcp::transport::StreamableHttpClientTransport<reqwest::Client>),
+}
+
+/// A transport's error, whichever transport it came from.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct TransportError(Box<dyn std::error::Error + Send + Sync>);
+
+impl TransportError {
+    fn new(error: impl std::error::Error + Send + Sync + 'static) -> TransportError {
+        TransportError(Box::new(error))
+    }
+}
+
+impl rmcp::transport::Transport<RoleClient> for AnyTransport {
+    type Error = TransportError;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MCP".into()
+    }
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send + 'static {
+        use futures::TryFutureExt as _;
+        use futures::future::Either;
+        match self {
+            AnyTransport::Stdio(t) => Either::Left(t.send(item).map_err(TransportError::new)),
+            AnyTransport::Http(t) => Either::Right(t.send(item).map_err(TransportError::new)),
+        }
+    }
+
+    async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<RoleClient>> {
+        match self {
+            AnyTransport::Stdio(t) => t.receive().await,
+            AnyTransport::Http(t) => t.receive().await,
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        match self {
+            AnyTransport::Stdio(t) => t.close().await.map_err(TransportError::new),
+            AnyTransport::Http(t) => t.close().await.map_err(TransportError::new),
+        }
+    }
+}
+
 /// Keeps one server connected until stopped.
 struct Supervisor {
     store: Store,
@@ -614,16 +668,11 @@ impl Supervisor {
     async fn connect(&self, tasks: &Tasks) -> Result<(Running, Arc<Notify>), ConnectError> {
         let refresh = Arc::new(Notify::new());
         let handler = Handler { refresh: refresh.clone() };
-        let running = match self.config.transport.as_str() {
-            "stdio" => {
-                let transport = self.spawn_child(tasks)?;
-                handler.serve(transport).await.map_err(|e| ConnectError::retry(format!("initialize: {e}")))?
-            }
-            _ => {
-                let transport = self.http_transport().await?;
-                handler.serve(transport).await.map_err(|e| ConnectError::retry(format!("initialize: {e}")))?
-            }
+        let transport = match self.config.transport.as_str() {
+            "stdio" => AnyTransport::Stdio(self.spawn_child(tasks)?),
+            _ => AnyTransport::Http(self.http_transport().await?),
         };
+        let running = handler.serve(transport).await.map_err(|e| ConnectError::retry(format!("initialize: {e}")))?;
         Ok((running, refresh))
     }
 
