@@ -19,7 +19,7 @@ pub mod context;
 pub mod error;
 pub mod failover;
 pub mod llm;
-pub mod mcp;
+pub use arvis_mcp as mcp;
 pub mod pipeline;
 pub mod pool;
 pub mod pricing;

@@ -88,9 +88,13 @@ pub async fn for_run(config: &Config, mcp: &Arc<McpManager>, allowed: &[String])
     let mut ctx = ToolContext::from_config(config, allowed);
     if !arvis_shared::domain::mcp::referenced_servers(allowed).is_empty() {
         let taken: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        for (binding, spec) in mcp.tools_for(allowed, &taken).await {
-            specs.push(spec);
-            ctx.mcp_tools.push(binding);
+        for offer in mcp.tools_for(allowed, &taken).await {
+            specs.push(ToolSpec {
+                name: offer.binding.wire.clone(),
+                description: offer.description,
+                parameters: offer.parameters,
+            });
+            ctx.mcp_tools.push(offer.binding);
         }
         ctx.mcp = Some(mcp.clone());
     }

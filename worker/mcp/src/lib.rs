@@ -26,6 +26,14 @@
 //! a tool error is never a failed run. Each call is counted in
 //! `arvis_mcp_tool_calls_total{server,tool,outcome}` and timed in
 //! `arvis_mcp_tool_call_duration_seconds`, with one log line.
+//!
+//! Why a crate of its own (`worker/mcp`, re-exported as `arvis_worker::mcp`):
+//! so that this cold code — and the rmcp generics it instantiates, a quarter of
+//! the worker's machine code at `-O3` — is compiled at a low opt-level
+//! (`[profile.release.package.arvis-mcp]` in Cargo.toml) without slowing the
+//! worker's hot paths. Its entry points return boxed futures from
+//! `#[inline(never)]` functions, so their bodies are compiled here once rather
+//! than again, at the worker's level, in every crate that awaits them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,7 +49,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::ToolSpec;
+use futures::future::BoxFuture;
 
 /// How long a run waits for a server that is (re)connecting before it goes on
 /// without its tools (or, for a call, answers the model with an error).
@@ -86,6 +94,16 @@ pub struct McpBinding {
     pub wire: String,
     pub server: String,
     pub tool: String,
+}
+
+/// One MCP tool offered to the model for one run: what it maps back to
+/// (`binding.wire` is its name on the wire), what it does, and the JSON Schema
+/// of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpOffer {
+    pub binding: McpBinding,
+    pub description: String,
+    pub parameters: Value,
 }
 
 /// A connection's state, as runs see it.
@@ -138,7 +156,12 @@ impl McpManager {
 
     /// Follows configuration changes: `ConfigChanged` notices for MCP servers
     /// and a periodic re-read. Ends at [`McpManager::shutdown`].
-    pub async fn watch_config(self: &Arc<Self>, bus: &arvis_shared::bus::Bus) {
+    #[inline(never)]
+    pub fn watch_config<'a>(self: &'a Arc<Self>, bus: &'a arvis_shared::bus::Bus) -> BoxFuture<'a, ()> {
+        Box::pin(self.watch_config_inner(bus))
+    }
+
+    async fn watch_config_inner(self: &Arc<Self>, bus: &arvis_shared::bus::Bus) {
         let mut notices = match bus.subscribe(arvis_shared::bus::subjects::CONFIG_CHANGED).await {
             Ok(s) => Some(s),
             Err(error) => {
@@ -260,8 +283,13 @@ impl McpManager {
     /// The MCP tools `allowed` grants, with their wire names, for one run.
     /// A server that is not ready within [`CONNECT_WAIT`] contributes none
     /// (the run goes on with the rest).
-    pub async fn tools_for(&self, allowed: &[String], taken: &[String]) -> Vec<(McpBinding, ToolSpec)> {
-        let mut out: Vec<(McpBinding, ToolSpec)> = Vec::new();
+    #[inline(never)]
+    pub fn tools_for<'a>(&'a self, allowed: &'a [String], taken: &'a [String]) -> BoxFuture<'a, Vec<McpOffer>> {
+        Box::pin(self.tools_for_inner(allowed, taken))
+    }
+
+    async fn tools_for_inner(&self, allowed: &[String], taken: &[String]) -> Vec<McpOffer> {
+        let mut out: Vec<McpOffer> = Vec::new();
         let mut used: Vec<String> = taken.to_vec();
         for server in domain::referenced_servers(allowed) {
             let tools = match self.ready(server, CONNECT_WAIT).await {
@@ -279,15 +307,28 @@ impl McpManager {
                 } else {
                     tool.description.clone()
                 };
-                let spec = ToolSpec { name: wire.clone(), description, parameters: parameters(&tool.input_schema) };
-                out.push((McpBinding { wire, server: server.to_string(), tool: tool.name.clone() }, spec));
+                out.push(McpOffer {
+                    binding: McpBinding { wire, server: server.to_string(), tool: tool.name.clone() },
+                    description,
+                    parameters: parameters(&tool.input_schema),
+                });
             }
         }
         out
     }
 
     /// Runs one `tools/call`; the text for the model, or the error for it.
-    pub async fn call(&self, server: &str, tool: &str, arguments: &Value) -> Result<String, String> {
+    #[inline(never)]
+    pub fn call<'a>(
+        &'a self,
+        server: &'a str,
+        tool: &'a str,
+        arguments: &'a Value,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(self.call_logged(server, tool, arguments))
+    }
+
+    async fn call_logged(&self, server: &str, tool: &str, arguments: &Value) -> Result<String, String> {
         let started = Instant::now();
         let result = self.call_inner(server, tool, arguments).await;
         let outcome = match &result {
@@ -339,7 +380,12 @@ impl McpManager {
 
     /// Closes every connection (children are killed) and waits for the
     /// supervisors, each bounded by [`CLOSE_GRACE`].
-    pub async fn shutdown(&self) {
+    #[inline(never)]
+    pub fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shutdown_inner())
+    }
+
+    async fn shutdown_inner(&self) {
         self.stop.cancel();
         let slots: Vec<Arc<Slot>> = match self.slots.lock() {
             Ok(mut s) => s.drain().map(|(_, v)| v).collect(),
